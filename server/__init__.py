@@ -1,0 +1,97 @@
+"""Sipang's web app: `create_app` assembles settings, database, extensions and blueprints."""
+
+import json
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from server import settings
+from server.instance import read_or_create_secret
+
+GENERATED_SECRETS = {
+    "SECRET_KEY": "secret_key",
+    "PII_KEY": "pii.key",
+    "CODE_KEY": "code.key",
+    "AUDIT_KEY": "audit.key",
+}
+
+
+def _from_environment() -> dict[str, Any]:
+    """Settings given as SIPANG_<NAME> environment variables (JSON values where they parse)."""
+    values: dict[str, Any] = {}
+    for name in [s.name for s in settings.SETTINGS] + list(GENERATED_SECRETS):
+        raw = os.environ.get(f"SIPANG_{name}")
+        if raw is None:
+            continue
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name] = raw
+    if os.environ.get("SIPANG_INSTANCE"):
+        values["INSTANCE_PATH"] = os.environ["SIPANG_INSTANCE"]
+    return values
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `test_config` overrides the environment and the defaults."""
+    config = settings.defaults() | _from_environment() | (test_config or {})
+    instance = Path(config["INSTANCE_PATH"]).resolve()
+    app = Flask(__name__, instance_path=str(instance), static_folder=None)
+    app.config.from_mapping(config)
+    app.config["INSTANCE_PATH"] = str(instance)
+    for name, filename in GENERATED_SECRETS.items():
+        if not app.config.get(name):
+            app.config[name] = read_or_create_secret(instance, filename)
+    app.config.setdefault("DATABASE", None)
+    app.config["DATABASE"] = app.config["DATABASE"] or str(instance / "sipang.db")
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+        RATELIMIT_HEADERS_ENABLED=True,
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False
+    app.logger.setLevel(app.config["LOG_LEVEL"])
+    logging.getLogger("werkzeug").setLevel(app.config["LOG_LEVEL"])
+
+    from server import db
+
+    database = db.connect(app.config["DATABASE"])
+    db.migrate(database)
+    database.close()
+    app.teardown_appcontext(db.close_db)
+
+    from server import access, errors
+    from server.extensions import csrf, limiter, socketio
+
+    errors.register_error_handlers(app)
+    access.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    socketio.init_app(app, async_mode="threading")
+
+    from server import audit, auth, devices, health, households, live, openapi, pages
+    from server import trees, users, villages
+
+    for module in (
+        pages,
+        health,
+        openapi,
+        auth,
+        users,
+        villages,
+        households,
+        trees,
+        devices,
+        audit,
+    ):
+        app.register_blueprint(module.bp)
+    assert live.NAMESPACE  # registers the Socket.IO handlers
+    return app

@@ -1,0 +1,129 @@
+"""Signing in and out: session cookies for people, bearer tokens for API clients."""
+
+from flask import Blueprint, current_app, g, jsonify, request, session
+from flask_wtf.csrf import generate_csrf
+
+from server import audit, users
+from server.access import PUBLIC, SIGNED_IN, allow
+from server.db import get_db, transaction
+from server.errors import ApiError
+from server.extensions import limiter
+from server.validation import json_body
+
+CREDENTIALS = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["username", "password"],
+    "properties": {
+        "username": {"type": "string", "minLength": 1, "maxLength": 64},
+        "password": {"type": "string", "minLength": 1, "maxLength": 200},
+        "label": {"type": "string", "maxLength": 100},
+    },
+    "example": {"username": "admin", "password": "correct horse battery"},
+}
+
+
+def login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def username_key() -> str:
+    data = request.get_json(silent=True)
+    name = data.get("username") if isinstance(data, dict) else request.form.get("username")
+    return f"username:{str(name or '').lower()}"
+
+
+def check_credentials(username: str, password: str) -> dict:
+    """The signed-in user, or a 401 that does not say which part was wrong."""
+    user = users.authenticate(username, password)
+    if user is None:
+        raise ApiError(401, "invalid_credentials", "Wrong username or password.")
+    if user["role"] == "measurer":
+        raise ApiError(403, "device_required", "Measurers sign in by enrolling a phone.")
+    return user
+
+
+def start_session(user: dict) -> None:
+    session.clear()
+    session["user_id"] = user["id"]
+    session["auth_epoch"] = user["auth_epoch"]
+    session.permanent = True
+    db = get_db()
+    with transaction(db):
+        audit.record(db, "session.started", f"user:{user['id']}", actor=f"user:{user['id']}")
+
+
+def end_session() -> None:
+    db = get_db()
+    with transaction(db):
+        audit.record(db, "session.ended", f"user:{g.user['id']}")
+    session.clear()
+
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+
+@bp.get("/csrf")
+@allow(PUBLIC)
+def csrf_token():
+    """A CSRF token for cookie-authenticated writes (send it as X-CSRFToken)."""
+    return jsonify(csrf_token=generate_csrf())
+
+
+@bp.post("/login")
+@limiter.limit(login_limit)
+@limiter.limit(login_limit, key_func=username_key)
+@allow(PUBLIC, body=CREDENTIALS)
+def login():
+    """Sign in with a password and receive a session cookie."""
+    data = json_body(CREDENTIALS)
+    user = check_credentials(data["username"], data["password"])
+    start_session(user)
+    return jsonify(user=users.public_user(user), csrf_token=generate_csrf())
+
+
+@bp.post("/logout")
+@allow(SIGNED_IN)
+def logout():
+    """End the session."""
+    end_session()
+    return jsonify(signed_out=True)
+
+
+@bp.get("/me")
+@allow(SIGNED_IN)
+def me():
+    """Who is signed in, and through which device."""
+    device = g.device
+    return jsonify(
+        user=users.public_user(g.user),
+        device={"id": device["id"], "label": device["label"]} if device else None,
+        auth=g.auth,
+    )
+
+
+@bp.post("/tokens")
+@limiter.limit(login_limit)
+@limiter.limit(login_limit, key_func=username_key)
+@allow(PUBLIC, body=CREDENTIALS, csrf=False)
+def create_token():
+    """Exchange a password for a bearer token (shown once) for API clients."""
+    data = json_body(CREDENTIALS)
+    user = check_credentials(data["username"], data["password"])
+    db = get_db()
+    with transaction(db):
+        token = users.issue_token(
+            db, user["id"], data.get("label", "api"), ttl_days=users.token_ttl_days()
+        )
+        audit.record(db, "token.issued", f"user:{user['id']}", actor=f"user:{user['id']}")
+    return jsonify(token=token, token_type="Bearer", user=users.public_user(user)), 201
+
+
+@bp.delete("/tokens/current")
+@allow(SIGNED_IN)
+def revoke_token():
+    """Revoke the bearer token this request was made with."""
+    if g.auth != "token":
+        raise ApiError(400, "bad_request", "This request carries no bearer token.")
+    users.revoke_current_token(get_db())
+    return jsonify(revoked=True)

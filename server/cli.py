@@ -1,0 +1,123 @@
+"""The `sipang` command line."""
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from server import create_app
+
+INSTANCE_HELP = "Instance folder (database, secrets, keys). Default ./instance or $SIPANG_INSTANCE."
+
+
+def with_app(command):
+    """Give a command an `--instance` option and run it inside that instance's app."""
+
+    @click.option(
+        "--instance",
+        "instance",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="SIPANG_INSTANCE",
+        default="instance",
+        show_default=True,
+        help=INSTANCE_HELP,
+    )
+    @functools.wraps(command)
+    def run(instance: Path, **kwargs):
+        app = create_app({"INSTANCE_PATH": str(instance)})
+        with app.app_context():
+            return command(app, **kwargs)
+
+    return run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sipang")
+def main() -> None:
+    """Sipang (四旁): village trees into carbon credits, with the farmers paid T+1."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@with_app
+def serve(app, host: str, port: int) -> None:
+    """Serve the web app, JSON API and live updates (Socket.IO)."""
+    from server import demo
+    from server.extensions import socketio
+
+    credentials = demo.load_credentials()
+    if credentials:
+        click.echo(demo.describe(credentials))
+    click.echo(f"Sipang is serving http://{host}:{port}/  (instance: {app.instance_path})")
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
+
+
+@main.command("demo")
+@with_app
+def demo_command(app) -> None:
+    """Create the demo county 武宁县 (idempotent) and print its demo users."""
+    from server import demo
+    from server.db import get_db
+
+    credentials = demo.create_demo(get_db())
+    click.echo(demo.describe(credentials))
+
+
+@main.group()
+def users() -> None:
+    """Manage staff and measurer accounts."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["admin", "bureau", "finance", "verifier", "measurer", "enterprise"]),
+    help="What the account may do.",
+)
+@click.option("--name", "display_name", help="Name shown in the app (default: the username).")
+@click.option("--county", "county_code", help="County code (bureau and verifier accounts).")
+@click.option("--village", "village_code", help="Village code (measurer accounts).")
+@click.option("--organisation", help="Company or court (enterprise accounts).")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input instead of prompting.",
+)
+@with_app
+def users_add(
+    app, username, role, display_name, county_code, village_code, organisation, password_stdin
+) -> None:
+    """Add an account; measurers get a one-time phone enrolment code instead of a password."""
+    from server import devices
+    from server import users as user_service
+    from server.db import get_db
+    from server.errors import ApiError
+
+    password = None
+    if role != "measurer":
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    db = get_db()
+    try:
+        user = user_service.create_user(
+            db,
+            username=username,
+            display_name=display_name or username,
+            role=role,
+            password=password,
+            county_code=county_code,
+            village_code=village_code,
+            organisation=organisation,
+        )
+    except ApiError as error:
+        raise click.ClickException(error.message) from error
+    click.echo(f"Added {role} {username} (id {user['id']}).")
+    if role == "measurer":
+        code = devices.create_enrolment_code(db, user, created_by=user["id"])
+        click.echo(f"Phone enrolment code: {code['code']} (valid until {code['expires_at']})")

@@ -1,0 +1,53 @@
+"""Live updates for dashboards over Socket.IO (namespace `/live`).
+
+Sync and writes stay plain HTTP; Socket.IO only pushes news to people watching. Events
+are listed in docs/events.md.
+"""
+
+from typing import Any
+
+from flask import request, session
+from flask_socketio import ConnectionRefusedError, join_room
+
+from server import users
+from server.extensions import socketio
+
+NAMESPACE = "/live"
+WATCHERS = ("admin", "bureau", "finance")
+
+
+def _watcher(auth: dict[str, Any] | None) -> dict[str, Any] | None:
+    token = (auth or {}).get("token")
+    if token:
+        found = users.lookup_token(str(token))
+        return found["user"] if found else None
+    user_id = session.get("user_id")
+    user = users.get_user(user_id) if user_id is not None else None
+    if user and user["active"] and user["auth_epoch"] == session.get("auth_epoch"):
+        return user
+    return None
+
+
+def county_room(county_id: int) -> str:
+    return f"county:{county_id}"
+
+
+@socketio.on("connect", namespace=NAMESPACE)
+def connect(auth: dict[str, Any] | None = None):
+    user = _watcher(auth)
+    if user is None or user["role"] not in WATCHERS:
+        raise ConnectionRefusedError("unauthorized")
+    room = county_room(user["county_id"]) if user["role"] == "bureau" else "everywhere"
+    join_room(room)
+    socketio.emit(
+        "welcome",
+        {"user": users.public_user(user), "room": room},
+        namespace=NAMESPACE,
+        to=request.sid,
+    )
+
+
+def announce(event: str, data: dict[str, Any], county_id: int) -> None:
+    """Tell dashboards watching this county (and the whole platform) what happened."""
+    for room in (county_room(county_id), "everywhere"):
+        socketio.emit(event, data, namespace=NAMESPACE, to=room)

@@ -1,0 +1,55 @@
+"""Server-rendered pages: the home page with the villages, sign-in and sign-out forms."""
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, send_from_directory
+
+from server import auth, villages
+from server.access import PUBLIC, SIGNED_IN, allow
+from server.errors import ApiError
+from server.extensions import limiter
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+@allow(PUBLIC)
+def home():
+    """The home page: what Sipang is and the villages taking part."""
+    return render_template("home.html", villages=villages.list_villages(), user=g.user)
+
+
+@bp.get("/login")
+@allow(PUBLIC)
+def login_form():
+    """The sign-in form."""
+    return render_template("login.html", error=None)
+
+
+@bp.post("/login")
+@limiter.limit(auth.login_limit)
+@limiter.limit(auth.login_limit, key_func=auth.username_key)
+@allow(PUBLIC)
+def login_submit():
+    """Sign in from the form."""
+    try:
+        user = auth.check_credentials(
+            request.form.get("username", "")[:64], request.form.get("password", "")[:200]
+        )
+    except ApiError as error:
+        return render_template("login.html", error=error.message), error.status
+    auth.start_session(user)
+    return redirect("/")
+
+
+@bp.post("/logout")
+@allow(SIGNED_IN)
+def logout_submit():
+    """Sign out from the form."""
+    auth.end_session()
+    return redirect("/")
+
+
+@bp.get("/static/<path:filename>")
+@allow(PUBLIC)
+def static(filename: str):
+    """Stylesheets and images for the server-rendered pages."""
+    return send_from_directory(current_app.root_path + "/static", filename, max_age=3600)

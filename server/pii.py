@@ -1,0 +1,62 @@
+"""Personal data at rest: AES-256-GCM encryption, blind indexes, and masking for display.
+
+Ciphertexts are bound to the row and field they belong to (associated data), so a value
+copied into another household or column fails to decrypt.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import current_app
+
+VERSION = "v1"
+
+
+def _key() -> bytes:
+    return bytes.fromhex(current_app.config["PII_KEY"])
+
+
+def encrypt(value: str | None, context: str) -> str | None:
+    """Encrypt `value` for the place named by `context` (e.g. `household:<code>:phone`)."""
+    if value is None:
+        return None
+    nonce = os.urandom(12)
+    sealed = AESGCM(_key()).encrypt(nonce, value.encode(), context.encode())
+    return f"{VERSION}:{base64.b64encode(nonce + sealed).decode()}"
+
+
+def decrypt(token: str | None, context: str) -> str | None:
+    """Decrypt a value written by `encrypt` for the same context."""
+    if token is None:
+        return None
+    version, _, payload = token.partition(":")
+    if version != VERSION:
+        raise ValueError(f"unknown PII format {version!r}")
+    raw = base64.b64decode(payload)
+    return AESGCM(_key()).decrypt(raw[:12], raw[12:], context.encode()).decode()
+
+
+def blind_index(value: str, purpose: str) -> str:
+    """A keyed hash that finds equal values (duplicates) without storing them."""
+    key = hmac.new(_key(), f"blind-index:{purpose}".encode(), hashlib.sha256).digest()
+    return hmac.new(key, value.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def mask_name(name: str) -> str:
+    """张三丰 → 张*丰, 张三 → 张*."""
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_tail(value: str | None, keep: int = 4) -> str | None:
+    """Show only the last `keep` characters: 13800001234 → *******1234."""
+    if value is None:
+        return None
+    digits = value.replace(" ", "")
+    return "*" * max(len(digits) - keep, 0) + digits[-keep:]

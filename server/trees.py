@@ -1,0 +1,155 @@
+"""Trees and their measurements: append-only events created on the measurer's phone."""
+
+import json
+import math
+import re
+from typing import Any
+
+from flask import Blueprint, g, jsonify
+from sqlite_utils import Database
+
+from server import audit
+from server.access import allow
+from server.clock import now_iso
+from server.db import first, get_db, transaction
+from server.errors import ApiError
+
+POSITIONS = {"house": "宅旁", "village": "村旁", "road": "路旁", "water": "水旁"}
+STATUSES = ("alive", "dead", "felled")
+# UUID (any version, phones make v7) or ULID: ids made offline never collide.
+_CLIENT_ID = re.compile(
+    r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-HJKMNP-TV-Z]{26})$"
+)
+
+
+def valid_client_id(value: str) -> bool:
+    return bool(_CLIENT_ID.match(value))
+
+
+def equivalent_dbh_mm(stems_mm: list[int]) -> int:
+    """One diameter for a multi-stem tree: D = √(Σ dᵢ²), rounded to the millimetre."""
+    return round(math.sqrt(sum(d * d for d in stems_mm)))
+
+
+def register_tree(
+    db: Database,
+    household: dict[str, Any],
+    *,
+    tree_id: str,
+    species_id: str,
+    position: str,
+    planting_year: int | None = None,
+    tag: str | None = None,
+    user_id: int | None = None,
+    device_id: str | None = None,
+) -> None:
+    """Add a tree to a household; the id comes from the phone that registered it."""
+    if not valid_client_id(tree_id):
+        raise ApiError(422, "validation_failed", "The tree id must be a UUID or a ULID.")
+    if position not in POSITIONS:
+        raise ApiError(422, "validation_failed", f"Unknown 四旁 position {position!r}.")
+    if first(db, "SELECT 1 FROM species WHERE id = ?", [species_id]) is None:
+        raise ApiError(422, "validation_failed", f"Unknown species {species_id!r}.")
+    with transaction(db):
+        db["trees"].insert(
+            {
+                "id": tree_id,
+                "household_id": household["id"],
+                "species_id": species_id,
+                "position": position,
+                "planting_year": planting_year,
+                "tag": tag,
+                "registered_by": user_id,
+                "device_id": device_id,
+                "created_at": now_iso(),
+            }
+        )
+        audit.record(
+            db,
+            "tree.registered",
+            f"tree:{tree_id}",
+            {"household": household["code"], "species": species_id},
+        )
+
+
+def record_measurement(
+    db: Database,
+    tree_id: str,
+    *,
+    measurement_id: str,
+    stems_mm: list[int],
+    height_cm: int | None,
+    client_time: str,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    gps_accuracy_m: float | None = None,
+    photo_sha256: str | None = None,
+    user_id: int | None = None,
+    device_id: str | None = None,
+) -> None:
+    """Record one measurement of a tree (DBH of each stem in mm, height in cm)."""
+    if not valid_client_id(measurement_id):
+        raise ApiError(422, "validation_failed", "The measurement id must be a UUID or a ULID.")
+    if not stems_mm or any(d <= 0 for d in stems_mm):
+        raise ApiError(422, "validation_failed", "Each stem needs a positive diameter.")
+    with transaction(db):
+        db["measurements"].insert(
+            {
+                "id": measurement_id,
+                "tree_id": tree_id,
+                "dbh_mm": equivalent_dbh_mm(stems_mm),
+                "stems_mm": json.dumps(stems_mm) if len(stems_mm) > 1 else None,
+                "height_cm": height_cm,
+                "latitude": latitude,
+                "longitude": longitude,
+                "gps_accuracy_m": gps_accuracy_m,
+                "photo_sha256": photo_sha256,
+                "measured_by": user_id,
+                "device_id": device_id,
+                "client_time": client_time,
+                "server_time": now_iso(),
+            }
+        )
+        audit.record(db, "tree.measured", f"tree:{tree_id}", {"measurement": measurement_id})
+
+
+def tree_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "species_id": row["species_id"],
+        "species_name_zh": row["name_zh"],
+        "position": row["position"],
+        "position_zh": POSITIONS[row["position"]],
+        "planting_year": row["planting_year"],
+        "tag": row["tag"],
+        "status": row["status"],
+        "measurements": row["measurements"],
+        "latest": None
+        if row["dbh_mm"] is None
+        else {
+            "dbh_cm": row["dbh_mm"] / 10,
+            "height_m": None if row["height_cm"] is None else row["height_cm"] / 100,
+            "measured_at": row["client_time"],
+        },
+    }
+
+
+bp = Blueprint("trees", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/households/<household_code>/trees")
+@allow("admin", "bureau", "verifier", "measurer", scope="household")
+def household_trees(household_code: str):
+    """A household's trees with their latest measurement."""
+    rows = get_db().query(
+        """SELECT t.*, s.name_zh,
+                  (SELECT count(*) FROM measurements m WHERE m.tree_id = t.id) AS measurements,
+                  m.dbh_mm, m.height_cm, m.client_time
+           FROM trees t JOIN species s ON s.id = t.species_id
+           LEFT JOIN measurements m ON m.id = (
+               SELECT id FROM measurements WHERE tree_id = t.id
+               ORDER BY client_time DESC LIMIT 1)
+           WHERE t.household_id = ? ORDER BY t.created_at, t.id""",
+        [g.household["id"]],
+    )
+    return jsonify(trees=[tree_view(row) for row in rows])
