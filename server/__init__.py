@@ -77,8 +77,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     socketio.init_app(app, async_mode="threading")
 
-    from server import audit, auth, devices, health, households, live, openapi, pages
-    from server import trees, users, villages
+    from server import (
+        audit,
+        auth,
+        devices,
+        health,
+        households,
+        live,
+        openapi,
+        pages,
+        trees,
+        users,
+        villages,
+    )
 
     for module in (
         pages,

@@ -93,7 +93,8 @@ def enrol(db: Database, code: str, label: str) -> dict[str, Any]:
     with transaction(db):
         device_id = register_device(db, row["user_id"], row["village_id"], label)
         spent = db.execute(
-            "UPDATE enrolment_codes SET used_at = ?, device_id = ? WHERE id = ? AND used_at IS NULL",
+            """UPDATE enrolment_codes SET used_at = ?, device_id = ?
+               WHERE id = ? AND used_at IS NULL""",
             [now_iso(), device_id, row["id"]],
         ).rowcount
         if spent != 1:

@@ -141,7 +141,7 @@ NEW_HOUSEHOLD = {
     "example": {
         "head_name": "示例户主",
         "phone": "17000000042",
-        "bank_account": "6200000000000000006",
+        "bank_account": "6200000000000000000",
         "consent_date": "2026-03-01",
     },
 }

@@ -1,0 +1,126 @@
+"""Shared fixtures: a real app on a real SQLite file, seeded with one small world."""
+
+import copy
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from server import create_app, devices, households, trees, users, villages
+from server.db import connect, get_db
+
+PASSWORD = "correct horse battery"
+STAFF_ROLES = ("admin", "bureau", "finance", "verifier", "enterprise")
+ROLES = (*STAFF_ROLES, "measurer")
+PHONE = "13912345678"
+BANK = "6222020200112345679"  # passes Luhn
+ID_NUMBER = "11010519491231002X"
+
+
+@dataclass
+class World:
+    """The seeded data: own county 360423 (villages A, B), another county 360424 (village C)."""
+
+    village_a: str = "360423101201"
+    village_b: str = "360423101202"
+    village_c: str = "360424100201"
+    household_a: str = ""
+    household_c: str = ""
+    tree_a: str = "0190f0a0-0000-7000-8000-00000000000a"
+    measurer_id: int = 0
+    device_id: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
+    user_ids: dict[str, int] = field(default_factory=dict)
+
+
+def seed(db: Database) -> World:
+    world = World()
+    villages.create_county(db, "360423", "武宁县")
+    villages.create_county(db, "360424", "修水县")
+    village_a = villages.create_village(db, world.village_a, "长水村", "宋溪镇", 29.26, 115.1)
+    villages.create_village(db, world.village_b, "西山村", "宋溪镇")
+    village_c = villages.create_village(db, world.village_c, "外县村")
+    for role in STAFF_ROLES:
+        user = users.create_user(
+            db, username=role, display_name=f"{role} 用户", role=role, password=PASSWORD,
+            county_code="360423" if role in ("bureau", "verifier") else None,
+        )
+        world.user_ids[role] = user["id"]
+        world.tokens[role] = users.issue_token(db, user["id"], "test")
+    measurer = users.create_user(
+        db, username="measurer", display_name="计量员", role="measurer",
+        village_code=world.village_a,
+    )
+    world.measurer_id = world.user_ids["measurer"] = measurer["id"]
+    code = devices.create_enrolment_code(db, measurer, world.user_ids["admin"])["code"]
+    enrolled = devices.enrol(db, code, "test phone")
+    world.device_id, world.tokens["measurer"] = enrolled["device_id"], enrolled["token"]
+    household = households.create_household(
+        db, village_a, head_name="张三丰", phone=PHONE, id_number=ID_NUMBER,
+        bank_account=BANK, consent_date="2026-03-01",
+    )
+    world.household_a = household["code"]
+    world.household_c = households.create_household(db, village_c, head_name="李四")["code"]
+    trees.register_tree(db, household, tree_id=world.tree_a,
+                        species_id="cunninghamia_lanceolata", position="house")
+    trees.record_measurement(
+        db, world.tree_a, measurement_id="0190f0a0-0000-7000-8000-0000000000b1",
+        stems_mm=[103], height_cm=1260, client_time="2026-03-01T08:00:00.000Z",
+        user_id=measurer["id"], device_id=world.device_id,
+    )
+    return world
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory) -> tuple[Path, World]:
+    """An instance folder seeded once; each test gets its own copy of it."""
+    folder = tmp_path_factory.mktemp("seeded") / "instance"
+    app = create_app({"INSTANCE_PATH": str(folder)})
+    with app.app_context():
+        world = seed(get_db())
+        get_db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return folder, world
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    """The test's instance folder: empty, unless the test also uses `app`."""
+    return tmp_path / "instance"
+
+
+@pytest.fixture
+def app(instance: Path, seeded):
+    """The app on a private copy of the seeded instance folder."""
+    folder, world = seeded
+    shutil.copytree(folder, instance)
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    app.world = copy.deepcopy(world)
+    yield app
+
+
+@pytest.fixture
+def world(app) -> World:
+    return app.world
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app) -> Database:
+    database = connect(app.config["DATABASE"])
+    yield database
+    database.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,137 @@
+"""Every route × every role, generated from the route table and each route's `@allow` rule."""
+
+import tempfile
+
+import pytest
+from flask import Flask
+
+from server import create_app
+from server.access import allow, rule_for
+from tests.conftest import PASSWORD, ROLES, bearer
+
+CALLERS = (None, *ROLES)
+DENIALS = {"unauthorized", "forbidden", "device_required", "out_of_scope"}
+
+
+def route_table(app: Flask) -> list[tuple[str, str, str]]:
+    """(endpoint, method, url rule) for every route the app serves."""
+    return sorted(
+        (rule.endpoint, method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    )
+
+
+ROUTE_APP = create_app({"INSTANCE_PATH": tempfile.mkdtemp(prefix="sipang-routes-")})
+ROUTES = route_table(ROUTE_APP)
+
+
+def url_for_world(rule: str, world, *, own: bool = True) -> str:
+    values = {
+        "<village_code>": world.village_a if own else world.village_c,
+        "<household_code>": world.household_a if own else world.household_c,
+        "<int:user_id>": str(world.user_ids["finance"]),
+        "<device_id>": world.device_id,
+        "<path:filename>": "site.css",
+    }
+    for placeholder, value in values.items():
+        rule = rule.replace(placeholder, value)
+    assert "<" not in rule, f"the matrix needs a sample value for {rule}"
+    return rule
+
+
+def request_body(app, client, endpoint: str, world) -> dict:
+    """A body that succeeds for an allowed caller: the route's documented example."""
+    view_rule = rule_for_app(app, endpoint)
+    if endpoint == "pages.login_submit":
+        return {"data": {"username": "admin", "password": PASSWORD}}
+    if view_rule.body is None:
+        return {}
+    body = dict(view_rule.body["example"])
+    if endpoint == "devices.new_enrolment_code":
+        body["measurer_id"] = world.measurer_id
+    if endpoint == "devices.enrol_device":
+        admin = bearer(world.tokens["admin"])
+        made = client.post("/api/v1/devices/enrolment-codes", headers=admin,
+                           json={"measurer_id": world.measurer_id})
+        body["code"] = made.json["code"]
+    return {"json": body}
+
+
+def rule_for_app(app, endpoint):
+    with app.app_context():
+        return rule_for(endpoint)
+
+
+def call(app, client, world, endpoint, method, rule, caller, *, own=True):
+    headers = {"Accept": "application/json"}
+    if caller is not None:
+        headers |= bearer(world.tokens[caller])
+    else:
+        headers["X-CSRFToken"] = client.get("/api/v1/auth/csrf").json["csrf_token"]
+    return client.open(url_for_world(rule, world, own=own), method=method, headers=headers,
+                       **request_body(app, client, endpoint, world))
+
+
+def test_every_route_declares_an_access_rule(app):
+    missing = [endpoint for endpoint, _, _ in ROUTES if rule_for_app(app, endpoint) is None]
+    assert missing == []
+
+
+def test_a_route_without_a_rule_is_refused(instance):
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    app.add_url_rule("/api/v1/forgotten", "forgotten", lambda: "secret")
+    response = app.test_client().get("/api/v1/forgotten")
+    assert response.status_code == 500
+    assert response.json["error"]["code"] == "no_access_rule"
+
+
+def test_allow_rejects_unknown_roles_and_scopes():
+    with pytest.raises(ValueError):
+        allow("admin", "superuser")
+    with pytest.raises(ValueError):
+        allow("admin", scope="planet")
+
+
+@pytest.mark.parametrize("caller", CALLERS, ids=lambda c: c or "anonymous")
+@pytest.mark.parametrize(("endpoint", "method", "rule"), ROUTES, ids=lambda v: str(v))
+def test_route_answers_each_role_as_its_rule_says(app, client, world, endpoint, method, rule,
+                                                  caller):
+    access = rule_for_app(app, endpoint)
+    response = call(app, client, world, endpoint, method, rule, caller)
+    code = (response.get_json(silent=True) or {}).get("error", {}).get("code")
+    if access.public or (caller is not None and caller in access.roles):
+        assert response.status_code < 400, (response.status_code, response.get_data(True))
+        assert code is None
+    elif caller is None:
+        assert (response.status_code, code) == (401, "unauthorized")
+    else:
+        assert (response.status_code, code) == (403, "forbidden")
+
+
+SCOPED = [
+    (endpoint, method, rule, caller)
+    for endpoint, method, rule in ROUTES
+    if rule_for_app(ROUTE_APP, endpoint).scope
+    for caller in sorted(rule_for_app(ROUTE_APP, endpoint).roles)
+]
+
+
+@pytest.mark.parametrize(("endpoint", "method", "rule", "caller"), SCOPED, ids=lambda v: str(v))
+def test_scoped_route_refuses_another_countys_village(app, client, world, endpoint, method, rule,
+                                                      caller):
+    response = call(app, client, world, endpoint, method, rule, caller, own=False)
+    if caller == "admin":
+        assert response.status_code < 400
+    else:
+        assert response.status_code == 403
+        assert response.json["error"]["code"] == "out_of_scope"
+
+
+def test_measurer_is_limited_to_own_village_within_the_county(client, world):
+    token = bearer(world.tokens["measurer"])
+    assert client.get(f"/api/v1/villages/{world.village_a}/households",
+                      headers=token).status_code == 200
+    response = client.get(f"/api/v1/villages/{world.village_b}/households", headers=token)
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "out_of_scope"
