@@ -23,7 +23,7 @@ GENERATED_SECRETS = {
 def _from_environment() -> dict[str, Any]:
     """Settings given as SIPANG_<NAME> environment variables (JSON values where they parse)."""
     values: dict[str, Any] = {}
-    for name in [s.name for s in settings.SETTINGS] + list(GENERATED_SECRETS):
+    for name in [s.name for s in settings.SETTINGS]:
         raw = os.environ.get(f"SIPANG_{name}")
         if raw is None:
             continue

@@ -34,6 +34,18 @@ SETTINGS: tuple[Setting, ...] = (
         "into the instance folder on first run when not given.",
     ),
     Setting(
+        "CODE_KEY",
+        None,
+        "32-byte key (hex) from which each county's household-code secret is derived. "
+        "Generated into the instance folder on first run when not given.",
+    ),
+    Setting(
+        "AUDIT_KEY",
+        None,
+        "32-byte key (hex) keying the audit log's hash chain. Generated into the instance "
+        "folder on first run when not given.",
+    ),
+    Setting(
         "DATABASE",
         None,
         "Path of the SQLite database file; defaults to `sipang.db` in the instance folder.",
