@@ -33,6 +33,14 @@ def username_key() -> str:
     return f"username:{str(name or '').lower()}"
 
 
+# One allowance per client address and one per username, shared by every route that
+# checks a password (API login, token exchange, the HTML form).
+limit_by_address = limiter.shared_limit(login_limit, scope="password-by-address")
+limit_by_username = limiter.shared_limit(
+    login_limit, scope="password-by-username", key_func=username_key
+)
+
+
 def check_credentials(username: str, password: str) -> dict:
     """The signed-in user, or a 401 that does not say which part was wrong."""
     user = users.authenticate(username, password)
@@ -71,8 +79,8 @@ def csrf_token():
 
 
 @bp.post("/login")
-@limiter.limit(login_limit)
-@limiter.limit(login_limit, key_func=username_key)
+@limit_by_address
+@limit_by_username
 @allow(PUBLIC, body=CREDENTIALS)
 def login():
     """Sign in with a password and receive a session cookie."""
@@ -103,8 +111,8 @@ def me():
 
 
 @bp.post("/tokens")
-@limiter.limit(login_limit)
-@limiter.limit(login_limit, key_func=username_key)
+@limit_by_address
+@limit_by_username
 @allow(PUBLIC, body=CREDENTIALS, csrf=False)
 def create_token():
     """Exchange a password for a bearer token (shown once) for API clients."""

@@ -5,7 +5,6 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from server import auth, villages
 from server.access import PUBLIC, SIGNED_IN, allow
 from server.errors import ApiError
-from server.extensions import limiter
 
 bp = Blueprint("pages", __name__)
 
@@ -25,8 +24,8 @@ def login_form():
 
 
 @bp.post("/login")
-@limiter.limit(auth.login_limit)
-@limiter.limit(auth.login_limit, key_func=auth.username_key)
+@auth.limit_by_address
+@auth.limit_by_username
 @allow(PUBLIC)
 def login_submit():
     """Sign in from the form."""

@@ -44,13 +44,20 @@ def seed(db: Database) -> World:
     village_c = villages.create_village(db, world.village_c, "外县村")
     for role in STAFF_ROLES:
         user = users.create_user(
-            db, username=role, display_name=f"{role} 用户", role=role, password=PASSWORD,
+            db,
+            username=role,
+            display_name=f"{role} 用户",
+            role=role,
+            password=PASSWORD,
             county_code="360423" if role in ("bureau", "verifier") else None,
         )
         world.user_ids[role] = user["id"]
         world.tokens[role] = users.issue_token(db, user["id"], "test")
     measurer = users.create_user(
-        db, username="measurer", display_name="计量员", role="measurer",
+        db,
+        username="measurer",
+        display_name="计量员",
+        role="measurer",
         village_code=world.village_a,
     )
     world.measurer_id = world.user_ids["measurer"] = measurer["id"]
@@ -58,17 +65,28 @@ def seed(db: Database) -> World:
     enrolled = devices.enrol(db, code, "test phone")
     world.device_id, world.tokens["measurer"] = enrolled["device_id"], enrolled["token"]
     household = households.create_household(
-        db, village_a, head_name="张三丰", phone=PHONE, id_number=ID_NUMBER,
-        bank_account=BANK, consent_date="2026-03-01",
+        db,
+        village_a,
+        head_name="张三丰",
+        phone=PHONE,
+        id_number=ID_NUMBER,
+        bank_account=BANK,
+        consent_date="2026-03-01",
     )
     world.household_a = household["code"]
     world.household_c = households.create_household(db, village_c, head_name="李四")["code"]
-    trees.register_tree(db, household, tree_id=world.tree_a,
-                        species_id="cunninghamia_lanceolata", position="house")
+    trees.register_tree(
+        db, household, tree_id=world.tree_a, species_id="cunninghamia_lanceolata", position="house"
+    )
     trees.record_measurement(
-        db, world.tree_a, measurement_id="0190f0a0-0000-7000-8000-0000000000b1",
-        stems_mm=[103], height_cm=1260, client_time="2026-03-01T08:00:00.000Z",
-        user_id=measurer["id"], device_id=world.device_id,
+        db,
+        world.tree_a,
+        measurement_id="0190f0a0-0000-7000-8000-0000000000b1",
+        stems_mm=[103],
+        height_cm=1260,
+        client_time="2026-03-01T08:00:00.000Z",
+        user_id=measurer["id"],
+        device_id=world.device_id,
     )
     return world
 

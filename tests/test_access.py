@@ -52,8 +52,11 @@ def request_body(app, client, endpoint: str, world) -> dict:
         body["measurer_id"] = world.measurer_id
     if endpoint == "devices.enrol_device":
         admin = bearer(world.tokens["admin"])
-        made = client.post("/api/v1/devices/enrolment-codes", headers=admin,
-                           json={"measurer_id": world.measurer_id})
+        made = client.post(
+            "/api/v1/devices/enrolment-codes",
+            headers=admin,
+            json={"measurer_id": world.measurer_id},
+        )
         body["code"] = made.json["code"]
     return {"json": body}
 
@@ -69,8 +72,12 @@ def call(app, client, world, endpoint, method, rule, caller, *, own=True):
         headers |= bearer(world.tokens[caller])
     else:
         headers["X-CSRFToken"] = client.get("/api/v1/auth/csrf").json["csrf_token"]
-    return client.open(url_for_world(rule, world, own=own), method=method, headers=headers,
-                       **request_body(app, client, endpoint, world))
+    return client.open(
+        url_for_world(rule, world, own=own),
+        method=method,
+        headers=headers,
+        **request_body(app, client, endpoint, world),
+    )
 
 
 def test_every_route_declares_an_access_rule(app):
@@ -95,8 +102,9 @@ def test_allow_rejects_unknown_roles_and_scopes():
 
 @pytest.mark.parametrize("caller", CALLERS, ids=lambda c: c or "anonymous")
 @pytest.mark.parametrize(("endpoint", "method", "rule"), ROUTES, ids=lambda v: str(v))
-def test_route_answers_each_role_as_its_rule_says(app, client, world, endpoint, method, rule,
-                                                  caller):
+def test_route_answers_each_role_as_its_rule_says(
+    app, client, world, endpoint, method, rule, caller
+):
     access = rule_for_app(app, endpoint)
     response = call(app, client, world, endpoint, method, rule, caller)
     code = (response.get_json(silent=True) or {}).get("error", {}).get("code")
@@ -118,8 +126,9 @@ SCOPED = [
 
 
 @pytest.mark.parametrize(("endpoint", "method", "rule", "caller"), SCOPED, ids=lambda v: str(v))
-def test_scoped_route_refuses_another_countys_village(app, client, world, endpoint, method, rule,
-                                                      caller):
+def test_scoped_route_refuses_another_countys_village(
+    app, client, world, endpoint, method, rule, caller
+):
     response = call(app, client, world, endpoint, method, rule, caller, own=False)
     if caller == "admin":
         assert response.status_code < 400
@@ -130,8 +139,10 @@ def test_scoped_route_refuses_another_countys_village(app, client, world, endpoi
 
 def test_measurer_is_limited_to_own_village_within_the_county(client, world):
     token = bearer(world.tokens["measurer"])
-    assert client.get(f"/api/v1/villages/{world.village_a}/households",
-                      headers=token).status_code == 200
+    assert (
+        client.get(f"/api/v1/villages/{world.village_a}/households", headers=token).status_code
+        == 200
+    )
     response = client.get(f"/api/v1/villages/{world.village_b}/households", headers=token)
     assert response.status_code == 403
     assert response.json["error"]["code"] == "out_of_scope"

@@ -1,0 +1,44 @@
+"""Every setting, CLI command and live event is documented."""
+
+import re
+from pathlib import Path
+
+import click
+
+from server.cli import main
+from server.settings import SETTINGS
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SERVER = Path(__file__).resolve().parent.parent / "server"
+
+
+def test_every_setting_is_documented():
+    text = (DOCS / "settings.md").read_text()
+    missing = [s.name for s in SETTINGS if f"`{s.name}`" not in text]
+    assert missing == []
+    assert all(len(s.help.split()) >= 5 for s in SETTINGS)
+
+
+def _commands(group: click.Group, prefix: str = "sipang"):
+    for name, command in group.commands.items():
+        yield f"{prefix} {name}", command
+        if isinstance(command, click.Group):
+            yield from _commands(command, f"{prefix} {name}")
+
+
+def test_every_cli_command_is_documented_and_has_help():
+    text = (DOCS / "cli.md").read_text()
+    commands = dict(_commands(main))
+    assert {"sipang serve", "sipang demo", "sipang users", "sipang users add"} <= set(commands)
+    for path, command in commands.items():
+        assert f"`{path}" in text, f"{path} is not in docs/cli.md"
+        assert len((command.help or "").split()) >= 4, f"{path} needs help text"
+
+
+def test_every_live_event_is_documented():
+    text = (DOCS / "events.md").read_text()
+    source = "\n".join(p.read_text() for p in SERVER.rglob("*.py"))
+    emitted = set(re.findall(r"""(?:socketio\.emit|announce)\(\s*["']([\w.:-]+)["']""", source))
+    assert "welcome" in emitted
+    missing = [event for event in sorted(emitted) if f"`{event}`" not in text]
+    assert missing == []
