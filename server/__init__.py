@@ -21,16 +21,21 @@ GENERATED_SECRETS = {
 
 
 def _from_environment() -> dict[str, Any]:
-    """Settings given as SIPANG_<NAME> environment variables (JSON values where they parse)."""
+    """Settings given as SIPANG_<NAME>; numbers and booleans are read as JSON."""
     values: dict[str, Any] = {}
-    for name in [s.name for s in settings.SETTINGS]:
-        raw = os.environ.get(f"SIPANG_{name}")
+    for setting in settings.SETTINGS:
+        raw = os.environ.get(f"SIPANG_{setting.name}")
         if raw is None:
             continue
-        try:
-            values[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[name] = raw
+        if isinstance(setting.default, bool | int):
+            try:
+                values[setting.name] = json.loads(raw)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"SIPANG_{setting.name} must be a JSON number or boolean"
+                ) from error
+        else:
+            values[setting.name] = raw
     if os.environ.get("SIPANG_INSTANCE"):
         values["INSTANCE_PATH"] = os.environ["SIPANG_INSTANCE"]
     return values

@@ -42,3 +42,19 @@ def test_every_live_event_is_documented():
     assert "welcome" in emitted
     missing = [event for event in sorted(emitted) if f"`{event}`" not in text]
     assert missing == []
+
+
+def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+    from server import create_app
+
+    monkeypatch.setenv("SIPANG_INSTANCE", str(tmp_path / "from-env"))
+    monkeypatch.setenv("SIPANG_TOKEN_TTL_DAYS", "7")
+    monkeypatch.setenv("SIPANG_SESSION_COOKIE_SECURE", "true")
+    monkeypatch.setenv("SIPANG_SECRET_KEY", "1234")
+    app = create_app()
+    assert app.config["INSTANCE_PATH"] == str(tmp_path / "from-env")
+    assert app.config["TOKEN_TTL_DAYS"] == 7
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SECRET_KEY"] == "1234"
+    assert (tmp_path / "from-env" / "sipang.db").exists()
+    assert (tmp_path / "from-env" / "pii.key").stat().st_mode & 0o077 == 0
