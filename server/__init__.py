@@ -73,7 +73,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.close()
     app.teardown_appcontext(db.close_db)
 
-    from server import access, errors
+    from server import (
+        access,
+        audit,
+        auth,
+        devices,
+        errors,
+        health,
+        households,
+        live,  # noqa: F401 - its Socket.IO handlers must exist before init_app below
+        openapi,
+        pages,
+        trees,
+        users,
+        villages,
+    )
     from server.extensions import csrf, limiter, socketio
 
     errors.register_error_handlers(app)
@@ -81,21 +95,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     socketio.init_app(app, async_mode="threading")
-
-    from server import (
-        audit,
-        auth,
-        devices,
-        health,
-        households,
-        live,
-        openapi,
-        pages,
-        trees,
-        users,
-        villages,
-    )
-
     for module in (
         pages,
         health,
@@ -109,5 +108,4 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         audit,
     ):
         app.register_blueprint(module.bp)
-    assert live.NAMESPACE  # registers the Socket.IO handlers
     return app

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from server.access import allow, current_actor
 from server.clock import now_iso
-from server.db import get_db
+from server.db import get_db, transaction
 
 GENESIS = "0" * 64
 
@@ -40,20 +40,21 @@ def record(
     detail: dict[str, Any] | None = None,
     actor: str | None = None,
 ) -> None:
-    """Append one entry; call inside the same transaction as the change it records."""
-    last = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    row = {
-        "seq": seq,
-        "at": now_iso(),
-        "actor": actor or current_actor(),
-        "action": action,
-        "subject": subject,
-        "detail": json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
-    }
-    row["prev_hash"] = prev_hash
-    row["hash"] = _row_hash(audit_key(), prev_hash, row)
-    db["audit_log"].insert(row)
+    """Append one entry, inside the transaction of the change it records (or its own)."""
+    with transaction(db):
+        last = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        row = {
+            "seq": seq,
+            "at": now_iso(),
+            "actor": actor or current_actor(),
+            "action": action,
+            "subject": subject,
+            "detail": json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
+        }
+        row["prev_hash"] = prev_hash
+        row["hash"] = _row_hash(audit_key(), prev_hash, row)
+        db["audit_log"].insert(row)
 
 
 def verify_chain(db: Database, key: bytes) -> dict[str, Any]:

@@ -61,7 +61,10 @@ def demo_command(app) -> None:
     from server import demo
     from server.db import get_db
 
-    credentials = demo.create_demo(get_db())
+    try:
+        credentials = demo.create_demo(get_db())
+    except demo.DemoConflict as error:
+        raise click.ClickException(str(error)) from error
     click.echo(demo.describe(credentials))
 
 

@@ -59,6 +59,10 @@ STAFF = (  # username, display name, role, needs county
 )
 
 
+class DemoConflict(Exception):
+    """The instance holds data that `sipang demo` did not make and will not overwrite."""
+
+
 def _client_id(rng: random.Random, moment: datetime) -> str:
     """A UUIDv7 as a phone would make it: time-ordered, with random bits from `rng`."""
     value = (int(moment.timestamp() * 1000) << 80) | rng.getrandbits(80)
@@ -214,7 +218,7 @@ def create_demo(db: Database) -> dict[str, Any]:
     if first(db, "SELECT 1 FROM counties WHERE code = ?", [COUNTY[0]]) is None:
         credentials = _create_county(db)
     elif credentials is None:
-        raise RuntimeError("County 360423 exists but was not made by `sipang demo`.")
+        raise DemoConflict("County 360423 exists but was not made by `sipang demo`.")
     _refresh_enrolment_codes(db, credentials)
     _save_credentials(credentials)
     return credentials

@@ -111,6 +111,12 @@ def reveal(db: Database, household: dict[str, Any], field: str, purpose: str) ->
     return value
 
 
+def tree_count(db: Database, household_id: int) -> int:
+    return db.execute(
+        "SELECT count(*) FROM trees WHERE household_id = ?", [household_id]
+    ).fetchone()[0]
+
+
 def masked_view(row: dict[str, Any], village_code: str) -> dict[str, Any]:
     """A household as staff see it: personal data masked, never decrypted."""
     return {
@@ -167,11 +173,12 @@ def add_household(village_code: str):
     """Register one household (the roster import registers many at once)."""
     data = json_body(NEW_HOUSEHOLD)
     row = create_household(get_db(), g.village, **data)
-    return jsonify(household=masked_view(row, village_code)), 201
+    return jsonify(household=masked_view(row | {"trees": 0}, village_code)), 201
 
 
 @bp.get("/households/<household_code>")
 @allow("admin", "bureau", "verifier", "measurer", scope="household")
 def household(household_code: str):
     """One household, personal data masked."""
-    return jsonify(household=masked_view(g.household, g.village["code"]))
+    row = g.household | {"trees": tree_count(get_db(), g.household["id"])}
+    return jsonify(household=masked_view(row, g.village["code"]))

@@ -1,7 +1,8 @@
 """Live updates for dashboards over Socket.IO (namespace `/live`).
 
 Sync and writes stay plain HTTP; Socket.IO only pushes news to people watching. Events
-are listed in docs/events.md.
+are listed in docs/events.md. `create_app` imports this module before binding `socketio` to
+an app, so the handlers below are registered on every app's Socket.IO server.
 """
 
 from typing import Any
@@ -16,8 +17,9 @@ NAMESPACE = "/live"
 WATCHERS = ("admin", "bureau", "finance")
 
 
-def _watcher(auth: dict[str, Any] | None) -> dict[str, Any] | None:
-    token = (auth or {}).get("token")
+def _watcher(auth: Any) -> dict[str, Any] | None:
+    """The signed-in watcher: a bearer token in `auth` ({"token": ...}) or the session."""
+    token = auth.get("token") if isinstance(auth, dict) else None
     if token:
         found = users.lookup_token(str(token))
         return found["user"] if found else None
@@ -33,7 +35,8 @@ def county_room(county_id: int) -> str:
 
 
 @socketio.on("connect", namespace=NAMESPACE)
-def connect(auth: dict[str, Any] | None = None):
+def connect(auth: Any = None) -> None:
+    """Admit an admin, finance or bureau watcher and put it in its room; refuse others."""
     user = _watcher(auth)
     if user is None or user["role"] not in WATCHERS:
         raise ConnectionRefusedError("unauthorized")

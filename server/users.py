@@ -1,6 +1,7 @@
 """People who sign in: accounts, password hashing, bearer tokens; the admin's user routes."""
 
 import hashlib
+import re
 import secrets
 from typing import Any
 
@@ -20,6 +21,7 @@ _hasher = PasswordHasher()
 # Verified against when the username is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 MIN_PASSWORD_LENGTH = 10
+USERNAME = re.compile(r"[A-Za-z0-9._-]{3,64}")
 
 
 def public_user(user: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def public_user(user: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_user(user_id: int) -> dict[str, Any] | None:
+    if not 0 < user_id < 2**63:  # beyond SQLite's integers: no such user
+        return None
     return first(get_db(), "SELECT * FROM users WHERE id = ?", [user_id])
 
 
@@ -57,6 +61,14 @@ def create_user(
     """Create an account; measurers get a village and no password (they enrol a phone)."""
     if role not in ROLES:
         raise ApiError(422, "validation_failed", f"Unknown role {role!r}.")
+    if not USERNAME.fullmatch(username):
+        raise ApiError(
+            422,
+            "validation_failed",
+            "The username needs 3 to 64 letters, digits, dots, dashes or underscores.",
+        )
+    if not 1 <= len(display_name) <= 100:
+        raise ApiError(422, "validation_failed", "The display name needs 1 to 100 characters.")
     county_id = village_id = None
     if role == "measurer":
         village = villages.get_village(village_code or "")
@@ -193,7 +205,7 @@ NEW_USER = {
     "additionalProperties": False,
     "required": ["username", "display_name", "role"],
     "properties": {
-        "username": {"type": "string", "pattern": "^[A-Za-z0-9._-]{3,64}$"},
+        "username": {"type": "string", "pattern": f"^{USERNAME.pattern}$"},
         "display_name": {"type": "string", "minLength": 1, "maxLength": 100},
         "role": {"enum": list(ROLES)},
         "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": 200},

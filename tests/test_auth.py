@@ -390,7 +390,7 @@ def test_bad_authorization_header_is_refused_even_with_a_session(client):
     assert error_of(response)["code"] == "invalid_token"
 
 
-def test_other_users_token_scheme_is_not_accepted_by_name(client, world):
+def test_bearer_scheme_is_required_in_any_case(client, world):
     """A token is only accepted after the word Bearer (any case)."""
     response = client.get(
         "/api/v1/auth/me", headers={"Authorization": f"bearer {world.tokens['finance']}"}

@@ -151,6 +151,12 @@ BEGIN
     SELECT RAISE(ABORT, 'audit_log is append-only');
 END;
 
+CREATE TRIGGER audit_log_append_only BEFORE INSERT ON audit_log
+WHEN NEW.seq <= (SELECT coalesce(max(seq), 0) FROM audit_log)
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'audit_log is append-only');
