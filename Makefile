@@ -11,7 +11,7 @@ PORT ?= 5000
 .PHONY: run test setup system-packages lint format clean
 
 run: setup
-	$(BIN)/sipang demo
+	$(BIN)/sipang demo > /dev/null
 	$(BIN)/sipang serve --host $(HOST) --port $(PORT)
 
 test: setup
