@@ -88,6 +88,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         users,
         villages,
     )
+    from server.carbon import routes as carbon
     from server.extensions import csrf, limiter, socketio
 
     errors.register_error_handlers(app)
@@ -106,6 +107,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         trees,
         devices,
         audit,
+        carbon,
     ):
         app.register_blueprint(module.bp)
     return app

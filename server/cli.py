@@ -124,3 +124,71 @@ def users_add(
     if role == "measurer":
         code = devices.create_enrolment_code(db, user, created_by=user["id"])
         click.echo(f"Phone enrolment code: {code['code']} (valid until {code['expires_at']})")
+
+
+@main.group()
+def carbon() -> None:
+    """The carbon methodology: per-tree estimates and projections."""
+
+
+@carbon.command("estimate")
+@click.option("--species", required=True, help="Species id, e.g. cunninghamia_lanceolata.")
+@click.option("--dbh", type=float, help="Diameter at 1.3 m, cm (repeat --stem for multi-stem).")
+@click.option(
+    "--stem",
+    "stems",
+    type=float,
+    multiple=True,
+    help="DBH of one stem of a multi-stem tree, cm; give once per stem.",
+)
+@click.option("--height", type=float, help="Tree height, m (the species model needs it).")
+@click.option("--age", type=int, help="Age in years; without DBH, gives a labelled projection.")
+@click.option("--count", type=int, default=1, show_default=True, help="Number of such trees.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def carbon_estimate(species, dbh, stems, height, age, count, as_json) -> None:
+    """Estimate a tree's carbon stock (or project it from age) with the current methodology."""
+    import json
+
+    from server.carbon.estimate import EstimateError
+    from server.carbon.routes import estimate_from
+
+    try:
+        result = estimate_from(
+            {
+                "species": species,
+                "dbh": dbh,
+                "stems": list(stems) or None,
+                "height": height,
+                "age": age,
+                "count": count,
+            }
+        )
+    except EstimateError as error:
+        raise click.ClickException(str(error)) from error
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    kind = "projection (never credited)" if result["projection"] else "measured tree"
+    click.echo(
+        f"{result['species']}  {kind}  route: {result['route']}  method {result['method_version']}"
+    )
+    for label, key in (
+        ("above-ground biomass", "agb_kg"),
+        ("below-ground biomass", "bgb_kg"),
+        ("carbon", "carbon_kg"),
+    ):
+        click.echo(f"  {label:<22} {result[key]:>12.3f} kg")
+    click.echo(f"  {'CO2e stock':<22} {result['co2e_g'] / 1000:>12.3f} kg")
+    if result["projection"]:
+        click.echo(f"  {'CO2e per year':<22} {result['annual_co2e_g'] / 1000:>12.3f} kg")
+    if result["count"] > 1:
+        click.echo(
+            f"  × {result['count']} trees: {result['total_co2e_g'] / 1e6:.3f} t CO2e"
+            + (
+                f", {result['total_annual_co2e_g'] / 1e6:.3f} t a year"
+                if result["projection"]
+                else ""
+            )
+        )
+    for flag in result["flags"]:
+        click.echo(f"  ! {flag['code']}: {flag['reason']}")

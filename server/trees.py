@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from server import audit
 from server.access import allow
+from server.carbon import records as carbon_records
 from server.clock import now_iso
 from server.db import first, get_db, transaction
 from server.errors import ApiError
@@ -86,8 +87,12 @@ def record_measurement(
     photo_sha256: str | None = None,
     user_id: int | None = None,
     device_id: str | None = None,
-) -> None:
-    """Record one measurement of a tree (DBH of each stem in mm, height in cm)."""
+    clock_offset_s: float | None = None,
+) -> list[dict[str, str]]:
+    """Record one measurement of a tree (DBH of each stem in mm, height in cm).
+
+    The carbon estimate and plausibility flags are stored with it; returns the flags.
+    """
     if not valid_client_id(measurement_id):
         raise ApiError(422, "validation_failed", "The measurement id must be a UUID or a ULID.")
     if not stems_mm or any(d <= 0 for d in stems_mm):
@@ -111,6 +116,20 @@ def record_measurement(
             }
         )
         audit.record(db, "tree.measured", f"tree:{tree_id}", {"measurement": measurement_id})
+        return carbon_records.assess_measurement(db, measurement_id, clock_offset_s)
+
+
+def set_status(db: Database, tree_id: str, status: str, at: str) -> None:
+    """Record that a tree died or was felled (or stands again after a mistake)."""
+    if status not in STATUSES:
+        raise ApiError(422, "validation_failed", f"Unknown tree status {status!r}.")
+    with transaction(db):
+        changed = db.execute(
+            "UPDATE trees SET status = ?, status_changed_at = ? WHERE id = ?", [status, at, tree_id]
+        ).rowcount
+        if not changed:
+            raise ApiError(404, "not_found", "No such tree.")
+        audit.record(db, f"tree.{status}", f"tree:{tree_id}", {"at": at})
 
 
 def tree_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +149,10 @@ def tree_view(row: dict[str, Any]) -> dict[str, Any]:
             "dbh_cm": row["dbh_mm"] / 10,
             "height_m": None if row["height_cm"] is None else row["height_cm"] / 100,
             "measured_at": row["client_time"],
+            "co2e_g": row["co2e_g"],
+            "route": row["route"],
         },
+        "open_flags": row["open_flags"],
     }
 
 
@@ -144,11 +166,14 @@ def household_trees(household_code: str):
     rows = get_db().query(
         """SELECT t.*, s.name_zh,
                   (SELECT count(*) FROM measurements m WHERE m.tree_id = t.id) AS measurements,
-                  m.dbh_mm, m.height_cm, m.client_time
+                  m.dbh_mm, m.height_cm, m.client_time, e.co2e_g, e.route,
+                  (SELECT count(*) FROM flags f WHERE f.tree_id = t.id
+                    AND f.decision IS NULL) AS open_flags
            FROM trees t JOIN species s ON s.id = t.species_id
            LEFT JOIN measurements m ON m.id = (
                SELECT id FROM measurements WHERE tree_id = t.id
                ORDER BY client_time DESC LIMIT 1)
+           LEFT JOIN measurement_estimates e ON e.measurement_id = m.id
            WHERE t.household_id = ? ORDER BY t.created_at, t.id""",
         [g.household["id"]],
     )

@@ -9,6 +9,7 @@ import pytest
 from sqlite_utils import Database
 
 from server import create_app, devices, households, trees, users, villages
+from server.carbon import records as carbon_records
 from server.db import connect, get_db
 
 PASSWORD = "correct horse battery"
@@ -29,6 +30,8 @@ class World:
     household_a: str = ""
     household_c: str = ""
     tree_a: str = "0190f0a0-0000-7000-8000-00000000000a"
+    flag_id: int = 0
+    calculation_id: int = 0
     measurer_id: int = 0
     device_id: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
@@ -87,6 +90,21 @@ def seed(db: Database) -> World:
         client_time="2026-03-01T08:00:00.000Z",
         user_id=measurer["id"],
         device_id=world.device_id,
+    )
+    trees.record_measurement(
+        db,
+        world.tree_a,
+        measurement_id="0190f0a0-0000-7000-8000-0000000000b2",
+        stems_mm=[110],
+        height_cm=1300,
+        client_time="2026-09-01T08:00:00.000Z",
+        photo_sha256="ab" * 32,
+        user_id=measurer["id"],
+        device_id=world.device_id,
+    )
+    world.flag_id = db.execute("SELECT min(id) FROM flags").fetchone()[0]  # the missing photo
+    world.calculation_id = carbon_records.calculate_credit(
+        db, village_a, "2026-06-01", "2026-12-31", None, world.user_ids["bureau"]
     )
     return world
 

@@ -33,6 +33,9 @@ def url_for_world(rule: str, world, *, own: bool = True) -> str:
         "<int:user_id>": str(world.user_ids["finance"]),
         "<device_id>": world.device_id,
         "<path:filename>": "site.css",
+        "<int:flag_id>": str(world.flag_id),
+        "<int:calculation_id>": str(world.calculation_id),
+        "<version>": "sipang-2026.1",
     }
     for placeholder, value in values.items():
         rule = rule.replace(placeholder, value)

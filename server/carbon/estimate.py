@@ -1,0 +1,280 @@
+"""Per-tree carbon stock: biomass above and below ground, carbon, CO2e in whole grams.
+
+Routes, best first: the species' own allometric model (B = a·D^b·H^c per DBH branch), the
+volume route (V = c·D^a·H^b × wood density × BEF, roots by root:shoot), or the generic
+equation AGB = a·ρ·D^b (flagged, larger uncertainty). The same arithmetic runs in the
+browser (pwa/js/carbon.js): keep the order of operations identical so both give the same grams.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from server.carbon.method import Method, load_method
+
+CO2_PER_C = 44 / 12
+DBH_RANGE_CM = (0.1, 300.0)
+HEIGHT_RANGE_M = (0.3, 80.0)
+AGE_RANGE = (1, 300)
+COUNT_RANGE = (1, 1_000_000)
+
+
+class EstimateError(ValueError):
+    """Inputs the methodology cannot use; `problems` name each field and its accepted range."""
+
+    def __init__(self, problems: list[dict[str, str]]):
+        super().__init__("; ".join(f"{p['field']}: {p['problem']}" for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class TreeEstimate:
+    species: str
+    route: str
+    method_version: str
+    method_sha256: str
+    inputs: dict[str, Any]
+    agb_kg: float
+    bgb_kg: float
+    carbon_kg: float
+    co2e_g: int
+    uncertainty_pct: int
+    projection: bool = False
+    annual_co2e_g: int | None = None
+    count: int = 1
+    total_co2e_g: int | None = None
+    total_annual_co2e_g: int | None = None
+    flags: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def to_grams(kilograms: float) -> int:
+    """Kilograms to whole grams, halves rounded up (as JavaScript's Math.round does)."""
+    return math.floor(kilograms * 1000 + 0.5)
+
+
+def equivalent_dbh(stems_cm: list[float]) -> float:
+    """One DBH for a multi-stem tree: D = √(Σ dᵢ²)."""
+    return math.sqrt(sum(d * d for d in stems_cm))
+
+
+def _power_model(branches: list[dict[str, float]], dbh: float, height: float) -> float:
+    """B = a·D^b·H^c on the DBH branch (listed largest first). A standard's separately fitted
+    branches need not meet at the switch (LY/T 2264's fir gives a few grams more just below 5 cm
+    than at 5 cm), so below a switch the value is capped at the next branch's value at the
+    switch: biomass never falls as DBH grows, and nothing changes away from the switch."""
+    index = next(i for i, b in enumerate(branches) if dbh >= b["dbh_min_cm"])
+    branch = branches[index]
+    value = branch["a"] * dbh ** branch["b"] * height ** branch["c"]
+    if index > 0:
+        above = branches[index - 1]
+        switch = above["dbh_min_cm"]
+        value = min(value, above["a"] * switch ** above["b"] * height ** above["c"])
+    return value
+
+
+def _biomass(species: dict[str, Any], dbh: float, height: float | None):
+    """(AGB kg, BGB kg, carbon kg) of one tree by the species' route."""
+    route = species["route"]
+    if route == "species_model":
+        agb = _power_model(species["agb"], dbh, height)
+        bgb = _power_model(species["bgb"], dbh, height)
+        return (
+            agb,
+            bgb,
+            agb * species["carbon_fraction_above"] + bgb * species["carbon_fraction_below"],
+        )
+    if route == "volume_route":
+        params = species["volume"]
+        volume = params["c"] * dbh ** params["a"] * height ** params["b"]
+        agb = volume * params["wood_density"] * params["bef"] * 1000
+    else:  # generic: AGB = a·ρ·D^b, DBH only
+        params = species["generic"]
+        agb = params["a"] * params["wood_density"] * dbh ** params["b"]
+    bgb = agb * params["root_shoot"]
+    return agb, bgb, (agb + bgb) * params["carbon_fraction"]
+
+
+def needs_height(species: dict[str, Any]) -> bool:
+    """Whether the species' route uses tree height."""
+    if species["route"] == "species_model":
+        return any(branch["c"] != 0 for branch in species["agb"] + species["bgb"])
+    return species["route"] == "volume_route"
+
+
+def _check_range(problems, name: str, value, low, high, unit: str) -> None:
+    if value is not None and not (low <= value <= high):
+        problems.append({"field": name, "problem": f"must be between {low} and {high} {unit}"})
+
+
+def _species(method: Method, species_id: str) -> dict[str, Any]:
+    species = method.species.get(species_id)
+    if species is None:
+        raise EstimateError(
+            [
+                {
+                    "field": "species",
+                    "problem": f"unknown species {species_id!r}; see GET /api/v1/species",
+                }
+            ]
+        )
+    if species["route"] == "excluded":
+        raise EstimateError([{"field": "species", "problem": species["excluded_reason"]}])
+    return species
+
+
+def shape_flags(species: dict[str, Any], dbh: float, height: float | None) -> list[dict[str, str]]:
+    """Flags for a DBH/height pair outside what the species can be."""
+    flags = []
+    low, high = species["limits"]["dbh_cm"]
+    if not low <= dbh <= high:
+        flags.append(
+            {
+                "code": "dbh_implausible",
+                "reason": f"DBH {dbh:g} cm is outside {low}–{high} cm for {species['name_zh']}",
+            }
+        )
+    if height is None:
+        return flags
+    max_height = species["limits"]["height_m"][1]
+    if height > max_height:
+        flags.append(
+            {
+                "code": "height_implausible",
+                "reason": f"height {height:g} m is above {max_height} m for {species['name_zh']}",
+            }
+        )
+    slender_low, slender_high = species["limits"]["height_per_dbh_m_per_cm"]
+    ratio = height / dbh
+    if dbh >= 2 and not slender_low <= ratio <= slender_high:
+        flags.append(
+            {
+                "code": "shape_implausible",
+                "reason": f"height/DBH {ratio:.2f} m per cm is outside "
+                f"{slender_low}–{slender_high} for {species['name_zh']}",
+            }
+        )
+    return flags
+
+
+def estimate_tree(
+    species_id: str,
+    dbh_cm: float | None = None,
+    height_m: float | None = None,
+    *,
+    stems_cm: list[float] | None = None,
+    method: Method | None = None,
+    count: int = 1,
+) -> TreeEstimate:
+    """The carbon stock of one measured tree (and of `count` such trees)."""
+    method = method or load_method()
+    species = _species(method, species_id)
+    problems: list[dict[str, str]] = []
+    if stems_cm:
+        for index, stem in enumerate(stems_cm):
+            _check_range(problems, f"stems_cm/{index}", stem, *DBH_RANGE_CM, "cm")
+        if not problems:
+            dbh_cm = equivalent_dbh(stems_cm)
+    if dbh_cm is None and not problems:
+        problems.append({"field": "dbh", "problem": "is required (cm at 1.3 m)"})
+    _check_range(problems, "dbh", dbh_cm, *DBH_RANGE_CM, "cm")
+    _check_range(problems, "height", height_m, *HEIGHT_RANGE_M, "m")
+    _check_range(problems, "count", count, *COUNT_RANGE, "trees")
+    if height_m is None and needs_height(species):
+        problems.append(
+            {
+                "field": "height",
+                "problem": f"is required for the {species['route'].replace('_', ' ')} "
+                f"of {species['name_zh']} (m, {HEIGHT_RANGE_M[0]}–"
+                f"{HEIGHT_RANGE_M[1]})",
+            }
+        )
+    if problems:
+        raise EstimateError(problems)
+    route, uncertainty = species["route"], species["uncertainty_pct"]
+    agb, bgb, carbon = _biomass(species, dbh_cm, height_m)
+    co2e_g = to_grams(carbon * CO2_PER_C)
+    flags = shape_flags(species, dbh_cm, height_m)
+    if route == "generic":
+        flags.append(
+            {
+                "code": "generic_route",
+                "reason": f"no cited model for {species['name_zh']}: generic equation, "
+                f"{uncertainty} % uncertainty",
+            }
+        )
+    inputs = {"dbh_cm": dbh_cm, "height_m": height_m}
+    if stems_cm:
+        inputs["stems_cm"] = list(stems_cm)
+    return TreeEstimate(
+        species=species_id,
+        route=route,
+        method_version=method.version,
+        method_sha256=method.sha256,
+        inputs=inputs,
+        agb_kg=agb,
+        bgb_kg=bgb,
+        carbon_kg=carbon,
+        co2e_g=co2e_g,
+        uncertainty_pct=uncertainty,
+        count=count,
+        total_co2e_g=co2e_g * count,
+        flags=flags,
+    )
+
+
+def projected_size(species: dict[str, Any], age: float) -> tuple[float, float]:
+    """DBH (cm) and height (m) the species' projection curve gives at an age."""
+    curve = species["projection"]
+    dbh = curve["dbh_max_cm"] * (1 - math.exp(-curve["dbh_rate"] * age)) ** curve["dbh_shape"]
+    height = 1.3 + (curve["height_max_m"] - 1.3) * (1 - math.exp(-curve["height_rate"] * dbh))
+    return dbh, height
+
+
+def project_tree(
+    species_id: str, age: int, *, count: int = 1, method: Method | None = None
+) -> TreeEstimate:
+    """An age-only projection: stock at `age` and growth over its last year. Never credited."""
+    method = method or load_method()
+    species = _species(method, species_id)
+    problems: list[dict[str, str]] = []
+    _check_range(problems, "age", age, *AGE_RANGE, "years")
+    _check_range(problems, "count", count, *COUNT_RANGE, "trees")
+    if problems:
+        raise EstimateError(problems)
+    stocks = []
+    for years in (age - 1, age):
+        dbh, height = projected_size(species, years)
+        carbon = _biomass(species, dbh, height)[2] if dbh > 0 else 0.0
+        stocks.append((dbh, height, carbon))
+    (_, _, before), (dbh, height, carbon) = stocks
+    route, uncertainty = species["route"], species["uncertainty_pct"]
+    agb, bgb, _ = _biomass(species, dbh, height)
+    co2e_g = to_grams(carbon * CO2_PER_C)
+    annual = co2e_g - to_grams(before * CO2_PER_C)
+    return TreeEstimate(
+        species=species_id,
+        route=route,
+        method_version=method.version,
+        method_sha256=method.sha256,
+        inputs={"age": age, "projected_dbh_cm": dbh, "projected_height_m": height},
+        agb_kg=agb,
+        bgb_kg=bgb,
+        carbon_kg=carbon,
+        co2e_g=co2e_g,
+        uncertainty_pct=uncertainty,
+        projection=True,
+        annual_co2e_g=annual,
+        count=count,
+        total_co2e_g=co2e_g * count,
+        total_annual_co2e_g=annual * count,
+        flags=[
+            {
+                "code": "projection",
+                "reason": "estimated from age alone with an average growth curve: shown for "
+                "information, never issued as credits",
+            }
+        ],
+    )
