@@ -84,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         live,  # noqa: F401 - its Socket.IO handlers must exist before init_app below
         openapi,
         pages,
+        pwa,
         trees,
         users,
         villages,
@@ -108,6 +109,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         devices,
         audit,
         carbon,
+        pwa,
     ):
         app.register_blueprint(module.bp)
     return app

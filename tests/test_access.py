@@ -32,7 +32,7 @@ def url_for_world(rule: str, world, *, own: bool = True) -> str:
         "<household_code>": world.household_a if own else world.household_c,
         "<int:user_id>": str(world.user_ids["finance"]),
         "<device_id>": world.device_id,
-        "<path:filename>": "site.css",
+        "<path:filename>": "js/carbon.js" if rule.startswith("/app/") else "site.css",
         "<int:flag_id>": str(world.flag_id),
         "<int:calculation_id>": str(world.calculation_id),
         "<version>": "sipang-2026.1",

@@ -8,9 +8,18 @@ export const toGrams = (kilograms) => Math.floor(kilograms * 1000 + 0.5);
 
 export const equivalentDbh = (stems) => Math.sqrt(stems.reduce((sum, d) => sum + d * d, 0));
 
+// B = a·D^b·H^c on the DBH branch (listed largest first); below a switch the value is capped
+// at the next branch's value at the switch, so biomass never falls as DBH grows.
 function powerModel(branches, dbh, height) {
-  const branch = branches.find((b) => dbh >= b.dbh_min_cm); // listed largest first
-  return branch.a * dbh ** branch.b * height ** branch.c;
+  const index = branches.findIndex((b) => dbh >= b.dbh_min_cm);
+  const branch = branches[index];
+  let value = branch.a * dbh ** branch.b * height ** branch.c;
+  if (index > 0) {
+    const above = branches[index - 1];
+    const atSwitch = above.a * above.dbh_min_cm ** above.b * height ** above.c;
+    value = Math.min(value, atSwitch);
+  }
+  return value;
 }
 
 function biomass(species, dbh, height) {
