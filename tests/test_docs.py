@@ -58,3 +58,12 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     assert app.config["SECRET_KEY"] == "1234"
     assert (tmp_path / "from-env" / "sipang.db").exists()
     assert (tmp_path / "from-env" / "pii.key").stat().st_mode & 0o077 == 0
+
+
+def test_methodology_doc_embeds_the_current_parameter_tables():
+    from server.carbon.method import load_method, parameter_tables
+
+    text = (DOCS / "methodology.md").read_text()
+    assert parameter_tables(load_method()) in text, (
+        "docs/methodology.md is out of date: paste server.carbon.method.parameter_tables()"
+    )
