@@ -194,7 +194,54 @@ def _create_county(db: Database) -> dict[str, Any]:
                     db, village_row, **_fake_person(rng, COUNTY[0], person)
                 )
                 _add_trees(db, rng, household, village, measurer["id"], device_id)
+                if village == VILLAGES[0] and household["seq"] in RED_CODE:
+                    _add_red_code_tree(db, rng, household, village, measurer["id"], device_id)
     return credentials
+
+
+# Records a reviewer should look at: (species, [(DBH cm, height m, photo?)] in 2024 and 2025).
+RED_CODE = {
+    3: ("cinnamomum_camphora", [(3.5, 3.0, True), (7.0, 4.2, True)]),  # the seeds' camphor
+    5: ("cunninghamia_lanceolata", [(20.0, 14.0, True), (18.4, 14.1, False)]),  # shrank, no photo
+}
+
+
+def _add_red_code_tree(
+    db: Database,
+    rng: random.Random,
+    household: dict,
+    village: tuple,
+    measurer_id: int,
+    device_id: str,
+) -> None:
+    species_id, sizes = RED_CODE[household["seq"]]
+    first_time = FIRST_SURVEY + timedelta(days=3)
+    tree_id = _client_id(rng, first_time)
+    trees.register_tree(
+        db,
+        household,
+        tree_id=tree_id,
+        species_id=species_id,
+        position="house",
+        user_id=measurer_id,
+        device_id=device_id,
+    )
+    for year, (dbh, height, photo) in enumerate(sizes):
+        moment = first_time + timedelta(days=365 * year)
+        trees.record_measurement(
+            db,
+            tree_id,
+            measurement_id=_client_id(rng, moment),
+            stems_mm=[round(dbh * 10)],
+            height_cm=round(height * 100),
+            client_time=iso(moment),
+            latitude=village[3] + 0.001 * household["seq"],
+            longitude=village[4],
+            gps_accuracy_m=5.0,
+            photo_sha256=rng.randbytes(32).hex() if photo else None,
+            user_id=measurer_id,
+            device_id=device_id,
+        )
 
 
 def _refresh_enrolment_codes(db: Database, credentials: dict[str, Any]) -> None:
