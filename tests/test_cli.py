@@ -267,9 +267,14 @@ def test_demo_trees_have_two_measurements_and_grow(demo_runs):
     series: dict[str, list[int]] = {row["id"]: [] for row in db["trees"].rows}
     for row in db.query("SELECT tree_id, dbh_mm FROM measurements ORDER BY tree_id, client_time"):
         series[row["tree_id"]].append(row["dbh_mm"])
+    flagged = {
+        row["tree_id"] for row in db.query("SELECT tree_id FROM flags WHERE code = 'dbh_shrinking'")
+    }
     db.close()
     assert {len(dbhs) for dbhs in series.values()} == {2}
-    assert [tree for tree, (first, second) in series.items() if second < first] == []
+    shrinking = {tree for tree, (first, second) in series.items() if second < first}
+    assert shrinking == flagged  # the demo's one deliberate red-code record
+    assert len(shrinking) == 1
 
 
 def test_demo_makes_every_role(demo_runs):
