@@ -244,14 +244,11 @@ def project_tree(
     _check_range(problems, "count", count, *COUNT_RANGE, "trees")
     if problems:
         raise EstimateError(problems)
-    stocks = []
-    for years in (age - 1, age):
-        dbh, height = projected_size(species, years)
-        carbon = _biomass(species, dbh, height)[2] if dbh > 0 else 0.0
-        stocks.append((dbh, height, carbon))
-    (_, _, before), (dbh, height, carbon) = stocks
+    dbh, height = projected_size(species, age)
+    agb, bgb, carbon = _biomass(species, dbh, height)
+    before_dbh, before_height = projected_size(species, age - 1)
+    before = _biomass(species, before_dbh, before_height)[2] if before_dbh > 0 else 0.0
     route, uncertainty = species["route"], species["uncertainty_pct"]
-    agb, bgb, _ = _biomass(species, dbh, height)
     co2e_g = to_grams(carbon * CO2_PER_C)
     annual = co2e_g - to_grams(before * CO2_PER_C)
     return TreeEstimate(
