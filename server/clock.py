@@ -18,3 +18,11 @@ def now_iso() -> str:
 
 def iso_after(**delta: float) -> str:
     return iso(now() + timedelta(**delta))
+
+
+def parse_client_time(text: str) -> str:
+    """A phone's ISO-8601 timestamp (with its zone) as stored: UTC, `...Z`; ValueError if not."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("a client time needs its time zone, e.g. 2025-06-01T16:00:00+08:00")
+    return iso(moment)

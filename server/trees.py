@@ -11,7 +11,7 @@ from sqlite_utils import Database
 from server import audit
 from server.access import allow
 from server.carbon import records as carbon_records
-from server.clock import now_iso
+from server.clock import now_iso, parse_client_time
 from server.db import first, get_db, transaction
 from server.errors import ApiError
 
@@ -95,6 +95,15 @@ def record_measurement(
     """
     if not valid_client_id(measurement_id):
         raise ApiError(422, "validation_failed", "The measurement id must be a UUID or a ULID.")
+    try:
+        client_time = parse_client_time(client_time)
+    except ValueError as error:
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"client_time: {error}",
+            [{"field": "client_time", "problem": str(error)}],
+        ) from error
     if not stems_mm or any(d <= 0 for d in stems_mm):
         raise ApiError(422, "validation_failed", "Each stem needs a positive diameter.")
     with transaction(db):

@@ -193,6 +193,13 @@ def _bounds(period_start: str, period_end: str) -> tuple[str, str]:
             "The period must end after it starts.",
             [{"field": "period_end", "problem": "must be after period_start"}],
         )
+    if end == date.max:  # the day after it cannot be written
+        raise ApiError(
+            422,
+            "validation_failed",
+            "The period must end before the last representable day.",
+            [{"field": "period_end", "problem": f"must be before {date.max.isoformat()}"}],
+        )
     return (
         f"{start.isoformat()}T00:00:00.000Z",
         f"{(end + timedelta(days=1)).isoformat()}T00:00:00.000Z",
@@ -207,6 +214,14 @@ _USABLE = """SELECT m.id, m.client_time, e.co2e_g, e.uncertainty_pct, e.route FR
              ORDER BY m.client_time DESC LIMIT 1"""
 
 
+_FIRST_USABLE_IN_PERIOD = """
+SELECT m.id, m.client_time, e.co2e_g, e.uncertainty_pct, e.route FROM measurements m
+JOIN measurement_estimates e ON e.measurement_id = m.id
+WHERE m.tree_id = ? AND m.client_time >= ? AND m.client_time < ?
+  AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.measurement_id = m.id AND f.decision = 'rejected')
+ORDER BY m.client_time LIMIT 1"""
+
+
 def _tree_growths(db: Database, village_id: int, start: str, end: str):
     trees = db.query(
         """SELECT t.id, t.status, t.status_changed_at, h.code AS household
@@ -217,11 +232,18 @@ def _tree_growths(db: Database, village_id: int, start: str, end: str):
     for tree in trees:
         if tree["status"] != "alive" and tree["status_changed_at"] < start:
             continue  # gone before the period began
+        # Its stock when the period began, or, for a tree registered during the period, its
+        # first measurement (the baseline it grows from).
         first_row = first(db, _USABLE, [tree["id"], start])
+        new = first_row is None
+        if new:
+            first_row = first(db, _FIRST_USABLE_IN_PERIOD, [tree["id"], start, end])
         if first_row is None or first_row["route"] == "excluded":
-            continue  # registered in this period (its baseline) or not creditable
+            continue
         gone = tree["status"] != "alive" and tree["status_changed_at"] < end
         last_row = None if gone else first(db, _USABLE, [tree["id"], end])
+        if new and last_row is not None and last_row["id"] == first_row["id"]:
+            continue  # registered in the period and measured once: its baseline only
         yield (
             TreeGrowth(
                 tree["id"],

@@ -7,7 +7,13 @@ from flask import Blueprint, g, jsonify, request
 from server import villages
 from server.access import PUBLIC, allow
 from server.carbon import records
-from server.carbon.estimate import EstimateError, estimate_tree, needs_height, project_tree
+from server.carbon.estimate import (
+    AGE_RANGE,
+    EstimateError,
+    estimate_tree,
+    needs_height,
+    project_tree,
+)
 from server.carbon.method import available_versions, load_method
 from server.db import first, get_db
 from server.errors import ApiError
@@ -63,13 +69,29 @@ def estimate_from(data: dict[str, Any]) -> dict[str, Any]:
     count = data.get("count", 1)
     if data.get("dbh") is None and not data.get("stems") and data.get("age") is not None:
         return project_tree(data["species"], data["age"], count=count).as_dict()
-    return estimate_tree(
-        data["species"],
-        data.get("dbh"),
-        data.get("height"),
-        stems_cm=data.get("stems"),
-        count=count,
-    ).as_dict()
+    # A measured tree's estimate uses neither an age nor a DBH given beside the stems, but
+    # contradictory or absurd input is refused rather than silently ignored.
+    problems = []
+    if data.get("dbh") is not None and data.get("stems"):
+        problems.append(
+            {"field": "stems", "problem": "give dbh (one stem) or stems (each stem), not both"}
+        )
+    age, (low, high) = data.get("age"), AGE_RANGE
+    if age is not None and not low <= age <= high:
+        problems.append({"field": "age", "problem": f"must be between {low} and {high} years"})
+    try:
+        estimate = estimate_tree(
+            data["species"],
+            data.get("dbh"),
+            data.get("height"),
+            stems_cm=data.get("stems"),
+            count=count,
+        )
+    except EstimateError as error:
+        raise EstimateError(problems + error.problems) from error
+    if problems:
+        raise EstimateError(problems)
+    return estimate.as_dict()
 
 
 def species_view(species: dict[str, Any]) -> dict[str, Any]:
