@@ -24,14 +24,34 @@ def code_secret(county_code: str) -> bytes:
     return codes.county_secret(bytes.fromhex(current_app.config["CODE_KEY"]), county_code)
 
 
+def household_key(code: str) -> str:
+    """The part of a code that never changes (village and number), e.g. `360423101201-0042`."""
+    return code[:17]
+
+
+def pii_context(code: str, field: str) -> str:
+    """What a personal field's ciphertext is bound to: this household, this field."""
+    return f"household:{household_key(code)}:{field}"
+
+
 def get_household(code: str) -> dict[str, Any] | None:
-    """The household with a valid code, or None for unknown or forged codes."""
-    try:
-        village_code, _, _ = codes.parse_code(code)
-        code = codes.verify_code(code_secret(village_code[:6]), code)
-    except codes.InvalidCode:
-        return None
-    return first(get_db(), "SELECT * FROM households WHERE code = ?", [code])
+    """The household whose current plate carries this code, or None."""
+    return resolve_plate(code)[0]
+
+
+def resolve_plate(code: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(household, None) for a valid current plate, else (None, why it is not valid)."""
+    if not codes.is_well_formed(code):
+        return None, "the code is mistyped or the plate is damaged"
+    village_code, seq, check = codes.parse_code(code)
+    normalised = f"{village_code}-{seq:04d}-{check}"
+    db = get_db()
+    household = first(db, "SELECT * FROM households WHERE code = ?", [normalised])
+    if household is not None:
+        return household, None
+    if first(db, "SELECT 1 FROM revoked_plates WHERE code = ?", [normalised]):
+        return None, "this plate was replaced by a new one"
+    return None, "no household has this plate"
 
 
 def check_personal_data(data: dict[str, Any]) -> list[dict[str, str]]:
@@ -46,6 +66,29 @@ def check_personal_data(data: dict[str, Any]) -> list[dict[str, str]]:
         for field, (valid, problem) in checks.items()
         if data.get(field) is not None and not valid(data[field])
     ]
+
+
+def personal_columns(code: str, **values: str | None) -> dict[str, Any]:
+    """The stored form of personal fields: ciphertexts, masks and the ID number's blind index.
+
+    Only the fields given are returned, so an update touches nothing else.
+    """
+    columns: dict[str, Any] = {}
+    for field, value in values.items():
+        columns[f"{field}_enc"] = pii.encrypt(value, pii_context(code, field))
+        if field == "head_name":
+            columns["head_name_masked"] = pii.mask_name(value)
+        elif field in ("phone", "bank_account"):
+            columns[f"{field}_masked"] = pii.mask_tail(value)
+        elif field == "id_number":
+            columns["id_number_index"] = pii.blind_index(value, "id_number") if value else None
+    return columns
+
+
+def next_seq(db: Database, village_id: int) -> int:
+    return db.execute(
+        "SELECT coalesce(max(seq), 0) + 1 FROM households WHERE village_id = ?", [village_id]
+    ).fetchone()[0]
 
 
 def create_household(
@@ -72,11 +115,9 @@ def create_household(
     if id_index and first(db, "SELECT 1 FROM households WHERE id_number_index = ?", [id_index]):
         raise ApiError(409, "conflict", "A household with this ID number is registered already.")
     with transaction(db):
-        if seq is None:
-            seq = db.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM households WHERE village_id = ?",
-                [village["id"]],
-            ).fetchone()[0]
+        seq = seq or next_seq(db, village["id"])
+        if seq > codes.MAX_SEQ:
+            raise ApiError(409, "conflict", f"A village holds at most {codes.MAX_SEQ} households.")
         code = codes.make_code(code_secret(village["code"][:6]), village["code"], seq)
         now = now_iso()
         db["households"].insert(
@@ -84,14 +125,13 @@ def create_household(
                 "village_id": village["id"],
                 "seq": seq,
                 "code": code,
-                "head_name_enc": pii.encrypt(head_name, f"household:{code}:head_name"),
-                "phone_enc": pii.encrypt(phone, f"household:{code}:phone"),
-                "id_number_enc": pii.encrypt(id_number, f"household:{code}:id_number"),
-                "id_number_index": id_index,
-                "bank_account_enc": pii.encrypt(bank_account, f"household:{code}:bank_account"),
-                "head_name_masked": pii.mask_name(head_name),
-                "phone_masked": pii.mask_tail(phone),
-                "bank_account_masked": pii.mask_tail(bank_account),
+                **personal_columns(
+                    code,
+                    head_name=head_name,
+                    phone=phone,
+                    id_number=id_number,
+                    bank_account=bank_account,
+                ),
                 "consent_given": int(consent_date is not None),
                 "consent_date": consent_date,
                 "created_at": now,
@@ -102,9 +142,39 @@ def create_household(
     return first(db, "SELECT * FROM households WHERE code = ?", [code])
 
 
+def replace_plate(db: Database, household: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Issue a new plate (lost or damaged): a new code; the old plate stops working."""
+    village_code, seq = household["code"][:12], household["seq"]
+    secret = code_secret(village_code[:6])
+    plate_no = household["plate_no"] + 1
+    while (code := codes.make_code(secret, village_code, seq, plate_no)) == household["code"]:
+        plate_no += 1  # one chance in 31 that the new check equals the old
+    with transaction(db):
+        db["revoked_plates"].insert(
+            {
+                "code": household["code"],
+                "household_id": household["id"],
+                "plate_no": household["plate_no"],
+                "revoked_at": now_iso(),
+                "reason": reason,
+            }
+        )
+        db.execute(
+            "UPDATE households SET code = ?, plate_no = ?, updated_at = ? WHERE id = ?",
+            [code, plate_no, now_iso(), household["id"]],
+        )
+        audit.record(
+            db,
+            "plate.replaced",
+            f"household:{code}",
+            {"old_code": household["code"], "reason": reason},
+        )
+    return first(db, "SELECT * FROM households WHERE id = ?", [household["id"]])
+
+
 def reveal(db: Database, household: dict[str, Any], field: str, purpose: str) -> str | None:
     """Decrypt one personal field for a stated purpose; every access is audited."""
-    value = pii.decrypt(household[f"{field}_enc"], f"household:{household['code']}:{field}")
+    value = pii.decrypt(household[f"{field}_enc"], pii_context(household["code"], field))
     audit.record(
         db, "pii.revealed", f"household:{household['code']}", {"field": field, "purpose": purpose}
     )
@@ -174,6 +244,24 @@ def add_household(village_code: str):
     data = json_body(NEW_HOUSEHOLD)
     row = create_household(get_db(), g.village, **data)
     return jsonify(household=masked_view(row | {"trees": 0}, village_code)), 201
+
+
+PLATE_REPLACEMENT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["reason"],
+    "properties": {"reason": {"enum": ["lost", "damaged", "other"]}},
+    "example": {"reason": "damaged"},
+}
+
+
+@bp.post("/households/<household_code>/plates")
+@allow("admin", scope="household", body=PLATE_REPLACEMENT)
+def new_plate(household_code: str):
+    """Issue a replacement door plate; the old plate's code stops working at once."""
+    data = json_body(PLATE_REPLACEMENT)
+    row = replace_plate(get_db(), g.household, data["reason"])
+    return jsonify(household=masked_view(row | {"trees": None}, g.village["code"])), 201
 
 
 @bp.get("/households/<household_code>")

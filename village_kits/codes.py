@@ -1,7 +1,10 @@
-"""Household codes: `<12-digit village code>-<4-digit seq>-<2-character keyed check>`.
+"""Household codes (一户一码): `<12-digit village code>-<4-digit seq>-<2 check characters>`.
 
-The check is a keyed MAC (per-county secret), so a mistyped or forged plate is caught. The QR
-on the door plate holds an upper-case URL so it encodes in QR alphanumeric mode.
+The first check character is a keyed MAC (a per-county secret and the plate's number), so a
+plate cannot be made up without the key and a replaced plate stops verifying. The second is
+a weighted checksum over everything before it (mod 31, distinct non-zero weights), so every
+single-character change and every swap of two neighbouring characters is caught, key or no
+key. The QR on the door plate holds an upper-case URL so it encodes in QR alphanumeric mode.
 """
 
 import hashlib
@@ -9,7 +12,9 @@ import hmac
 import re
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O or U
+CHECK_SYMBOLS = ALPHABET[:31]  # mod 31: a prime, so every single change shows
 CODE_PATTERN = re.compile(r"^(\d{12})-(\d{4})-([0-9A-Z]{2})$")
+MAX_SEQ = 9999
 
 
 class InvalidCode(ValueError):
@@ -21,35 +26,57 @@ def county_secret(master_key: bytes, county_code: str) -> bytes:
     return hmac.new(master_key, f"household-code:{county_code}".encode(), hashlib.sha256).digest()
 
 
-def check_characters(secret: bytes, village_code: str, seq: int) -> str:
-    digest = hmac.new(secret, f"{village_code}-{seq:04d}".encode(), hashlib.sha256).digest()
-    value = int.from_bytes(digest[:2], "big") >> 6  # 10 bits
-    return ALPHABET[value >> 5] + ALPHABET[value & 31]
+def _mac_symbol(secret: bytes, village_code: str, seq: int, plate: int) -> str:
+    digest = hmac.new(secret, f"{village_code}-{seq:04d}-{plate}".encode(), hashlib.sha256)
+    return CHECK_SYMBOLS[int.from_bytes(digest.digest()[:4], "big") % 31]
 
 
-def make_code(secret: bytes, village_code: str, seq: int) -> str:
-    """The household code for a village's household number `seq` (1–9999)."""
-    if not (len(village_code) == 12 and village_code.isdigit() and 1 <= seq <= 9999):
+def checksum_symbol(body: str) -> str:
+    """The symbol that makes Σ (position + 1) × value ≡ 0 (mod 31) over body + symbol."""
+    values = [ALPHABET.index(char) for char in body.replace("-", "")]
+    total = sum((position + 1) * value for position, value in enumerate(values))
+    weight = len(values) + 1
+    # weight × symbol ≡ −total (mod 31); weight < 31, so its inverse exists
+    return CHECK_SYMBOLS[(-total * pow(weight, -1, 31)) % 31]
+
+
+def make_code(secret: bytes, village_code: str, seq: int, plate: int = 1) -> str:
+    """The code on plate number `plate` of a village's household number `seq` (1–9999)."""
+    if not (len(village_code) == 12 and village_code.isdigit() and 1 <= seq <= MAX_SEQ):
         raise ValueError(f"cannot make a code for village {village_code!r}, seq {seq!r}")
-    return f"{village_code}-{seq:04d}-{check_characters(secret, village_code, seq)}"
+    body = f"{village_code}-{seq:04d}-{_mac_symbol(secret, village_code, seq, plate)}"
+    return body + checksum_symbol(body)
 
 
 def parse_code(code: str) -> tuple[str, int, str]:
-    """Split a (case-insensitive) code into village code, seq and check; no key needed."""
+    """Split a code (any case, surrounding spaces ignored) into village code, seq and check."""
     match = CODE_PATTERN.match(code.strip().upper())
     if match is None:
         raise InvalidCode(f"not a household code: {code[:40]!r}")
     return match.group(1), int(match.group(2)), match.group(3)
 
 
-def verify_code(secret: bytes, code: str) -> str:
-    """The normalised code if its check matches, else InvalidCode."""
+def is_well_formed(code: str) -> bool:
+    """Whether the checksum holds: catches typos without the key (e.g. on a phone)."""
+    try:
+        village_code, seq, check = parse_code(code)
+    except InvalidCode:
+        return False
+    if seq < 1 or check[0] not in CHECK_SYMBOLS:
+        return False
+    return checksum_symbol(f"{village_code}-{seq:04d}-{check[0]}") == check[1]
+
+
+def verify_code(secret: bytes, code: str, plate: int = 1) -> str:
+    """The normalised code if it is the valid code of plate `plate`, else InvalidCode."""
     village_code, seq, check = parse_code(code)
-    if seq == 0 or not hmac.compare_digest(check, check_characters(secret, village_code, seq)):
-        raise InvalidCode("the check characters do not match: a typo or a forged plate")
+    if not is_well_formed(code):
+        raise InvalidCode("the check characters do not match: a typo or a damaged plate")
+    if not hmac.compare_digest(check[0], _mac_symbol(secret, village_code, seq, plate)):
+        raise InvalidCode("this plate was not issued by Sipang, or has been replaced")
     return f"{village_code}-{seq:04d}-{check}"
 
 
 def plate_url(base_url: str, code: str) -> str:
-    """The door plate's QR content, e.g. `HTTPS://HOST/H/360423101201-0042-K7`."""
+    """The door plate's QR content, e.g. `HTTPS://SIPANG.CN/H/360423101201-0042-K7`."""
     return f"{base_url.rstrip('/')}/H/{code}".upper()

@@ -1,0 +1,221 @@
+"""Household rosters from the village committee's CSV or Excel file: read, map, validate.
+
+Reading never touches a database: `read_roster` returns the rows and every problem found, each
+naming its spreadsheet row (the header is row 1) and field, so the committee can fix the file.
+"""
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from village_kits.codes import MAX_SEQ
+from village_kits.personal_data import is_bank_card, is_id_number, is_mobile_phone
+
+# The usual headers of a Chinese household register, and ours.
+HEADERS = {
+    "head_name": ("户主姓名", "户主", "姓名", "户主名称", "head_name", "name"),
+    "phone": ("联系电话", "电话", "手机", "手机号", "手机号码", "联系方式", "phone"),
+    "id_number": ("身份证号", "身份证号码", "身份证", "公民身份号码", "证件号码", "id_number"),
+    "bank_account": ("银行卡号", "银行账号", "银行卡", "卡号", "账号", "收款账号", "bank_account"),
+    "door_number": ("门牌号", "门牌", "门牌号码", "住址", "地址", "door_number"),
+    "seq": ("户号", "户编号", "户序号", "seq"),
+    "village_code": ("村代码", "村编码", "行政区划代码", "村级代码", "village_code"),
+    "consent_date": ("同意日期", "授权日期", "数据使用同意日期", "consent_date"),
+}
+_ALIASES = {alias.lower(): name for name, aliases in HEADERS.items() for alias in aliases}
+_DECORATION = re.compile(r"[\s*＊:：]|[（(](必填|选填|可选)[)）]")
+MAX_ROWS = 200_000
+
+
+@dataclass
+class RosterRow:
+    line: int  # the row's number in the spreadsheet (header = 1)
+    head_name: str
+    phone: str | None = None
+    id_number: str | None = None
+    bank_account: str | None = None
+    door_number: str | None = None
+    seq: int | None = None
+    village_code: str | None = None
+    consent_date: str | None = None
+
+
+@dataclass
+class Roster:
+    rows: list[RosterRow] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)  # our field → the file's header
+
+    def problem(self, line: int, field_name: str, text: str) -> None:
+        self.problems.append({"row": line, "field": field_name, "problem": text})
+
+
+def _field_of(header: Any) -> str | None:
+    text = _DECORATION.sub("", str(header or "")).lower()
+    return _ALIASES.get(text)
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValueError("the file is neither UTF-8 nor GBK text")
+
+
+def _csv_rows(data: bytes):
+    text = _decode(data)
+    sample = text[:4096]
+    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+
+def _xlsx_rows(data: bytes):
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    try:
+        sheet = workbook.worksheets[0]
+        for row in sheet.iter_rows(values_only=True):
+            yield list(row)
+    finally:
+        workbook.close()
+
+
+def _cell_text(roster: Roster, line: int, name: str, value: Any) -> str | None:
+    """A cell as text; numbers that Excel cannot hold exactly are refused, formulas too."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            roster.problem(line, name, "a number with decimals where text was expected")
+            return None
+        value = int(value)
+    if isinstance(value, int):
+        if name in ("id_number", "bank_account") and abs(value) >= 10**15:
+            roster.problem(
+                line,
+                name,
+                "stored as a number, which loses digits beyond 15: "
+                "format the column as text and type it again",
+            )
+            return None
+        value = str(value)
+    if isinstance(value, datetime | date):
+        value = value.strftime("%Y-%m-%d")
+    text = str(value).strip()
+    if text.startswith(("=", "+", "@")) and len(text) > 1 and not text[1:].isdigit():
+        roster.problem(line, name, "contains a formula; type the value itself")
+        return None
+    return text or None
+
+
+def _parse_row(roster: Roster, line: int, cells: dict[str, Any]) -> RosterRow | None:
+    values = {name: _cell_text(roster, line, name, value) for name, value in cells.items()}
+    before = len(roster.problems)
+    name = values.get("head_name")
+    if not name:
+        roster.problem(line, "head_name", "the head of household's name is missing")
+    elif len(name) > 50 or any(ord(c) < 32 for c in name):
+        roster.problem(line, "head_name", "a name is at most 50 characters, on one line")
+    digits = {
+        key: re.sub(r"[\s-]", "", values[key]).upper() if values.get(key) else None
+        for key in ("phone", "id_number", "bank_account")
+    }
+    if digits["phone"] and re.fullmatch(r"(\+?86|0086)1\d{10}", digits["phone"]):
+        digits["phone"] = digits["phone"][-11:]  # drop the country code
+    checks = {
+        "phone": (is_mobile_phone, "not an 11-digit mobile number"),
+        "id_number": (is_id_number, "not an 18-character ID number with a valid check"),
+        "bank_account": (is_bank_card, "not a bank card number (the Luhn check fails)"),
+    }
+    for key, (valid, text) in checks.items():
+        if digits[key] is not None and not valid(digits[key]):
+            roster.problem(line, key, text)
+    seq = None
+    if values.get("seq") is not None:
+        if values["seq"].isdigit() and 1 <= int(values["seq"]) <= MAX_SEQ:
+            seq = int(values["seq"])
+        else:
+            roster.problem(line, "seq", f"a household number is a whole number 1–{MAX_SEQ}")
+    village = values.get("village_code")
+    if village is not None and not re.fullmatch(r"\d{12}", village):
+        roster.problem(line, "village_code", "a village code has 12 digits")
+    consent = values.get("consent_date")
+    if consent is not None:
+        try:
+            consent = date.fromisoformat(consent.replace("/", "-")[:10]).isoformat()
+        except ValueError:
+            roster.problem(line, "consent_date", "a date like 2026-03-01")
+    if len(roster.problems) > before:
+        return None
+    return RosterRow(
+        line=line,
+        head_name=name,
+        seq=seq,
+        village_code=village,
+        door_number=values.get("door_number"),
+        consent_date=consent,
+        **digits,
+    )
+
+
+def read_roster(data: bytes, filename: str) -> Roster:
+    """Parse a roster file (.csv in UTF-8 or GBK, or .xlsx) and check every row on its own."""
+    roster = Roster()
+    if not data.strip():
+        roster.problem(0, "(file)", "the file is empty")
+        return roster
+    suffix = filename.lower().rsplit(".", 1)[-1]
+    try:
+        rows = _xlsx_rows(data) if suffix == "xlsx" else _csv_rows(data)
+        header = next(rows, None)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
+        roster.problem(0, "(file)", f"cannot read the file as {suffix.upper()}: {error}")
+        return roster
+    if header is None:
+        roster.problem(0, "(file)", "the file is empty")
+        return roster
+    positions = {}
+    for index, title in enumerate(header):
+        name = _field_of(title)
+        if name and name not in positions:
+            positions[name] = index
+            roster.columns[name] = str(title).strip()
+    if "head_name" not in positions:
+        roster.problem(1, "(header)", "no column for the head of household (户主姓名)")
+        return roster
+    for line, cells in enumerate(rows, start=2):
+        if all(cell is None or str(cell).strip() == "" for cell in cells):
+            continue
+        if len(roster.rows) + len(roster.problems) >= MAX_ROWS:
+            roster.problem(line, "(file)", f"a roster holds at most {MAX_ROWS:,} rows")
+            break
+        picked = {name: cells[i] if i < len(cells) else None for name, i in positions.items()}
+        row = _parse_row(roster, line, picked)
+        if row is not None:
+            roster.rows.append(row)
+    _check_duplicates(roster)
+    if not roster.rows and not roster.problems:
+        roster.problem(0, "(file)", "the file has a header but no households")
+    return roster
+
+
+def _check_duplicates(roster: Roster) -> None:
+    for key, label in (("id_number", "ID number"), ("seq", "household number")):
+        seen: dict[tuple, int] = {}
+        for row in roster.rows:
+            value = getattr(row, key)
+            if value is None:
+                continue
+            scope = (row.village_code, value) if key == "seq" else (value,)
+            if scope in seen:
+                roster.problem(row.line, key, f"the same {label} as row {seen[scope]}")
+            else:
+                seen[scope] = row.line
