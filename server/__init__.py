@@ -81,10 +81,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         errors,
         health,
         households,
+        kits,
         live,  # noqa: F401 - its Socket.IO handlers must exist before init_app below
         openapi,
         pages,
         pwa,
+        rosters,
         trees,
         users,
         villages,
@@ -110,6 +112,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         audit,
         carbon,
         pwa,
+        rosters,
+        kits,
     ):
         app.register_blueprint(module.bp)
     return app

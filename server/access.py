@@ -30,6 +30,7 @@ class Rule:
     body: dict[str, Any] | None
     csrf: bool
     summary: str
+    max_body_setting: str | None = None
 
     @property
     def public(self) -> bool:
@@ -41,12 +42,14 @@ def allow(
     scope: str | None = None,
     body: dict[str, Any] | None = None,
     csrf: bool = True,
+    max_body_setting: str | None = None,
 ):
     """Declare a view's roles (`PUBLIC`, `SIGNED_IN` or role names), scope and body schema.
 
     `scope="village"` or `"household"` limits bureau and verifier users to their county and
     measurers to their own village, found from the `village_code` / `household_code` in the
     URL. `csrf=False` is for public writes that authenticate by their own secret.
+    `max_body_setting` names a setting that raises the body limit for this route (uploads).
     """
     if roles == (PUBLIC,):
         allowed: frozenset[str] = frozenset()
@@ -62,7 +65,7 @@ def allow(
 
     def mark(view):
         summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
-        view.access_rule = Rule(allowed, scope, body, csrf, summary)
+        view.access_rule = Rule(allowed, scope, body, csrf, summary, max_body_setting)
         return view
 
     return mark
@@ -130,6 +133,8 @@ def enforce_access() -> None:
     rule = rule_for(request.endpoint)
     if rule is None:
         raise ApiError(500, "no_access_rule", "This route declares no access rule.")
+    if rule.max_body_setting:
+        request.max_content_length = current_app.config[rule.max_body_setting]
     _identify()
     if not rule.public:
         if g.user is None:

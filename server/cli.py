@@ -192,3 +192,85 @@ def carbon_estimate(species, dbh, stems, height, age, count, as_json) -> None:
         )
     for flag in result["flags"]:
         click.echo(f"  ! {flag['code']}: {flag['reason']}")
+
+
+@main.group()
+def roster() -> None:
+    """Household rosters from the village committee's register."""
+
+
+@roster.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--village",
+    "village_code",
+    required=True,
+    help="Village code for rows without a 村代码 column.",
+)
+@with_app
+def roster_import(app, file: Path, village_code: str) -> None:
+    """Import a roster (.csv in UTF-8 or GBK, or .xlsx): all rows or none; re-imports update."""
+    from server import rosters, villages
+    from server.db import get_db
+
+    village = villages.get_village(village_code)
+    if village is None:
+        raise click.ClickException(f"No village {village_code}.")
+    try:
+        report = rosters.import_roster(get_db(), file.read_bytes(), file.name, village, None)
+    except rosters.RosterRejected as rejected:
+        click.echo(f"Nothing was imported: {len(rejected.problems)} problem(s) to fix.", err=True)
+        for problem in rejected.problems:
+            row = f"row {problem['row']}" if problem["row"] else "file"
+            click.echo(f"  {row:<9} {problem['field']:<13} {problem['problem']}", err=True)
+        raise SystemExit(1) from rejected
+    click.echo(
+        f"Imported {report['rows']} rows: {report['created']} new households, "
+        f"{report['updated']} updated, {report['unchanged']} unchanged."
+    )
+
+
+@main.group()
+def kit() -> None:
+    """Printable village kits: door plates, tree tags, enrolment code, instructions."""
+
+
+@kit.command("build")
+@click.option("--village", "village_code", required=True, help="Village code.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the PDF.",
+)
+@click.option(
+    "--tags",
+    default=40,
+    show_default=True,
+    type=int,
+    help="How many new numbered tree tags to print (a sheet holds 40).",
+)
+@with_app
+def kit_build(app, village_code: str, out: Path, tags: int) -> None:
+    """Build a village's A4 kit (PDF) with a fresh one-time enrolment code for its measurer."""
+    from server import kits, villages
+    from server.db import get_db
+    from server.errors import ApiError
+
+    village = villages.get_village(village_code)
+    if village is None:
+        raise click.ClickException(f"No village {village_code}.")
+    admin = (
+        get_db()
+        .execute("SELECT id FROM users WHERE role = 'admin' AND active = 1 ORDER BY id LIMIT 1")
+        .fetchone()
+    )
+    if admin is None:
+        raise click.ClickException("Add an admin first: sipang users add NAME --role admin")
+    try:
+        pdf = kits.make_kit(get_db(), village, tags=tags, user_id=admin[0])
+    except ApiError as error:
+        raise click.ClickException(error.message) from error
+    out.write_bytes(pdf)
+    click.echo(f"Wrote {out} ({len(pdf) // 1024} KB).")

@@ -16,10 +16,11 @@ from typing import Any
 from flask import current_app
 from sqlite_utils import Database
 
-from server import devices, households, trees, users, villages
+from server import devices, rosters, trees, users, villages
 from server.clock import iso
 from server.db import first, transaction
 from village_kits.personal_data import id_check_character, luhn_check_digit
+from village_kits.roster import roster_xlsx
 
 SEED = 360423
 COUNTY = ("360423", "武宁县")
@@ -141,6 +142,11 @@ def _add_trees(
     return count
 
 
+def roster_path(village_code: str) -> Path:
+    """Where the demo keeps a village's roster workbook (re-importing it changes nothing)."""
+    return Path(current_app.config["INSTANCE_PATH"]) / "demo-rosters" / f"{village_code}.xlsx"
+
+
 def _credentials_path() -> Path:
     return Path(current_app.config["INSTANCE_PATH"]) / "demo-credentials.json"
 
@@ -188,11 +194,23 @@ def _create_county(db: Database) -> dict[str, Any]:
             device_id = devices.register_device(
                 db, measurer["id"], village_row["id"], "演示历史设备", iso(FIRST_SURVEY)
             )
-            for _ in range(rng.randint(44, 56)):
+            people = []
+            for seq in range(1, rng.randint(44, 56) + 1):
                 person += 1
-                household = households.create_household(
-                    db, village_row, **_fake_person(rng, COUNTY[0], person)
+                people.append(
+                    {
+                        "seq": seq,
+                        **_fake_person(rng, COUNTY[0], person),
+                        "door_number": f"{village[1]}{seq}号",
+                    }
                 )
+            roster = roster_path(village[0])
+            roster.parent.mkdir(parents=True, exist_ok=True)
+            roster.write_bytes(roster_xlsx(people))
+            rosters.import_roster(db, roster.read_bytes(), roster.name, village_row, None)
+            for household in db.query(
+                "SELECT * FROM households WHERE village_id = ? ORDER BY seq", [village_row["id"]]
+            ):
                 _add_trees(db, rng, household, village, measurer["id"], device_id)
                 if village == VILLAGES[0] and household["seq"] in RED_CODE:
                     _add_red_code_tree(db, rng, household, village, measurer["id"], device_id)

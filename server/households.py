@@ -270,3 +270,45 @@ def household(household_code: str):
     """One household, personal data masked."""
     row = g.household | {"trees": tree_count(get_db(), g.household["id"])}
     return jsonify(household=masked_view(row, g.village["code"]))
+
+
+def public_summary(household: dict[str, Any]) -> dict[str, Any]:
+    """What a door plate shows anyone: trees, carbon, tonnes contributed. No personal data."""
+    db = get_db()
+    village = first(
+        db,
+        """SELECT v.name, v.code, c.name AS county FROM villages v
+                           JOIN counties c ON c.id = v.county_id WHERE v.id = ?""",
+        [household["village_id"]],
+    )
+    trees = list(
+        db.query(
+            """SELECT t.id, t.position, t.status, t.tag, s.name_zh AS species,
+                  m.dbh_mm, m.height_cm, m.client_time, e.co2e_g, e.route
+           FROM trees t JOIN species s ON s.id = t.species_id
+           LEFT JOIN measurements m ON m.id = (SELECT id FROM measurements
+                                               WHERE tree_id = t.id
+                                               ORDER BY client_time DESC LIMIT 1)
+           LEFT JOIN measurement_estimates e ON e.measurement_id = m.id
+           WHERE t.household_id = ? ORDER BY t.created_at, t.id""",
+            [household["id"]],
+        )
+    )
+    issued_g = db.execute(
+        """SELECT coalesce(sum(l.issued_g), 0) FROM credit_household_lines l
+           JOIN credit_calculations c ON c.id = l.calculation_id
+           WHERE l.household_id = ? AND c.status = 'issued'""",
+        [household["id"]],
+    ).fetchone()[0]
+    alive = [tree for tree in trees if tree["status"] == "alive"]
+    return {
+        "code": household["code"],
+        "seq": household["seq"],
+        "village": village,
+        "trees": trees,
+        "alive": len(alive),
+        "stock_co2e_g": sum(tree["co2e_g"] or 0 for tree in alive),
+        "issued_g": issued_g,
+        "owed_fen": 0,
+        "paid_fen": 0,
+    }

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, send_from_directory
 
-from server import auth, villages
+from server import auth, households, trees, villages
 from server.access import PUBLIC, SIGNED_IN, allow
 from server.errors import ApiError
 
@@ -45,6 +45,23 @@ def logout_submit():
     """Sign out from the form."""
     auth.end_session()
     return redirect("/")
+
+
+@bp.get("/h/<code>")
+@bp.get("/H/<code>")
+@allow(PUBLIC)
+def household_page(code: str):
+    """A door plate's public page: the household's trees, carbon and money (no personal data)."""
+    household, reason = households.resolve_plate(code)
+    if household is None:
+        current_app.logger.warning("invalid plate scanned: %s (%s)", code[:40], reason)
+        return render_template("invalid_plate.html", reason=reason, user=g.user), 404
+    return render_template(
+        "household.html",
+        h=households.public_summary(household),
+        positions=trees.POSITIONS,
+        user=g.user,
+    )
 
 
 @bp.get("/static/<path:filename>")

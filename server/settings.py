@@ -56,6 +56,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest request body in bytes; larger bodies get 413.",
     ),
     Setting(
+        "MAX_ROSTER_BYTES",
+        64 * 1024 * 1024,
+        "Largest roster upload (CSV or XLSX) in bytes; a 100,000-household XLSX is about 8 MB.",
+    ),
+    Setting(
+        "PUBLIC_BASE_URL",
+        "http://127.0.0.1:5000",
+        "Address printed in door-plate and tree-tag QR codes (upper-cased). Keep it short: a "
+        "plate's URL must fit QR version 3 at level Q (47 characters).",
+    ),
+    Setting(
         "SESSION_COOKIE_SECURE",
         False,
         "Send the session cookie only over HTTPS; set true behind TLS in production.",

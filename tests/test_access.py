@@ -1,5 +1,6 @@
 """Every route × every role, generated from the route table and each route's `@allow` rule."""
 
+import io
 import tempfile
 
 import pytest
@@ -36,6 +37,7 @@ def url_for_world(rule: str, world, *, own: bool = True) -> str:
         "<int:flag_id>": str(world.flag_id),
         "<int:calculation_id>": str(world.calculation_id),
         "<version>": "sipang-2026.1",
+        "<code>": world.household_a,
     }
     for placeholder, value in values.items():
         rule = rule.replace(placeholder, value)
@@ -48,6 +50,9 @@ def request_body(app, client, endpoint: str, world) -> dict:
     view_rule = rule_for_app(app, endpoint)
     if endpoint == "pages.login_submit":
         return {"data": {"username": "admin", "password": PASSWORD}}
+    if endpoint == "rosters.upload_roster":
+        roster = "户主姓名,联系电话\n新农户,13900001111\n".encode()
+        return {"data": {"file": (io.BytesIO(roster), "roster.csv")}}
     if view_rule.body is None:
         return {}
     body = dict(view_rule.body["example"])

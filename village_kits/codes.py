@@ -80,3 +80,25 @@ def verify_code(secret: bytes, code: str, plate: int = 1) -> str:
 def plate_url(base_url: str, code: str) -> str:
     """The door plate's QR content, e.g. `HTTPS://SIPANG.CN/H/360423101201-0042-K7`."""
     return f"{base_url.rstrip('/')}/H/{code}".upper()
+
+
+TAG_PATTERN = re.compile(r"^(\d{12})-T(\d{5})-([0-9A-Z])$")
+
+
+def make_tag(village_code: str, number: int) -> str:
+    """A pre-printed tree tag id, e.g. `360423101201-T00017-4` (the last symbol a checksum)."""
+    if not (len(village_code) == 12 and village_code.isdigit() and 1 <= number <= 99_999):
+        raise ValueError(f"cannot make tag {number!r} for village {village_code!r}")
+    body = f"{village_code}-T{number:05d}"
+    return f"{body}-{checksum_symbol(body)}"
+
+
+def is_tag(text: str) -> bool:
+    """Whether text is a well-formed tree tag (its checksum holds)."""
+    match = TAG_PATTERN.match(text.strip().upper())
+    return bool(match) and checksum_symbol(f"{match.group(1)}-T{match.group(2)}") == match.group(3)
+
+
+def tag_url(base_url: str, tag: str) -> str:
+    """A tree tag's QR content, e.g. `HTTPS://SIPANG.CN/T/360423101201-T00017-4`."""
+    return f"{base_url.rstrip('/')}/T/{tag}".upper()

@@ -219,3 +219,30 @@ def _check_duplicates(roster: Roster) -> None:
                 roster.problem(row.line, key, f"the same {label} as row {seen[scope]}")
             else:
                 seen[scope] = row.line
+
+
+EXPORT_HEADERS = {
+    "seq": "户号",
+    "head_name": "户主姓名",
+    "phone": "联系电话",
+    "id_number": "身份证号",
+    "bank_account": "银行卡号",
+    "door_number": "门牌号",
+    "village_code": "村代码",
+    "consent_date": "同意日期",
+}
+
+
+def roster_xlsx(rows: list[dict[str, Any]]) -> bytes:
+    """A roster workbook in the usual Chinese layout (numbers kept as text)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("农户花名册")
+    fields = [name for name in EXPORT_HEADERS if any(name in row for row in rows)]
+    sheet.append([EXPORT_HEADERS[name] for name in fields])
+    for row in rows:
+        sheet.append([None if row.get(name) is None else str(row[name]) for name in fields])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -34,3 +34,7 @@ CREATE TABLE tree_tag_batches (
     printed_at TEXT NOT NULL,
     UNIQUE (village_id, first_number)
 );
+
+-- A keyed fingerprint of a household's personal fields: a re-imported roster row that
+-- matches it changes nothing.
+ALTER TABLE households ADD COLUMN pii_fingerprint TEXT;
