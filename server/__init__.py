@@ -75,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from server import (
         access,
+        admin,
         audit,
         auth,
         devices,
@@ -114,6 +115,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         pwa,
         rosters,
         kits,
+        admin,
     ):
         app.register_blueprint(module.bp)
     return app

@@ -50,7 +50,7 @@ def request_body(app, client, endpoint: str, world) -> dict:
     view_rule = rule_for_app(app, endpoint)
     if endpoint == "pages.login_submit":
         return {"data": {"username": "admin", "password": PASSWORD}}
-    if endpoint == "rosters.upload_roster":
+    if endpoint in ("rosters.upload_roster", "admin.upload_roster"):
         roster = "户主姓名,联系电话\n新农户,13900001111\n".encode()
         return {"data": {"file": (io.BytesIO(roster), "roster.csv")}}
     if view_rule.body is None:
