@@ -9,6 +9,7 @@ from flask import Flask
 from server import create_app
 from server.access import allow, rule_for
 from tests.conftest import PASSWORD, ROLES, bearer
+from village_kits.codes import checksum_symbol
 
 CALLERS = (None, *ROLES)
 DENIALS = {"unauthorized", "forbidden", "device_required", "out_of_scope"}
@@ -37,7 +38,8 @@ def url_for_world(rule: str, world, *, own: bool = True) -> str:
         "<int:flag_id>": str(world.flag_id),
         "<int:calculation_id>": str(world.calculation_id),
         "<version>": "sipang-2026.1",
-        "<code>": world.household_a,
+        "<code>": "ABCDEFGHJKMN" if rule.startswith(("/e/", "/E/")) else world.household_a,
+        "<tag>": "360423101201-T00001-" + checksum_symbol("360423101201-T00001"),
     }
     for placeholder, value in values.items():
         rule = rule.replace(placeholder, value)
