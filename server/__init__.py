@@ -88,6 +88,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         pages,
         pwa,
         rosters,
+        sync_api,
         trees,
         users,
         villages,
@@ -116,6 +117,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         rosters,
         kits,
         admin,
+        sync_api,
     ):
         app.register_blueprint(module.bp)
     return app

@@ -1,6 +1,8 @@
 """Every route × every role, generated from the route table and each route's `@allow` rule."""
 
+import hashlib
 import io
+import uuid
 import tempfile
 
 import pytest
@@ -12,6 +14,7 @@ from tests.conftest import PASSWORD, ROLES, bearer
 from village_kits.codes import checksum_symbol
 
 CALLERS = (None, *ROLES)
+PHOTO = b"\xff\xd8 a tiny photo"
 DENIALS = {"unauthorized", "forbidden", "device_required", "out_of_scope"}
 
 
@@ -38,6 +41,7 @@ def url_for_world(rule: str, world, *, own: bool = True) -> str:
         "<int:flag_id>": str(world.flag_id),
         "<int:calculation_id>": str(world.calculation_id),
         "<version>": "sipang-2026.1",
+        "<sha256>": hashlib.sha256(PHOTO).hexdigest(),
         "<code>": "ABCDEFGHJKMN" if rule.startswith(("/e/", "/E/")) else world.household_a,
         "<tag>": "360423101201-T00001-" + checksum_symbol("360423101201-T00001"),
     }
@@ -52,6 +56,22 @@ def request_body(app, client, endpoint: str, world) -> dict:
     view_rule = rule_for_app(app, endpoint)
     if endpoint == "pages.login_submit":
         return {"data": {"username": "admin", "password": PASSWORD}}
+    if endpoint == "sync.push":
+        op = {
+            "op_id": str(uuid.uuid4()),
+            "device_seq": 1,
+            "record_id": str(uuid.uuid4()),
+            "kind": "tree.register",
+            "client_time": "2026-10-01T08:00:00Z",
+            "payload": {
+                "household_code": world.household_a,
+                "species_id": "ginkgo_biloba",
+                "position": "house",
+            },
+        }
+        return {"json": {"device_id": world.device_id, "ops": [op]}}
+    if endpoint == "sync.blob_chunk":
+        return {"data": PHOTO, "headers": {"Upload-Offset": "0", "Upload-Length": str(len(PHOTO))}}
     if endpoint in ("rosters.upload_roster", "admin.upload_roster"):
         roster = "户主姓名,联系电话\n新农户,13900001111\n".encode()
         return {"data": {"file": (io.BytesIO(roster), "roster.csv")}}
@@ -82,12 +102,9 @@ def call(app, client, world, endpoint, method, rule, caller, *, own=True):
         headers |= bearer(world.tokens[caller])
     else:
         headers["X-CSRFToken"] = client.get("/api/v1/auth/csrf").json["csrf_token"]
-    return client.open(
-        url_for_world(rule, world, own=own),
-        method=method,
-        headers=headers,
-        **request_body(app, client, endpoint, world),
-    )
+    body = request_body(app, client, endpoint, world)
+    headers |= body.pop("headers", {})
+    return client.open(url_for_world(rule, world, own=own), method=method, headers=headers, **body)
 
 
 def test_every_route_declares_an_access_rule(app):

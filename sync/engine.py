@@ -1,0 +1,152 @@
+"""The server side of push: apply each operation exactly once, in each device's order.
+
+Every operation is looked up by `op_id` first, so a replay returns the stored result. A
+device's operations apply in `device_seq` order: one that arrives after a gap is held until
+the missing one comes. Each operation runs in its own savepoint, so a rejected one leaves
+nothing behind; the caller wraps the whole push in one transaction.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlite_utils import Database
+
+from sync.protocol import Operation
+
+
+class OperationRejected(Exception):
+    """An operation that is well-formed but cannot be applied; it consumes its sequence."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+Apply = Callable[[Operation], dict[str, Any]]
+
+
+def _stored_result(row: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+    result = json.loads(row["result"])
+    return {
+        "op_id": row["op_id"],
+        "device_seq": row["device_seq"],
+        "status": status or row["status"],
+        "server_seq": row["server_seq"],
+        **result,
+    }
+
+
+def _process(
+    db: Database, device_id: str, op: Operation, apply: Apply, received_at: str, now: str
+) -> dict[str, Any]:
+    try:
+        with db.atomic():
+            outcome = apply(op)
+        status, reason, result = "applied", None, outcome
+    except OperationRejected as rejected:
+        status, reason = "rejected", rejected.reason
+        result = {"code": rejected.code, "reason": rejected.reason}
+    db["sync_ops"].insert(
+        {
+            "op_id": op.op_id,
+            "device_id": device_id,
+            "device_seq": op.device_seq,
+            "record_id": op.record_id,
+            "kind": op.kind,
+            "payload": json.dumps(op.payload, ensure_ascii=False),
+            "client_time": op.client_time,
+            "base_version": op.base_version,
+            "received_at": received_at,
+            "applied_at": now,
+            "status": status,
+            "reason": reason,
+            "result": json.dumps(result, ensure_ascii=False),
+        }
+    )
+    db.execute("UPDATE devices SET last_seq = ? WHERE id = ?", [op.device_seq, device_id])
+    row = next(db.query("SELECT * FROM sync_ops WHERE op_id = ?", [op.op_id]))
+    return _stored_result(row)
+
+
+def _held(row: dict[str, Any]) -> Operation:
+    return Operation(
+        row["op_id"],
+        row["device_seq"],
+        row["record_id"],
+        row["kind"],
+        json.loads(row["payload"]),
+        row["client_time"],
+        row["base_version"],
+    )
+
+
+def push(
+    db: Database, device_id: str, operations: list[Operation], apply: Apply, now: str
+) -> list[dict[str, Any]]:
+    """Apply a batch; one result per operation given and per held one that now applied."""
+    results: list[dict[str, Any]] = []
+    last_seq = db.execute("SELECT last_seq FROM devices WHERE id = ?", [device_id]).fetchone()[0]
+    for op in sorted(operations, key=lambda o: o.device_seq):
+        stored = next(db.query("SELECT * FROM sync_ops WHERE op_id = ?", [op.op_id]), None)
+        if stored is not None:
+            results.append(_stored_result(stored, "duplicate"))
+            continue
+        if op.device_seq <= last_seq:
+            results.append(
+                {
+                    "op_id": op.op_id,
+                    "device_seq": op.device_seq,
+                    "status": "rejected",
+                    "code": "sequence_reused",
+                    "reason": f"device_seq {op.device_seq} was already used by another operation",
+                }
+            )
+            continue
+        if op.device_seq > last_seq + 1:
+            if not db.execute("SELECT 1 FROM sync_held WHERE op_id = ?", [op.op_id]).fetchone():
+                db["sync_held"].insert(
+                    {
+                        "device_id": device_id,
+                        "received_at": now,
+                        **op.as_dict(),
+                        "payload": json.dumps(op.payload, ensure_ascii=False),
+                    },
+                    replace=True,
+                )
+            results.append(
+                {
+                    "op_id": op.op_id,
+                    "device_seq": op.device_seq,
+                    "status": "held",
+                    "reason": f"waiting for device_seq {last_seq + 1}",
+                }
+            )
+            continue
+        results.append(_process(db, device_id, op, apply, now, now))
+        last_seq = op.device_seq
+        while held := next(
+            db.query(
+                "SELECT * FROM sync_held WHERE device_id = ? AND device_seq = ?",
+                [device_id, last_seq + 1],
+            ),
+            None,
+        ):
+            db.execute("DELETE FROM sync_held WHERE op_id = ?", [held["op_id"]])
+            result = _process(db, device_id, _held(held), apply, held["received_at"], now)
+            results = [r for r in results if r["op_id"] != held["op_id"]] + [result]
+            last_seq += 1
+    return results
+
+
+def stale_holds(db: Database, older_than: str) -> list[dict[str, Any]]:
+    """Operations held behind a gap since before `older_than` (the missing one never came)."""
+    return list(
+        db.query(
+            """SELECT device_id, min(device_seq) AS first_held, count(*) AS held,
+                                   min(received_at) AS since
+                            FROM sync_held WHERE received_at < ? GROUP BY device_id""",
+            [older_than],
+        )
+    )
