@@ -49,6 +49,13 @@ CREATE TABLE change_log (
 );
 CREATE INDEX change_log_village ON change_log(village_id, seq);
 
+-- What exists already is the first thing every phone pulls.
+INSERT INTO change_log (village_id, entity, entity_id)
+SELECT village_id, 'household', id FROM households ORDER BY id;
+INSERT INTO change_log (village_id, entity, entity_id)
+SELECT h.village_id, 'tree', t.id FROM trees t JOIN households h ON h.id = t.household_id
+ORDER BY t.created_at;
+
 CREATE TRIGGER households_changed_insert AFTER INSERT ON households
 BEGIN
     INSERT INTO change_log (village_id, entity, entity_id) VALUES (NEW.village_id, 'household', NEW.id);
