@@ -36,26 +36,33 @@ class RosterRejected(Exception):
 
 
 def _plan(db: Database, rows: list[RosterRow], default_village: dict[str, Any]):
-    """Match every row to a household to update or a new one; collect every problem."""
+    """Match every row to a household to update or a new one; collect every problem.
+
+    A row matches by ID number, else by household number (户号); a row with neither matches a
+    household an earlier import made from an identical row, so re-importing never duplicates.
+    Two rows never match one household, and a blank 户号 never takes one given in the file.
+    """
     problems: list[dict[str, Any]] = []
     by_code: dict[str, dict[str, Any]] = {default_village["code"]: default_village}
     existing_by_id: dict[str, dict[str, Any]] = {}
     existing_by_seq: dict[tuple[int, int], dict[str, Any]] = {}
+    existing_by_print: dict[tuple[int, str], list[dict[str, Any]]] = {}
     next_seq: dict[int, int] = {}
+    asked = {(row.village_code or default_village["code"], row.seq) for row in rows if row.seq}
+    claimed: dict[int, int] = {}  # existing household id → the row that matched it
+    taken: dict[tuple[int, int], int] = {}  # (village id, seq) of a new household → its row
     plan: list[tuple[RosterRow, dict[str, Any], dict[str, Any] | None, int]] = []
+
+    def problem(row: RosterRow, field: str, text: str) -> None:
+        problems.append({"row": row.line, "field": field, "problem": text})
+
     for row in rows:
         code = row.village_code or default_village["code"]
         village = by_code.get(code)
         if village is None:
             village = villages.get_village(code)
             if village is None or village["county_id"] != default_village["county_id"]:
-                problems.append(
-                    {
-                        "row": row.line,
-                        "field": "village_code",
-                        "problem": f"no village {code} in this county",
-                    }
-                )
+                problem(row, "village_code", f"no village {code} in this county")
                 continue
             by_code[code] = village
         if village["id"] not in next_seq:
@@ -65,9 +72,13 @@ def _plan(db: Database, rows: list[RosterRow], default_village: dict[str, Any]):
                 existing_by_seq[(village["id"], household["seq"])] = household
                 if household["id_number_index"]:
                     existing_by_id[household["id_number_index"]] = household
+                if household["pii_fingerprint"]:
+                    key = (village["id"], household["pii_fingerprint"])
+                    existing_by_print.setdefault(key, []).append(household)
             next_seq[village["id"]] = households.next_seq(db, village["id"])
         index = pii.blind_index(row.id_number, "id_number") if row.id_number else None
         match = existing_by_id.get(index) if index else None
+        matched_by = "id_number"
         if index and match is None:
             elsewhere = first(
                 db,
@@ -76,54 +87,52 @@ def _plan(db: Database, rows: list[RosterRow], default_village: dict[str, Any]):
                 [index],
             )
             if elsewhere:
-                problems.append(
-                    {
-                        "row": row.line,
-                        "field": "id_number",
-                        "problem": f"already registered in {elsewhere['name']} "
-                        f"({elsewhere['code']})",
-                    }
+                problem(
+                    row,
+                    "id_number",
+                    f"already registered in {elsewhere['name']} ({elsewhere['code']})",
                 )
                 continue
         if match is not None and row.seq is not None and match["seq"] != row.seq:
-            problems.append(
-                {
-                    "row": row.line,
-                    "field": "seq",
-                    "problem": f"this ID number is household {match['seq']}, not {row.seq}",
-                }
-            )
+            problem(row, "seq", f"this ID number is household {match['seq']}, not {row.seq}")
             continue
         if match is None and row.seq is not None:
-            match = existing_by_seq.get((village["id"], row.seq))
+            match, matched_by = existing_by_seq.get((village["id"], row.seq)), "seq"
             if match is not None and index and match["id_number_index"] not in (None, index):
-                problems.append(
-                    {
-                        "row": row.line,
-                        "field": "seq",
-                        "problem": f"household {row.seq} is registered to someone "
-                        "with another ID number",
-                    }
+                problem(
+                    row,
+                    "seq",
+                    f"household {row.seq} is registered to someone with another ID number",
                 )
                 continue
+        if match is None and index is None and row.seq is None:
+            same = existing_by_print.get((village["id"], fingerprint(row)), [])
+            match = next((h for h in same if h["id"] not in claimed), None)
+            matched_by = "head_name"
         if match is not None:
+            if match["id"] in claimed:
+                problem(row, matched_by, f"the same household as row {claimed[match['id']]}")
+                continue
+            claimed[match["id"]] = row.line
             plan.append((row, village, match, match["seq"]))
             continue
         seq = row.seq
         if seq is None:
-            while (village["id"], next_seq[village["id"]]) in existing_by_seq:
-                next_seq[village["id"]] += 1
             seq = next_seq[village["id"]]
-        if seq > codes.MAX_SEQ:
-            problems.append(
-                {
-                    "row": row.line,
-                    "field": "seq",
-                    "problem": f"a village holds at most {codes.MAX_SEQ} households",
-                }
-            )
+            while (
+                (village["id"], seq) in existing_by_seq
+                or (village["id"], seq) in taken
+                or (village["code"], seq) in asked
+            ):
+                seq += 1
+            next_seq[village["id"]] = seq
+        elif (village["id"], seq) in taken:
+            problem(row, "seq", f"the same household number as row {taken[(village['id'], seq)]}")
             continue
-        existing_by_seq[(village["id"], seq)] = {"seq": seq, "id_number_index": index}
+        if seq > codes.MAX_SEQ:
+            problem(row, "seq", f"a village holds at most {codes.MAX_SEQ} households")
+            continue
+        taken[(village["id"], seq)] = row.line
         plan.append((row, village, None, seq))
     return plan, problems
 

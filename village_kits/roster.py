@@ -110,7 +110,8 @@ def _cell_text(roster: Roster, line: int, name: str, value: Any) -> str | None:
     if isinstance(value, datetime | date):
         value = value.strftime("%Y-%m-%d")
     text = str(value).strip()
-    if text.startswith(("=", "+", "@")) and len(text) > 1 and not text[1:].isdigit():
+    number = re.sub(r"[\s-]", "", text[1:])  # "+86 139 1234 5678" is a phone, not a formula
+    if text.startswith(("=", "+", "@")) and len(text) > 1 and not number.isdigit():
         roster.problem(line, name, "contains a formula; type the value itself")
         return None
     return text or None
@@ -191,16 +192,21 @@ def read_roster(data: bytes, filename: str) -> Roster:
     if "head_name" not in positions:
         roster.problem(1, "(header)", "no column for the head of household (户主姓名)")
         return roster
-    for line, cells in enumerate(rows, start=2):
-        if all(cell is None or str(cell).strip() == "" for cell in cells):
-            continue
-        if len(roster.rows) + len(roster.problems) >= MAX_ROWS:
-            roster.problem(line, "(file)", f"a roster holds at most {MAX_ROWS:,} rows")
-            break
-        picked = {name: cells[i] if i < len(cells) else None for name, i in positions.items()}
-        row = _parse_row(roster, line, picked)
-        if row is not None:
-            roster.rows.append(row)
+    line = 1
+    try:
+        for line, cells in enumerate(rows, start=2):
+            if all(cell is None or str(cell).strip() == "" for cell in cells):
+                continue
+            if len(roster.rows) + len(roster.problems) >= MAX_ROWS:
+                roster.problem(line, "(file)", f"a roster holds at most {MAX_ROWS:,} rows")
+                break
+            picked = {name: cells[i] if i < len(cells) else None for name, i in positions.items()}
+            row = _parse_row(roster, line, picked)
+            if row is not None:
+                roster.rows.append(row)
+    except Exception as error:  # noqa: BLE001 - a file unreadable part-way is reported too
+        roster.problem(line + 1, "(file)", f"cannot read the file past row {line}: {error}")
+        return roster
     _check_duplicates(roster)
     if not roster.rows and not roster.problems:
         roster.problem(0, "(file)", "the file has a header but no households")
