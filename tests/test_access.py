@@ -2,8 +2,8 @@
 
 import hashlib
 import io
-import uuid
 import tempfile
+import uuid
 
 import pytest
 from flask import Flask
