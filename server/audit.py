@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from server.access import allow, current_actor
 from server.clock import now_iso
-from server.db import get_db, transaction
+from server.db import get_db, insert, transaction
 
 GENESIS = "0" * 64
 
@@ -54,7 +54,7 @@ def record(
         }
         row["prev_hash"] = prev_hash
         row["hash"] = _row_hash(audit_key(), prev_hash, row)
-        db["audit_log"].insert(row)
+        insert(db, "audit_log", row)
 
 
 def verify_chain(db: Database, key: bytes) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """`GET /healthz`: is the database migrated and writable, is the chain reachable."""
 
+import sys
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
@@ -27,7 +28,10 @@ def chain_state() -> dict[str, Any]:
     url = current_app.config.get("CHAIN_RPC")
     if not url:
         return {"ok": True, "configured": False}
+    limit = sys.getrecursionlimit()
     from web3 import HTTPProvider, Web3
+
+    sys.setrecursionlimit(limit)  # a web3 dependency raises it process-wide on import
 
     try:
         w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 2}))

@@ -9,24 +9,31 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import ClientDisconnected
 
 from server import households, live, trees
 from server.access import allow
 from server.carbon.method import load_method
 from server.clock import iso, now_iso
-from server.db import first, get_db, transaction
+from server.db import first, get_db, insert, transaction
 from server.errors import ApiError
+from server.validation import parse_json
 from sync import engine
 from sync.protocol import BatchError, Operation, parse_batch
 
 MAX_INFLATED_BYTES = 4 * 1024 * 1024
 MAX_BLOB_BYTES = 4 * 1024 * 1024
 PULL_PAGE = 500
+# A batch nests about five deep and holds a few hundred arrays and objects. json's C parser
+# recurses once per level: once a library has raised the recursion limit (py_ecc, imported
+# with web3, sets 100,000) a body of brackets exhausts the C stack and kills the process.
 
 
 def _rejected(error: ApiError) -> engine.OperationRejected:
@@ -50,7 +57,9 @@ def _tree_in_village(tree_id: str) -> dict[str, Any]:
 def _stale_flag(db, op: Operation, tree: dict[str, Any], measurement_id: str | None) -> None:
     if op.base_version is None or op.base_version == tree["version"] or measurement_id is None:
         return
-    db["flags"].insert(
+    insert(
+        db,
+        "flags",
         {
             "measurement_id": measurement_id,
             "tree_id": tree["id"],
@@ -59,7 +68,7 @@ def _stale_flag(db, op: Operation, tree: dict[str, Any], measurement_id: str | N
             "reason": f"made on version {op.base_version} of the tree, but the "
             f"server had version {tree['version']}: review both",
             "created_at": now_iso(),
-        }
+        },
     )
 
 
@@ -123,8 +132,11 @@ def apply_operation(op: Operation, clock_offset_s: float | None) -> dict[str, An
         return {"version": tree["version"] + 1, "flags": [f["code"] for f in flags]}
     except ApiError as error:
         raise _rejected(error) from error
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise engine.OperationRejected("invalid", str(error)[:200]) from error
+    except sqlite3.IntegrityError as error:  # a value the schema's checks refuse: this op only
+        code = "conflict" if "UNIQUE" in str(error) else "invalid"
+        raise engine.OperationRejected(code, str(error)[:200]) from error
 
 
 def _request_json() -> Any:
@@ -133,14 +145,11 @@ def _request_json() -> Any:
         try:
             decompressor = gzip.GzipFile(fileobj=io.BytesIO(raw))
             raw = decompressor.read(MAX_INFLATED_BYTES + 1)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise ApiError(400, "invalid_gzip", "The body is not valid gzip.") from error
         if len(raw) > MAX_INFLATED_BYTES:
             raise ApiError(413, "payload_too_large", "The batch is too large once inflated.")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from error
+    return parse_json(raw)
 
 
 def gzipped(payload: dict[str, Any]) -> Response:
@@ -244,6 +253,8 @@ def pull():
     """Changes in this phone's village after `cursor`: households, trees, flags, method."""
     try:
         cursor = int(request.args.get("cursor", 0))
+        if not 0 <= cursor < 2**63:
+            raise ValueError(cursor)
     except ValueError as error:
         raise ApiError(422, "validation_failed", "cursor is a whole number.") from error
     db = get_db()
@@ -345,14 +356,9 @@ def blob_chunk(sha256: str):
             mimetype="application/json",
             headers={"Upload-Offset": str(have)},
         )
-    chunk = request.get_data(cache=False)
-    if have + len(chunk) > length:
+    if have + (request.content_length or 0) > length:
         raise ApiError(422, "past_the_end", "This chunk goes past Upload-Length.")
-    with open(partial, "ab") as handle:
-        handle.write(chunk)
-        handle.flush()
-        os.fsync(handle.fileno())
-    have += len(chunk)
+    have += _append_what_arrives(partial)
     if have < length:
         return jsonify(complete=False, offset=have)
     digest = hashlib.sha256()
@@ -368,7 +374,31 @@ def blob_chunk(sha256: str):
     with transaction(db):
         if not first(db, "SELECT 1 FROM blobs WHERE sha256 = ?", [sha256]):
             db["blobs"].insert({"sha256": sha256, "size": length, "received_at": now_iso()})
+            # Trees awaiting this photo changed: the phones' next pull must say so.
+            db.execute(
+                """INSERT INTO change_log (village_id, entity, entity_id)
+                   SELECT DISTINCT h.village_id, 'tree', t.id FROM measurements m
+                   JOIN trees t ON t.id = m.tree_id JOIN households h ON h.id = t.household_id
+                   WHERE m.photo_sha256 = ?""",
+                [sha256],
+            )
     return jsonify(complete=True, offset=have)
+
+
+def _append_what_arrives(partial: Path) -> int:
+    """Append the body to the partial file as it arrives; keep what came if the link drops."""
+    written = 0
+    with open(partial, "ab") as handle:
+        try:
+            while piece := request.stream.read(1 << 14):
+                handle.write(piece)
+                written += len(piece)
+        except ClientDisconnected:
+            pass  # the phone will ask where we are (HEAD) and go on from there
+        finally:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return written
 
 
 def held_too_long(hours: float = 24) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from server import audit
 from server.access import allow
 from server.carbon import records as carbon_records
 from server.clock import now_iso, parse_client_time
-from server.db import first, get_db, transaction
+from server.db import first, get_db, insert, transaction
 from server.errors import ApiError
 
 POSITIONS = {"house": "宅旁", "village": "村旁", "road": "路旁", "water": "水旁"}
@@ -52,7 +52,9 @@ def register_tree(
     if first(db, "SELECT 1 FROM species WHERE id = ?", [species_id]) is None:
         raise ApiError(422, "validation_failed", f"Unknown species {species_id!r}.")
     with transaction(db):
-        db["trees"].insert(
+        insert(
+            db,
+            "trees",
             {
                 "id": tree_id,
                 "household_id": household["id"],
@@ -63,7 +65,7 @@ def register_tree(
                 "registered_by": user_id,
                 "device_id": device_id,
                 "created_at": now_iso(),
-            }
+            },
         )
         audit.record(
             db,
@@ -107,7 +109,9 @@ def record_measurement(
     if not stems_mm or any(d <= 0 for d in stems_mm):
         raise ApiError(422, "validation_failed", "Each stem needs a positive diameter.")
     with transaction(db):
-        db["measurements"].insert(
+        insert(
+            db,
+            "measurements",
             {
                 "id": measurement_id,
                 "tree_id": tree_id,
@@ -122,7 +126,7 @@ def record_measurement(
                 "device_id": device_id,
                 "client_time": client_time,
                 "server_time": now_iso(),
-            }
+            },
         )
         audit.record(db, "tree.measured", f"tree:{tree_id}", {"measurement": measurement_id})
         return carbon_records.assess_measurement(db, measurement_id, clock_offset_s)

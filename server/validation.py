@@ -71,14 +71,44 @@ def _unstorable(value: Any, path: tuple[str, ...] = ()) -> Iterator[dict[str, st
             yield {"field": field, "problem": "is too large a number"}
 
 
+MAX_JSON_DEPTH, MAX_JSON_CONTAINERS = 32, 50_000
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _too_nested(raw: bytes) -> bool:
+    """Whether JSON text nests deeper, or holds more arrays and objects, than a request may."""
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers <= MAX_JSON_DEPTH:
+        return False
+    if containers > MAX_JSON_CONTAINERS:
+        return True
+    depth = 0
+    for token in _JSON_TOKENS.finditer(raw):
+        if token.group() in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token.group() in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body strictly: no NaN or Infinity, no deep nesting (which could
+    exhaust the C stack once a library has raised the recursion limit)."""
+    if _too_nested(raw):
+        raise ApiError(400, "invalid_json", "The body nests too deeply.")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:  # also UnicodeDecodeError
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from error
+
+
 def json_body(schema: dict[str, Any]) -> dict[str, Any]:
     """The request's JSON object, validated, or an ApiError naming every problem."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
-    try:
-        data = json.loads(request.get_data(cache=True), parse_constant=_reject_constant)
-    except ValueError as error:  # also UnicodeDecodeError; NaN and Infinity are not JSON
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from error
+    data = parse_json(request.get_data(cache=True))
     checker = StrictValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     problems = [
         {

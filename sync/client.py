@@ -60,6 +60,17 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def answer(data: bytes) -> dict[str, Any]:
+    """A successful answer's JSON; a garbled one (cut by the network) is worth a retry."""
+    try:
+        parsed = json.loads(data)
+    except ValueError as error:
+        raise TransientError("the answer was garbled or cut short") from error
+    if not isinstance(parsed, dict):
+        raise TransientError("the answer was not a JSON object")
+    return parsed
+
+
 class SyncClient:
     """One enrolled phone: its outbox, its photos, its pull cursor."""
 
@@ -72,7 +83,9 @@ class SyncClient:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "photos").mkdir(exist_ok=True)
-        self.db = sqlite3.connect(self.folder / "outbox.db", isolation_level=None)
+        self.db = sqlite3.connect(
+            self.folder / "outbox.db", isolation_level=None, check_same_thread=False
+        )
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=wal")
         self.db.execute("PRAGMA synchronous=full")
@@ -189,8 +202,14 @@ class SyncClient:
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             raise TransientError(f"{method} {path}: {error}") from error
         self.bytes_received += len(data)
+        expected = reply_headers.get("Content-Length")
+        if expected is not None and expected.isdigit() and int(expected) != len(data):
+            raise TransientError(f"{method} {path}: the answer was cut short")
         if reply_headers.get("Content-Encoding") == "gzip":
-            data = gzip.decompress(data)
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as error:
+                raise TransientError(f"{method} {path}: the answer was cut short") from error
         if status in RETRYABLE:
             retry_after = reply_headers.get("Retry-After")
             raise TransientError(
@@ -247,15 +266,13 @@ class SyncClient:
             {"Content-Type": "application/json", "Content-Encoding": "gzip"},
         )
         settled = 0
-        for result in json.loads(data)["results"]:
+        for result in answer(data)["results"]:
             state = {
                 "applied": "done",
                 "duplicate": "done",
                 "rejected": "rejected",
                 "held": "held",
             }[result["status"]]
-            if result["status"] == "rejected" and result.get("code") == "sequence_reused":
-                continue  # another op owns that seq: keep ours for a human to look at
             self.db.execute(
                 "UPDATE ops SET state = ?, result = ? WHERE op_id = ?",
                 [state, json.dumps(result, ensure_ascii=False), result["op_id"]],
@@ -293,8 +310,8 @@ class SyncClient:
                     offset = int(error.body["error"]["details"]["offset"])
                     continue
                 raise
-            answer = json.loads(reply)
-            offset, complete = answer["offset"], answer["complete"]
+            reached = answer(reply)
+            offset, complete = reached["offset"], reached["complete"]
             if time.monotonic() - started < 4:
                 self.chunk_size = min(MAX_CHUNK, self.chunk_size * 2)
         self.db.execute("UPDATE photos SET state = 'done' WHERE sha256 = ?", [sha256])
@@ -307,7 +324,7 @@ class SyncClient:
         cursor, received = int(row[0]) if row else 0, 0
         while True:
             _, _, data = self._request("GET", f"/api/v1/sync/pull?cursor={cursor}")
-            page = json.loads(data)
+            page = answer(data)
             for household in page["households"]:
                 self.village["households"][household["code"]] = household
             for tree in page["trees"]:
@@ -358,13 +375,14 @@ class SyncScheduler:
     def run(self, attempts: int = 50) -> dict[str, Any]:
         """Sync until everything is settled or `attempts` run out (then TransientError)."""
         last_error: TransientError | None = None
-        for _ in range(attempts):
+        for attempt in range(1, attempts + 1):
             try:
                 status = self.client.sync()
             except TransientError as error:
                 last_error = error
                 self.failures += 1
-                self.sleep(self.delay(error.retry_after))
+                if attempt < attempts:  # no wait after the last attempt: give up at once
+                    self.sleep(self.delay(error.retry_after))
                 continue
             self.failures = 0
             if status["pending"] == 0 and status["photos_pending"] == 0:

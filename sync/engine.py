@@ -48,26 +48,37 @@ def _process(
     except OperationRejected as rejected:
         status, reason = "rejected", rejected.reason
         result = {"code": rejected.code, "reason": rejected.reason}
-    db["sync_ops"].insert(
+    encoded = json.dumps(result, ensure_ascii=False)
+    server_seq = db.conn.execute(
+        """INSERT INTO sync_ops (op_id, device_id, device_seq, record_id, kind, payload,
+               client_time, base_version, received_at, applied_at, status, reason, result)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            op.op_id,
+            device_id,
+            op.device_seq,
+            op.record_id,
+            op.kind,
+            json.dumps(op.payload, ensure_ascii=False),
+            op.client_time,
+            op.base_version,
+            received_at,
+            now,
+            status,
+            reason,
+            encoded,
+        ],
+    ).lastrowid
+    db.conn.execute("UPDATE devices SET last_seq = ? WHERE id = ?", [op.device_seq, device_id])
+    return _stored_result(
         {
             "op_id": op.op_id,
-            "device_id": device_id,
             "device_seq": op.device_seq,
-            "record_id": op.record_id,
-            "kind": op.kind,
-            "payload": json.dumps(op.payload, ensure_ascii=False),
-            "client_time": op.client_time,
-            "base_version": op.base_version,
-            "received_at": received_at,
-            "applied_at": now,
             "status": status,
-            "reason": reason,
-            "result": json.dumps(result, ensure_ascii=False),
+            "server_seq": server_seq,
+            "result": encoded,
         }
     )
-    db.execute("UPDATE devices SET last_seq = ? WHERE id = ?", [op.device_seq, device_id])
-    row = next(db.query("SELECT * FROM sync_ops WHERE op_id = ?", [op.op_id]))
-    return _stored_result(row)
 
 
 def _held(row: dict[str, Any]) -> Operation:
@@ -89,6 +100,8 @@ def push(
     results: list[dict[str, Any]] = []
     last_seq = db.execute("SELECT last_seq FROM devices WHERE id = ?", [device_id]).fetchone()[0]
     for op in sorted(operations, key=lambda o: o.device_seq):
+        if any(r["op_id"] == op.op_id for r in results):
+            continue  # held before and applied just now, behind the one that filled the gap
         stored = next(db.query("SELECT * FROM sync_ops WHERE op_id = ?", [op.op_id]), None)
         if stored is not None:
             results.append(_stored_result(stored, "duplicate"))

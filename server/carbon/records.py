@@ -13,7 +13,7 @@ from server.carbon.crediting import TreeGrowth, credit_period
 from server.carbon.estimate import EstimateError, estimate_tree, to_grams
 from server.carbon.method import Method, canonical_json, load_method
 from server.clock import now_iso
-from server.db import first, transaction
+from server.db import first, insert, transaction
 from server.errors import ApiError
 
 # Estimate flags that are information, not a reason to hold a record for review.
@@ -73,7 +73,7 @@ def _store_estimate(db: Database, row: dict, method: Method, species: dict) -> d
             "co2e_g": 0,
             "uncertainty_pct": 0,
         }
-        db["measurement_estimates"].insert(record)
+        insert(db, "measurement_estimates", record)
         return None
     estimate = estimate_tree(
         row["species_id"],
@@ -91,7 +91,7 @@ def _store_estimate(db: Database, row: dict, method: Method, species: dict) -> d
         "co2e_g": estimate.co2e_g,
         "uncertainty_pct": estimate.uncertainty_pct,
     }
-    db["measurement_estimates"].insert(record)
+    insert(db, "measurement_estimates", record)
     return record | {"flags": estimate.flags}
 
 
@@ -147,7 +147,9 @@ def assess_measurement(
         flags += plausibility.location_flags(_sizes(row), village)
         flags += plausibility.record_flags(_sizes(row), row["server_time"], clock_offset_s)
         for flag in flags:
-            db["flags"].insert(
+            insert(
+                db,
+                "flags",
                 {
                     "measurement_id": row["id"],
                     "tree_id": row["tree_id"],
@@ -155,7 +157,7 @@ def assess_measurement(
                     "code": flag["code"],
                     "reason": flag["reason"],
                     "created_at": now_iso(),
-                }
+                },
             )
     return flags
 

@@ -1,0 +1,220 @@
+"""Sync through the weak-network proxy to a real server process: nothing lost, nothing doubled."""
+
+import hashlib
+import json
+import random
+import sqlite3
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sync.client import SyncClient, SyncScheduler, TransientError
+from sync.proxy import FaultSpec, WeakNetworkProxy
+from tests.conftest import bearer
+from tests.server_process import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, seeded):
+    """One real server for the module, on a private copy of the seeded instance."""
+    import shutil
+
+    folder, world = seeded
+    instance = tmp_path_factory.mktemp("weak") / "instance"
+    shutil.copytree(folder, instance)
+    with ServerProcess(instance) as process:
+        process.world = world
+        yield process
+
+
+def new_device(server) -> tuple[str, str]:
+    """Enrol a fresh phone for the village-A measurer; returns (device id, token)."""
+    import urllib.request
+
+    world = server.world
+
+    def post(path, body, token=None):
+        request = urllib.request.Request(  # noqa: S310 - the test server's http URL
+            f"{server.url}{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", **(bearer(token) if token else {})},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
+
+    code = post(
+        "/api/v1/devices/enrolment-codes", {"measurer_id": world.measurer_id}, world.tokens["admin"]
+    )["code"]
+    enrolled = post("/api/v1/devices/enrol", {"code": code, "label": "weak-network test"})
+    return enrolled["device_id"], enrolled["token"]
+
+
+def queue_trees(client: SyncClient, household: str, count: int, photo: bytes | None = None):
+    for index in range(count):
+        tree_id = str(uuid.uuid4())
+        client.record(
+            "tree.register",
+            tree_id,
+            {
+                "household_code": household,
+                "species_id": "cunninghamia_lanceolata",
+                "position": "road",
+            },
+        )
+        client.record(
+            "tree.measure",
+            tree_id,
+            {
+                "measurement_id": str(uuid.uuid4()),
+                "stems_mm": [90 + index],
+                "height_cm": 900,
+                "latitude": 29.26,
+                "longitude": 115.1,
+            },
+            photo=photo if index == 0 else None,
+        )
+
+
+def server_ops(server, device_id: str) -> list[tuple[str, str]]:
+    db = sqlite3.connect(server.instance / "sipang.db")
+    try:
+        return db.execute(
+            "SELECT op_id, status FROM sync_ops WHERE device_id = ? ORDER BY device_seq",
+            [device_id],
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def assert_exactly_once(server, client: SyncClient, device_id: str) -> None:
+    on_server = server_ops(server, device_id)
+    assert [status for _, status in on_server] == ["applied"] * len(on_server)
+    assert sorted(op for op, _ in on_server) == sorted(client.results())
+    assert all(r["state"] == "done" for r in client.results().values())
+    db = sqlite3.connect(server.instance / "sipang.db")
+    try:
+        trees = db.execute("SELECT count(*) FROM trees WHERE device_id = ?", [device_id])
+        measurements = db.execute(
+            "SELECT count(*) FROM measurements WHERE device_id = ?", [device_id]
+        )
+        expected = len(on_server) // 2
+        assert (trees.fetchone()[0], measurements.fetchone()[0]) == (expected, expected)
+    finally:
+        db.close()
+
+
+faults = st.one_of(
+    st.none(),
+    st.builds(
+        FaultSpec, cut_after=st.integers(0, 6000), cut_direction=st.sampled_from(["up", "down"])
+    ),
+    st.builds(FaultSpec, drop_response=st.just(True)),
+    st.builds(FaultSpec, status=st.sampled_from([429, 502, 504]), retry_after=st.just(0)),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    trees=st.integers(1, 12),
+    schedule=st.lists(faults, max_size=12),
+    reorder=st.booleans(),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_every_operation_applies_exactly_once_whatever_the_network_does(
+    server, tmp_path_factory, trees, schedule, reorder, seed, data
+):
+    device_id, token = new_device(server)
+    client = SyncClient(server.url, token, device_id, tmp_path_factory.mktemp("phone"))
+    queue_trees(client, server.world.household_a, trees)
+    if reorder:  # a later batch arrives first (a retried request overtaking another)
+        ops = list(client.db.execute("SELECT device_seq FROM ops ORDER BY device_seq DESC"))
+        late = [row[0] for row in ops[: data.draw(st.integers(1, len(ops)))]]
+        client.db.execute(
+            "UPDATE ops SET state = 'blocked' WHERE device_seq NOT IN "
+            "(SELECT value FROM json_each(?))",
+            [json.dumps(late)],
+        )
+        client.push_once()
+        client.db.execute("UPDATE ops SET state = 'pending' WHERE state = 'blocked'")
+    with WeakNetworkProxy(("127.0.0.1", server.port), seed=seed, schedule=schedule) as proxy:
+        client.base_url = proxy.url
+        SyncScheduler(client, rng=random.Random(seed), sleep=lambda _: None).run(attempts=60)
+    assert client.status()["pending"] == 0
+    assert_exactly_once(server, client, device_id)
+
+
+def test_a_restarted_server_loses_and_doubles_nothing(server, tmp_path):
+    device_id, token = new_device(server)
+    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
+    queue_trees(client, server.world.household_a, 20)
+    client.push_once()  # some arrive
+    server.restart()  # crash: killed, started again
+    with WeakNetworkProxy(
+        ("127.0.0.1", server.port), seed=3, schedule=[FaultSpec(drop_response=True)]
+    ) as proxy:
+        client.base_url = proxy.url
+        with pytest.raises(TransientError):
+            client.push_once()  # committed, but the answer never came
+        server.restart()
+        SyncScheduler(client, rng=random.Random(1), sleep=lambda _: None).run(attempts=20)
+    assert_exactly_once(server, client, device_id)
+
+
+def test_a_photo_cut_every_20_kb_arrives_with_little_resent(server, tmp_path):
+    device_id, token = new_device(server)
+    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
+    photo = random.Random(7).randbytes(200_000)
+    queue_trees(client, server.world.household_a, 1, photo=photo)
+    while client.push_once():
+        pass
+    sha = hashlib.sha256(photo).hexdigest()
+    cuts = [FaultSpec(cut_after=20_000, cut_direction="up")] * 40
+    with WeakNetworkProxy(("127.0.0.1", server.port), schedule=cuts) as proxy:
+        client.base_url = proxy.url
+        for _ in range(60):
+            try:
+                client.upload_photo(sha)
+                break
+            except TransientError:
+                continue
+        stats = proxy.stats
+    stored = server.instance / "blobs" / sha[:2] / sha
+    assert stored.read_bytes() == photo
+    cut_connections = sum(1 for c in stats.per_connection if "cut" in " ".join(c.faults))
+    assert cut_connections > 0
+    # Request bodies on the wire: the photo, plus at most one chunk lost per cut, plus headers.
+    assert stats.bytes_up <= len(photo) + cut_connections * 20_000 + stats.connections * 600
+
+
+def test_a_server_restart_mid_upload_resumes_from_the_stored_offset(server, tmp_path):
+    device_id, token = new_device(server)
+    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
+    photo = random.Random(8).randbytes(120_000)
+    queue_trees(client, server.world.household_a, 1, photo=photo)
+    while client.push_once():
+        pass
+    sha = hashlib.sha256(photo).hexdigest()
+    client.chunk_size = 16_384
+    with WeakNetworkProxy(
+        ("127.0.0.1", server.port),
+        schedule=[None, None, FaultSpec(cut_after=30_000, cut_direction="up")],
+    ) as proxy:
+        client.base_url = proxy.url
+        with pytest.raises(TransientError):
+            client.upload_photo(sha)
+        partial = server.instance / "blobs" / "partial" / f"{sha}.part"
+        held = partial.stat().st_size
+        assert 0 < held < len(photo)
+        server.restart()
+        client.upload_photo(sha)
+        resent = proxy.stats.bytes_up
+    assert (server.instance / "blobs" / sha[:2] / sha).read_bytes() == photo
+    assert resent < len(photo) + 40_000  # what was held was not sent again
