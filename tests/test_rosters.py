@@ -13,7 +13,7 @@ from server import create_app, households, rosters, villages
 from server.cli import main
 from server.db import connect, get_db
 from village_kits.personal_data import id_check_character, luhn_check_digit
-from village_kits.roster import HEADERS, _field_of, roster_xlsx
+from village_kits.roster import HEADERS, _field_of, read_roster, roster_xlsx
 
 HEADER = ["户主姓名", "联系电话", "身份证号", "银行卡号", "门牌号"]
 SURNAMES = "王李赵刘陈杨黄周吴徐"
@@ -838,3 +838,12 @@ def test_a_100000_row_roster_imports_all_or_nothing(big_county, db, world, bad_l
         problems = problems_of(big_county, data, "big.csv", world.village_a)
         assert [(p["row"], p["field"]) for p in problems] == [(bad_line, "phone")]
         assert counts(db) == before
+
+
+def test_a_title_line_above_the_header_is_skipped():
+    text = "长水村农户花名册（2026年）\n\n户主姓名,联系电话\n张三,13900001111\n李四,139\n"
+    roster = read_roster(text.encode("gbk"), "titled.csv")
+    assert [row.head_name for row in roster.rows] == ["张三"]
+    assert roster.problems == [
+        {"row": 5, "field": "phone", "problem": "not an 11-digit mobile number"}
+    ]

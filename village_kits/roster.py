@@ -167,6 +167,23 @@ def _parse_row(roster: Roster, line: int, cells: dict[str, Any]) -> RosterRow | 
     )
 
 
+HEADER_SEARCH_ROWS = 10
+
+
+def _find_header(rows) -> tuple[int, list[Any] | None]:
+    """The header row: the first of the top rows naming the head of household (registers
+    often carry a title line or two above it); else the first non-empty row."""
+    first: tuple[int, list[Any] | None] = (1, None)
+    for line, cells in enumerate(rows, start=1):
+        if first[1] is None and any(str(cell or "").strip() for cell in cells):
+            first = (line, cells)
+        if any(_field_of(cell) == "head_name" for cell in cells):
+            return line, cells
+        if line >= HEADER_SEARCH_ROWS:
+            break
+    return first
+
+
 def read_roster(data: bytes, filename: str) -> Roster:
     """Parse a roster file (.csv in UTF-8 or GBK, or .xlsx) and check every row on its own."""
     roster = Roster()
@@ -176,7 +193,7 @@ def read_roster(data: bytes, filename: str) -> Roster:
     suffix = filename.lower().rsplit(".", 1)[-1]
     try:
         rows = _xlsx_rows(data) if suffix == "xlsx" else _csv_rows(data)
-        header = next(rows, None)
+        header_line, header = _find_header(rows)
     except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
         roster.problem(0, "(file)", f"cannot read the file as {suffix.upper()}: {error}")
         return roster
@@ -190,11 +207,16 @@ def read_roster(data: bytes, filename: str) -> Roster:
             positions[name] = index
             roster.columns[name] = str(title).strip()
     if "head_name" not in positions:
-        roster.problem(1, "(header)", "no column for the head of household (户主姓名)")
+        roster.problem(
+            header_line,
+            "(header)",
+            "no column for the head of household (户主姓名) "
+            f"in the first {HEADER_SEARCH_ROWS} rows",
+        )
         return roster
-    line = 1
+    line = header_line
     try:
-        for line, cells in enumerate(rows, start=2):
+        for line, cells in enumerate(rows, start=header_line + 1):
             if all(cell is None or str(cell).strip() == "" for cell in cells):
                 continue
             if len(roster.rows) + len(roster.problems) >= MAX_ROWS:
