@@ -216,6 +216,7 @@ def push():
             "server_time": now_iso(),
             "clock_offset_s": offset,
             "last_seq": last_seq,
+            "gap": device_gap(g.device["id"]),
         }
     )
 
@@ -291,6 +292,7 @@ def pull():
             "method": {"version": method.version, "sha256": method.sha256},
             "assignments": [],
             "last_seq": g.device["last_seq"],
+            "gap": device_gap(g.device["id"]),
             "server_time": now_iso(),
         }
     )
@@ -401,6 +403,52 @@ def _append_what_arrives(partial: Path) -> int:
     return written
 
 
-def held_too_long(hours: float = 24) -> list[dict[str, Any]]:
-    """Devices with operations held behind a missing one for more than `hours`."""
-    return engine.stale_holds(get_db(), iso(datetime.now(UTC) - timedelta(hours=hours)))
+GAP_OVERDUE = timedelta(hours=24)
+
+
+def device_gap(device_id: str) -> dict[str, Any] | None:
+    """Operations of this phone held behind a missing one; `overdue` after 24 hours."""
+    row = first(
+        get_db(),
+        """SELECT min(device_seq) AS first_held, count(*) AS held,
+                                    min(received_at) AS since FROM sync_held
+                             WHERE device_id = ? HAVING count(*) > 0""",
+        [device_id],
+    )
+    if row is None:
+        return None
+    overdue = row["since"] < iso(datetime.now(UTC) - GAP_OVERDUE)
+    return {
+        **row,
+        "waiting_for": g.device["last_seq"] + 1 if g.get("device") else None,
+        "overdue": overdue,
+    }
+
+
+@bp.get("/sync/gaps")
+@allow("admin", "bureau")
+def gaps():
+    """Phones whose operations have waited more than 24 hours for a missing one."""
+    db = get_db()
+    rows = engine.stale_holds(db, iso(datetime.now(UTC) - GAP_OVERDUE))
+    devices = {
+        row["id"]: row
+        for row in db.query(
+            """SELECT d.id, d.label, d.last_seq, v.code AS village, v.county_id, u.username
+           FROM devices d JOIN villages v ON v.id = d.village_id
+           JOIN users u ON u.id = d.user_id"""
+        )
+    }
+    listed = [
+        {
+            **row,
+            **{
+                k: devices[row["device_id"]][k]
+                for k in ("label", "village", "username", "last_seq")
+            },
+        }
+        for row in rows
+        if g.user["role"] == "admin"
+        or devices[row["device_id"]]["county_id"] == g.user["county_id"]
+    ]
+    return jsonify(gaps=listed)

@@ -1357,3 +1357,36 @@ def test_any_order_of_batches_applies_each_operation_once_in_device_order(app, c
     assert [r["op_id"] for r in rows] == [o["op_id"] for o in ops]
     assert held == 0
     assert stored_trees == (count + 1) // 2
+
+
+def test_a_gap_open_for_over_a_day_is_reported_overdue(client, world, db):
+    tree_id = new_id()
+    held = push(client, world, [register(3, tree_id, world.household_a)])
+    assert held.get_json()["gap"] == {
+        "first_held": 3,
+        "held": 1,
+        "waiting_for": 1,
+        "since": held.get_json()["gap"]["since"],
+        "overdue": False,
+    }
+    assert client.get("/api/v1/sync/gaps", headers=bearer(world.tokens["admin"])).json == {
+        "gaps": []
+    }
+    db.execute("UPDATE sync_held SET received_at = '2020-01-01T00:00:00.000Z'")
+    pulled = client.get("/api/v1/sync/pull", headers=bearer(world.tokens["measurer"]))
+    assert pulled.get_json()["gap"]["overdue"] is True
+    for role in ("admin", "bureau"):
+        listed = client.get("/api/v1/sync/gaps", headers=bearer(world.tokens[role])).json["gaps"]
+        assert [(g["device_id"], g["first_held"], g["village"]) for g in listed] == [
+            (world.device_id, 3, world.village_a)
+        ]
+    assert (
+        client.get("/api/v1/sync/gaps", headers=bearer(world.tokens["verifier"])).status_code == 403
+    )
+    filled = push(
+        client,
+        world,
+        [register(1, new_id(), world.household_a), register(2, new_id(), world.household_a)],
+    )
+    assert filled.get_json()["gap"] is None
+    assert [status for _, status in outcomes(filled)] == ["applied"] * 3
