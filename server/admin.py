@@ -1,11 +1,10 @@
 """Admin pages in the browser: a village's roster upload and kit download."""
 
-from flask import Blueprint, Response, g, render_template, request
+from flask import Blueprint, g, render_template, request
 
 from server import kits, rosters
 from server.access import allow
 from server.db import get_db
-from server.errors import ApiError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -55,13 +54,4 @@ def upload_roster(village_code: str):
 @allow("admin", scope="village")
 def download_kit(village_code: str):
     """Download the village's printable kit."""
-    try:
-        tags = int(request.form.get("tags", 40))
-    except ValueError as error:
-        raise ApiError(422, "validation_failed", "树牌数量应为整数") from error
-    pdf = kits.make_kit(get_db(), g.village, tags=tags, user_id=g.user["id"])
-    return Response(
-        pdf,
-        mimetype="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="sipang-kit-{village_code}.pdf"'},
-    )
+    return kits.kit_download(request.form.get("tags"))

@@ -100,18 +100,28 @@ def make_kit(db: Database, village: dict[str, Any], *, tags: int, user_id: int) 
 bp = Blueprint("kits", __name__, url_prefix="/api/v1")
 
 
-@bp.post("/villages/<village_code>/kits")
-@allow("admin", scope="village")
-def download_kit(village_code: str):
-    """Build the village's printable kit (PDF); `?tags=N` new tree tags (default 40)."""
+def kit_download(tags_text: str | None) -> Response:
+    """The current village's kit as a PDF attachment, `tags_text` new tags (default 40)."""
     try:
-        tags = int(request.args.get("tags", 40))
+        tags = int(tags_text or 40)
     except ValueError as error:
-        raise ApiError(422, "validation_failed", "tags is a whole number.") from error
+        raise ApiError(
+            422,
+            "validation_failed",
+            "tags is a whole number.",
+            [{"field": "tags", "problem": "a whole number"}],
+        ) from error
     pdf = make_kit(get_db(), g.village, tags=tags, user_id=g.user["id"])
-    filename = f"sipang-kit-{village_code}.pdf"
+    filename = f"sipang-kit-{g.village['code']}.pdf"
     return Response(
         pdf,
         mimetype="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@bp.post("/villages/<village_code>/kits")
+@allow("admin", scope="village")
+def download_kit(village_code: str):
+    """Build the village's printable kit (PDF); `?tags=N` new tree tags (default 40)."""
+    return kit_download(request.args.get("tags"))
