@@ -196,7 +196,7 @@ def push():
         )
     applied = [r for r in results if r["status"] == "applied"]
     if applied:
-        village = db["villages"].get(g.device["village_id"])
+        village = first(db, "SELECT * FROM villages WHERE id = ?", [g.device["village_id"]])
         live.announce(
             "sync.applied",
             {

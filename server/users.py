@@ -169,8 +169,8 @@ def lookup_token(token: str) -> dict[str, Any] | None:
     if row is None:
         return None
     g.token_hash = _hash_token(token)
-    device = db["devices"].get(row[1]) if row[1] else None
-    return {"user": db["users"].get(row[0]), "device": device}
+    device = first(db, "SELECT * FROM devices WHERE id = ?", [row[1]]) if row[1] else None
+    return {"user": first(db, "SELECT * FROM users WHERE id = ?", [row[0]]), "device": device}
 
 
 def revoke_current_token(db: Database) -> None:

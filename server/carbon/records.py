@@ -143,7 +143,7 @@ def assess_measurement(
                 )
             else:
                 flags += plausibility.duplicate_flags(_sizes(row), _neighbours(db, row))
-        village = db["villages"].get(row["village_id"])
+        village = first(db, "SELECT * FROM villages WHERE id = ?", [row["village_id"]])
         flags += plausibility.location_flags(_sizes(row), village)
         flags += plausibility.record_flags(_sizes(row), row["server_time"], clock_offset_s)
         for flag in flags:
