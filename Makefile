@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := tools
 ANVIL := $(TOOLS)/node_modules/.bin/anvil
+NODE_DEPS := node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
@@ -17,9 +18,10 @@ run: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	node --test pwa/tests/
 	$(BIN)/pytest
 
-setup: $(VENV)/.installed $(ANVIL) system-packages
+setup: $(VENV)/.installed $(ANVIL) $(NODE_DEPS) system-packages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,11 @@ $(VENV)/.installed: pyproject.toml
 # per-platform packages, so the lock cannot list the others and `npm ci` refuses it.
 $(ANVIL): $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	npm install --prefix $(TOOLS) --no-audit --no-fund
+	touch $@
+
+# The PWA's npm packages (jsQR for phones without BarcodeDetector; fake-indexeddb for tests).
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 # Debian's Chromium (browser tests) and a CJK font (Chinese in PDFs and certificates).
@@ -51,4 +58,4 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(TOOLS)/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS)/node_modules node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,255 @@
+// One sync round against the server (docs/sync.md), mirroring sync/client.py: push pending
+// operations in small batches in device_seq order, upload photos in resumable chunks whose
+// size adapts to the link, then pull the village's changes after the stored cursor.
+
+import { request, withStore } from "./idb.js";
+import { applyResults, getMeta, pendingOps, setMeta, status } from "./outbox.js";
+
+const BATCH_OPS = 25;
+const BATCH_BYTES = 16 * 1024; // gzipped when the browser can compress, raw otherwise
+const MIN_CHUNK = 16 * 1024;
+const START_CHUNK = 32 * 1024;
+const MAX_CHUNK = 256 * 1024;
+const QUICK_MS = 4000; // a chunk answered this fast lets the next one double
+const ASSUMED_BYTES_PER_S = 2000; // 16 kbps: request timeouts allow at least this
+const RETRYABLE = new Set([408, 425, 429]); // and every 5xx
+const STATUSES = new Set(["applied", "duplicate", "rejected", "held"]);
+const SYNC_META = ["next_seq", "cursor", "method", "gap"]; // a new device starts these afresh
+
+// A failed round: `permanent` when the same request would fail again, else `retryAfterMs`.
+export class SyncError extends Error {
+  constructor(message, { status = null, code = null, body = null, retryAfterMs = null,
+    permanent = false } = {}) {
+    super(message);
+    Object.assign(this, { name: "SyncError", status, code, body, retryAfterMs, permanent });
+  }
+}
+
+const garbled = (what) => new SyncError(`${what}: the answer was garbled or cut short`);
+const offsetIn = (value, size) => Number.isSafeInteger(value) && value >= 0 && value <= size;
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+
+// Retry-After in seconds or as an HTTP date, in milliseconds from now.
+function retryAfterMs(header) {
+  if (!header) return null;
+  const ms = /^\d+$/.test(header.trim()) ? Number(header) * 1000 : Date.parse(header) - Date.now();
+  return Number.isFinite(ms) ? Math.max(ms, 0) : null;
+}
+
+// One HTTP exchange; failures become SyncErrors. Resolves with {response, data: ArrayBuffer}.
+async function call(ctx, method, path, { body = null, headers = {}, auth = true } = {}) {
+  const what = `${method} ${path}`;
+  const size = body?.size ?? body?.byteLength ?? body?.length ?? 0;
+  const timeout = Math.ceil(15000 + ((size + 20000) / ASSUMED_BYTES_PER_S) * 1000);
+  const { fetchImpl } = ctx; // called bare: window.fetch refuses any other `this`
+  let response, data;
+  try {
+    response = await fetchImpl(ctx.baseUrl + path, {
+      method,
+      body,
+      headers: auth ? { Authorization: `Bearer ${ctx.token}`, ...headers } : headers,
+      cache: "no-store",
+      signal: AbortSignal.timeout?.(timeout), // older browsers: no timeout rather than no sync
+    });
+    data = await response.arrayBuffer(); // a cut-short or mis-gzipped body throws here
+  } catch (error) {
+    throw new SyncError(`${what}: ${error?.message ?? error}`);
+  }
+  if (RETRYABLE.has(response.status) || response.status >= 500) {
+    throw new SyncError(`${what}: HTTP ${response.status}`, {
+      status: response.status, retryAfterMs: retryAfterMs(response.headers.get("Retry-After")),
+    });
+  }
+  if (response.status >= 400) {
+    let parsed = null;
+    try { parsed = JSON.parse(new TextDecoder().decode(data)); } catch { /* not JSON */ }
+    throw new SyncError(`${what}: HTTP ${response.status}`, {
+      status: response.status, code: parsed?.error?.code ?? null, body: parsed, permanent: true,
+    });
+  }
+  return { response, data };
+}
+
+// A successful answer's JSON object; anything else is a failure to retry, never a result.
+async function callJson(ctx, method, path, options) {
+  const { data } = await call(ctx, method, path, options);
+  let parsed = null;
+  try { parsed = JSON.parse(new TextDecoder().decode(data)); } catch { /* garbled */ }
+  if (!isObject(parsed)) throw garbled(`${method} ${path}`);
+  return parsed;
+}
+
+// gzip bytes with CompressionStream, or null where the browser has none.
+async function gzip(text) {
+  if (typeof CompressionStream === "undefined") return null;
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+// The operation as the server reads it (no local state).
+const wire = ({ op_id, device_seq, record_id, kind, payload, client_time, base_version }) =>
+  ({ op_id, device_seq, record_id, kind, payload, client_time, base_version });
+
+// The next batch: at most 25 operations, halved until its body fits in 16 KB.
+async function nextBatch(ctx) {
+  let ops = (await pendingOps(BATCH_OPS)).map(wire);
+  while (ops.length) {
+    const sentAt = new Date().toISOString();
+    const text = JSON.stringify({ device_id: ctx.deviceId, sent_at: sentAt, ops });
+    const zipped = await gzip(text);
+    const body = zipped ?? new TextEncoder().encode(text);
+    if (body.byteLength <= BATCH_BYTES || ops.length === 1) return { ops, body, zipped: !!zipped };
+    ops = ops.slice(0, Math.floor(ops.length / 2));
+  }
+  return null;
+}
+
+// Push batches until nothing is pending or a batch settles nothing (all held behind a gap).
+async function push(ctx) {
+  let pushed = 0;
+  for (let batch = await nextBatch(ctx); batch; batch = await nextBatch(ctx)) {
+    const headers = { "Content-Type": "application/json" };
+    if (batch.zipped) headers["Content-Encoding"] = "gzip";
+    const answer = await callJson(ctx, "POST", "/api/v1/sync/push", { body: batch.body, headers });
+    const { results } = answer;
+    const readable = (r) => isObject(r) && typeof r.op_id === "string" && STATUSES.has(r.status);
+    if (!Array.isArray(results) || !results.every(readable)) {
+      throw garbled("POST /api/v1/sync/push");
+    }
+    const settled = await applyResults(results);
+    pushed += settled;
+    if (!settled) break;
+  }
+  return pushed;
+}
+
+// Remember how far a photo got, for the sync screen's progress bars.
+function savePhoto(sha256, changes) {
+  return withStore("photos", "readwrite", async (photos) => {
+    const photo = await request(photos.get(sha256));
+    if (photo) photos.put({ ...photo, ...changes });
+  });
+}
+
+// Send one photo from where the server's copy ends, in chunks that adapt to the link.
+async function uploadPhoto(ctx, photo, onProgress) {
+  const path = `/api/v1/blobs/${photo.sha256}`;
+  const report = (sent) => onProgress?.({ sha256: photo.sha256, sent, size: photo.size });
+  const { response } = await call(ctx, "HEAD", path);
+  let offset = Number(response.headers.get("Upload-Offset") ?? 0);
+  let complete = response.headers.get("Upload-Complete") === "true";
+  if (!offsetIn(offset, photo.size)) throw garbled(`HEAD ${path}`);
+  report(offset);
+  let conflicts = 0;
+  while (!complete) {
+    const started = Date.now();
+    let reply;
+    try {
+      reply = await callJson(ctx, "PUT", path, {
+        body: photo.blob.slice(offset, offset + ctx.chunk),
+        headers: {
+          "Upload-Offset": String(offset),
+          "Upload-Length": String(photo.size),
+          "Content-Type": "application/octet-stream",
+        },
+      });
+    } catch (error) {
+      const held = error.body?.error?.details?.offset;
+      if (error.status === 409 && offsetIn(held, photo.size) && ++conflicts <= 3) {
+        offset = held; // the server holds a different amount: resume there (a few times)
+        continue;
+      }
+      if (!error.permanent) ctx.chunk = Math.max(MIN_CHUNK, ctx.chunk / 2);
+      throw error;
+    }
+    if (!offsetIn(reply.offset, photo.size) || typeof reply.complete !== "boolean") {
+      throw garbled(`PUT ${path}`);
+    }
+    ({ offset, complete } = reply);
+    if (Date.now() - started < QUICK_MS) ctx.chunk = Math.min(MAX_CHUNK, ctx.chunk * 2);
+    if (!complete) await savePhoto(photo.sha256, { offset });
+    report(offset);
+  }
+  await savePhoto(photo.sha256, { state: "done", offset: photo.size });
+}
+
+// Upload every pending photo, oldest first; the chunk size is kept for the next round.
+async function uploadPhotos(ctx, onProgress) {
+  const photos = await withStore("photos", "readonly", (s) => s.index("state").getAll("pending"));
+  if (!photos.length) return 0;
+  photos.sort((a, b) => (a.created_at ?? 0) - (b.created_at ?? 0));
+  ctx.chunk = (await getMeta("chunk_size")) ?? START_CHUNK;
+  try {
+    for (const photo of photos) await uploadPhoto(ctx, photo, onProgress);
+  } finally {
+    await setMeta("chunk_size", ctx.chunk);
+  }
+  return photos.length;
+}
+
+// Pull pages after the stored cursor; each page and its cursor are stored in one transaction.
+async function pull(ctx) {
+  let cursor = (await getMeta("cursor")) ?? 0;
+  let received = 0;
+  for (;;) {
+    const path = `/api/v1/sync/pull?cursor=${cursor}`;
+    const page = await callJson(ctx, "GET", path);
+    const { households, trees, more } = page;
+    const moved = Number.isSafeInteger(page.cursor) && (!more || page.cursor > cursor);
+    if (!Array.isArray(households) || !Array.isArray(trees) || typeof more !== "boolean"
+      || !moved) {
+      throw garbled(`GET ${path}`); // a page that says "more" but stays put would loop forever
+    }
+    await withStore(["households", "trees", "meta"], "readwrite", (stores) => {
+      for (const household of households) stores.households.put(household);
+      for (const tree of trees) stores.trees.put(tree);
+      stores.meta.put({ key: "cursor", value: page.cursor });
+      if (page.method) stores.meta.put({ key: "method", value: page.method });
+      stores.meta.put({ key: "gap", value: page.gap ?? null });
+    });
+    received += households.length + trees.length;
+    cursor = page.cursor;
+    if (!more) return received;
+  }
+}
+
+// Push, then photos, then pull. Resolves with status() plus counts; throws a SyncError.
+export async function syncOnce({ baseUrl = "", fetchImpl = fetch, onProgress } = {}) {
+  const device = await getMeta("device");
+  if (!device?.token) {
+    throw new SyncError("this phone is not enrolled", { code: "not_enrolled", permanent: true });
+  }
+  const ctx = { baseUrl, fetchImpl, token: device.token, deviceId: device.device_id };
+  const pushed = await push(ctx);
+  const photos = await uploadPhotos(ctx, onProgress);
+  const pulled = await pull(ctx);
+  return { ...(await status()), pushed, photos, pulled };
+}
+
+// Enrol this phone with a one-time code. A new device numbers its operations from 1 and may
+// belong to another village, so the outbox must be empty: sync first (or export it).
+export async function enrol(code, label, { baseUrl = "", fetchImpl = fetch } = {}) {
+  const before = await status();
+  if (before.pending || before.photosPending) {
+    const reason = { code: "outbox_not_empty", permanent: true };
+    throw new SyncError("unsynced records would be lost", reason);
+  }
+  const ctx = { baseUrl, fetchImpl };
+  const answer = await callJson(ctx, "POST", "/api/v1/devices/enrol", {
+    body: JSON.stringify({ code, label }),
+    headers: { "Content-Type": "application/json" },
+    auth: false,
+  });
+  const { device_id, token, village_code } = answer;
+  if (![device_id, token, village_code].every((v) => typeof v === "string")) {
+    throw garbled("POST /api/v1/devices/enrol");
+  }
+  const device = { device_id, token, village_code };
+  const stores = ["ops", "photos", "meta", "households", "trees"];
+  await withStore(stores, "readwrite", (s) => { // start afresh: synced history, old village
+    for (const name of ["ops", "photos", "households", "trees"]) s[name].clear();
+    for (const key of SYNC_META) s.meta.delete(key);
+    s.meta.put({ key: "device", value: device });
+  });
+  return device;
+}

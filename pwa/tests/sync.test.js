@@ -1,0 +1,246 @@
+// syncOnce and enrol against a small in-memory server that speaks docs/sync.md.
+import "fake-indexeddb/auto";
+import { IDBFactory } from "fake-indexeddb";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { beforeEach, test } from "node:test";
+import { gunzipSync } from "node:zlib";
+
+import { closeDb, withStore } from "../js/idb.js";
+import { getMeta, opsByState, recordOperation, setMeta, status } from "../js/outbox.js";
+import { enrol, syncOnce } from "../js/sync.js";
+
+beforeEach(async () => {
+  await closeDb();
+  globalThis.indexedDB = new IDBFactory();
+});
+
+const json = (body, init = {}) => new Response(JSON.stringify(body), {
+  status: 200, ...init, headers: { "Content-Type": "application/json", ...init.headers },
+});
+
+// The server's side, in memory: `fault(request)` may answer instead of it.
+function fakeServer({ fault = () => null, pages = [] } = {}) {
+  const server = { pushes: [], requests: [], blobs: new Map(), applied: new Map(), pages };
+  server.fetch = async function (url, init = {}) {
+    if (this !== undefined) throw new TypeError("Illegal invocation"); // as window.fetch does
+    const { pathname, searchParams } = new URL(url, "http://phone.test");
+    const headers = new Headers(init.headers);
+    const call = { method: init.method ?? "GET", path: pathname, headers, body: init.body };
+    server.requests.push(call);
+    const faulty = fault(call, server);
+    if (faulty) return faulty;
+    if (pathname === "/api/v1/devices/enrol") {
+      return json({ device_id: "dev-1", token: "tok-1", village_code: "V1" }, { status: 201 });
+    }
+    assert.equal(headers.get("Authorization"), "Bearer tok-1");
+    if (pathname === "/api/v1/sync/push") {
+      const raw = Buffer.from(init.body);
+      const batch = JSON.parse(headers.get("Content-Encoding") === "gzip" ? gunzipSync(raw) : raw);
+      server.pushes.push({ batch, bytes: raw.length, gzip: headers.get("Content-Encoding") === "gzip" });
+      const results = batch.ops.map((op) => {
+        const status = server.applied.has(op.op_id) ? "duplicate" : "applied";
+        server.applied.set(op.op_id, op);
+        return { op_id: op.op_id, device_seq: op.device_seq, status, version: 1 };
+      });
+      return json({ results, last_seq: server.applied.size, server_time: "now", gap: null });
+    }
+    if (pathname.startsWith("/api/v1/blobs/")) {
+      const sha = pathname.split("/").pop();
+      const have = server.blobs.get(sha) ?? Buffer.alloc(0);
+      const complete = have.length > 0 && createHash("sha256").update(have).digest("hex") === sha;
+      if (call.method === "HEAD") {
+        return new Response(null, { headers: { "Upload-Offset": String(have.length), "Upload-Complete": String(complete) } });
+      }
+      const offset = Number(headers.get("Upload-Offset"));
+      if (offset !== have.length) {
+        return json({ error: { status: 409, code: "offset_mismatch", details: { offset: have.length } } }, { status: 409 });
+      }
+      const joined = Buffer.concat([have, Buffer.from(await init.body.arrayBuffer())]);
+      server.blobs.set(sha, joined);
+      return json({ offset: joined.length, complete: joined.length === Number(headers.get("Upload-Length")) });
+    }
+    if (pathname === "/api/v1/sync/pull") {
+      const cursor = Number(searchParams.get("cursor"));
+      const page = server.pages.find((p) => p.after === cursor) ?? { households: [], trees: [], cursor, more: false };
+      return json({ method: { version: "m1", sha256: "abc" }, gap: null, ...page });
+    }
+    return json({ error: { status: 404, code: "not_found" } }, { status: 404 });
+  };
+  return server;
+}
+
+const enrolled = () => setMeta("device", { device_id: "dev-1", token: "tok-1", village_code: "V1" });
+const register = (note = "") => recordOperation({
+  kind: "tree.register", recordId: crypto.randomUUID(),
+  payload: { household_code: "V1-0001", species_id: "cinnamomum_camphora", position: "house", tag: note },
+});
+
+test("push sends every pending operation once, in order, in batches of ≤ 25 ops and ≤ 16 KB gzipped", async () => {
+  await enrolled();
+  for (let i = 0; i < 60; i++) await register(randomBytes(900).toString("hex")); // ~1 KB gzipped each
+  const server = fakeServer();
+  const result = await syncOnce({ fetchImpl: server.fetch });
+  assert.equal(result.pending, 0);
+  assert.equal(result.done, 60);
+  assert.ok(server.pushes.length >= 5, "25 ops would not fit in 16 KB: the batches were halved");
+  for (const { batch, bytes, gzip } of server.pushes) {
+    assert.ok(gzip && bytes <= 16 * 1024 && batch.ops.length <= 25, `${batch.ops.length} ops, ${bytes} B`);
+    assert.equal(batch.device_id, "dev-1");
+    assert.match(batch.sent_at, /Z$/);
+    assert.deepEqual(Object.keys(batch.ops[0]).sort(),
+      ["base_version", "client_time", "device_seq", "kind", "op_id", "payload", "record_id"]);
+  }
+  const seqs = server.pushes.flatMap((p) => p.batch.ops.map((op) => op.device_seq));
+  assert.deepEqual(seqs, Array.from({ length: 60 }, (_, i) => i + 1));
+});
+
+test("without CompressionStream the batch goes as plain JSON, without Content-Encoding", async (t) => {
+  const saved = globalThis.CompressionStream;
+  delete globalThis.CompressionStream;
+  t.after(() => { globalThis.CompressionStream = saved; });
+  await enrolled();
+  await register();
+  const server = fakeServer();
+  await syncOnce({ fetchImpl: server.fetch });
+  assert.equal(server.pushes.length, 1);
+  assert.equal(server.pushes[0].gzip, false);
+});
+
+test("a lost answer is retried and the server's duplicate settles the operation", async () => {
+  await enrolled();
+  const op = await register();
+  let drops = 1;
+  const server = fakeServer({
+    fault: ({ path }, s) => (path === "/api/v1/sync/push" && drops-- > 0 ? (s.applied.set(op.op_id, op), json({}, { status: 504 })) : null),
+  });
+  await assert.rejects(syncOnce({ fetchImpl: server.fetch }), { permanent: false });
+  assert.equal((await status()).pending, 1);
+  await syncOnce({ fetchImpl: server.fetch });
+  const { done } = await opsByState();
+  assert.deepEqual(done.map((o) => o.result.status), ["duplicate"]);
+});
+
+test("failures are sorted: Retry-After, network and garbled answers are retried, other 4xx are not", async () => {
+  await enrolled();
+  await register();
+  const cases = [
+    [() => json({}, { status: 429, headers: { "Retry-After": "120" } }), { permanent: false, retryAfterMs: 120_000, status: 429 }],
+    [() => json({}, { status: 503 }), { permanent: false, retryAfterMs: null, status: 503 }],
+    [() => { throw new TypeError("network down"); }, { permanent: false, retryAfterMs: null }],
+    [() => new Response('{"results": [', { status: 200 }), { permanent: false, message: /garbled/ }],
+    [() => json({ results: [{ op_id: 1, status: "maybe" }] }), { permanent: false, message: /garbled/ }],
+    [() => json({ error: { status: 401, code: "unauthorized" } }, { status: 401 }), { permanent: true, code: "unauthorized", status: 401 }],
+  ];
+  for (const [answer, expected] of cases) {
+    const server = fakeServer({ fault: ({ path }) => (path === "/api/v1/sync/push" ? answer() : null) });
+    await assert.rejects(syncOnce({ fetchImpl: server.fetch }), expected);
+  }
+  assert.equal((await status()).pending, 1); // nothing was taken for a result
+});
+
+test("a photo resumes where the server's copy ends, with chunks that grow and shrink", async (t) => {
+  await enrolled();
+  const bytes = randomBytes(700_000);
+  const op = await recordOperation({
+    kind: "tree.measure", recordId: "tree-1", payload: { measurement_id: "m1", stems_mm: [183] }, photo: new Blob([bytes]),
+  });
+  const sha = op.payload.photo_sha256;
+  let failAt = 3; // the third PUT is cut
+  const server = fakeServer({
+    fault: ({ method }) => (method === "PUT" && --failAt === 0 ? (() => { throw new TypeError("cut"); })() : null),
+  });
+  server.blobs.set(sha, bytes.subarray(0, 10_000)); // an earlier attempt got this far
+  const progress = [];
+  await assert.rejects(syncOnce({ fetchImpl: server.fetch, onProgress: (p) => progress.push(p) }), /cut/);
+  const sizes = () => server.requests.filter((r) => r.method === "PUT").map((r) => r.body.size);
+  assert.deepEqual(sizes(), [32768, 65536, 131072]); // doubled after quick answers
+  assert.equal(await getMeta("chunk_size"), 65536); // halved after the cut
+  assert.equal((await status()).photosPending, 1);
+  const [stored] = await withStore("photos", "readonly", (s) => s.getAll());
+  assert.equal(stored.offset, 10_000 + 32768 + 65536);
+
+  server.requests.length = 0;
+  let clock = 0;
+  t.mock.method(Date, "now", () => (clock += 5000)); // every chunk is slow now: no doubling
+  const result = await syncOnce({ fetchImpl: server.fetch, onProgress: (p) => progress.push(p) });
+  assert.equal(result.photosPending, 0);
+  assert.deepEqual(Buffer.concat([server.blobs.get(sha)]), bytes);
+  assert.ok(sizes().every((size, i, all) => size === 65536 || i === all.length - 1));
+  assert.deepEqual(progress[0], { sha256: sha, sent: 10_000, size: 700_000 });
+  assert.deepEqual(progress.at(-1), { sha256: sha, sent: 700_000, size: 700_000 });
+});
+
+test("a 409 resumes at the offset the server holds", async () => {
+  await enrolled();
+  const bytes = randomBytes(40_000);
+  await recordOperation({ kind: "tree.measure", recordId: "t", payload: { stems_mm: [100] }, photo: new Blob([bytes]) });
+  let lie = true; // HEAD says 0 although the server holds 20000 bytes (another tab sent them)
+  const server = fakeServer({
+    fault: ({ method }) => (method === "HEAD" && lie ? ((lie = false), new Response(null, { headers: { "Upload-Offset": "0" } })) : null),
+  });
+  server.blobs.set(createHash("sha256").update(bytes).digest("hex"), bytes.subarray(0, 20_000));
+  await syncOnce({ fetchImpl: server.fetch });
+  const puts = server.requests.filter((r) => r.method === "PUT").map((r) => r.headers.get("Upload-Offset"));
+  assert.deepEqual(puts, ["0", "20000"]);
+  assert.equal((await status()).photosPending, 0);
+});
+
+test("pull stores every page of households and trees, then the cursor", async () => {
+  await enrolled();
+  await setMeta("cursor", 5);
+  const server = fakeServer({
+    pages: [
+      { after: 5, households: [{ code: "V1-0001", status: "active" }], trees: [{ id: "t1", version: 1 }], cursor: 9, more: true },
+      { after: 9, households: [], trees: [{ id: "t1", version: 2 }, { id: "t2", version: 1 }], cursor: 12, more: false },
+    ],
+  });
+  const result = await syncOnce({ fetchImpl: server.fetch });
+  assert.equal(result.pulled, 4);
+  assert.deepEqual(server.requests.map((r) => r.path + (r.method === "GET" ? "" : r.method)).filter((p) => p.includes("pull")),
+    ["/api/v1/sync/pull", "/api/v1/sync/pull"]);
+  assert.equal(await getMeta("cursor"), 12);
+  assert.deepEqual(await getMeta("method"), { version: "m1", sha256: "abc" });
+  assert.deepEqual(await withStore("trees", "readonly", (s) => s.getAll()), [{ id: "t1", version: 2 }, { id: "t2", version: 1 }]);
+  assert.equal(await withStore("households", "readonly", (s) => s.count()), 1);
+});
+
+test("a page that says more without moving the cursor is garbled, not a loop", async () => {
+  await enrolled();
+  const server = fakeServer({ pages: [{ after: 0, households: [], trees: [], cursor: 0, more: true }] });
+  await assert.rejects(syncOnce({ fetchImpl: server.fetch }), { permanent: false, message: /garbled/ });
+});
+
+test("syncOnce on a phone that is not enrolled fails permanently", async () => {
+  await assert.rejects(syncOnce({ fetchImpl: fakeServer().fetch }), { code: "not_enrolled", permanent: true });
+});
+
+test("enrol stores the device and starts the phone afresh", async () => {
+  await setMeta("lang", "en");
+  await setMeta("cursor", 77);
+  const server = fakeServer();
+  const device = await enrol("J7PT-NB05-5ECP", "phone 1", { baseUrl: "https://sipang.test", fetchImpl: server.fetch });
+  assert.deepEqual(device, { device_id: "dev-1", token: "tok-1", village_code: "V1" });
+  assert.deepEqual(await getMeta("device"), device);
+  assert.equal(await getMeta("cursor"), undefined);
+  assert.equal(await getMeta("lang"), "en"); // the app's own settings stay
+  const [call] = server.requests;
+  assert.equal(call.headers.get("Authorization"), null);
+  assert.deepEqual(JSON.parse(call.body), { code: "J7PT-NB05-5ECP", label: "phone 1" });
+});
+
+test("enrol refuses while records wait to be sent, before spending the code", async () => {
+  await register();
+  const server = fakeServer();
+  await assert.rejects(enrol("CODE", "phone", { fetchImpl: server.fetch }), { code: "outbox_not_empty" });
+  assert.equal(server.requests.length, 0);
+});
+
+test("a refused enrolment code is a permanent error with the server's code", async () => {
+  const server = fakeServer({
+    fault: () => json({ error: { status: 401, code: "invalid_enrolment_code" } }, { status: 401 }),
+  });
+  await assert.rejects(enrol("USED", "phone", { fetchImpl: server.fetch }),
+    { permanent: true, status: 401, code: "invalid_enrolment_code" });
+  assert.equal(await getMeta("device"), undefined);
+});
