@@ -147,8 +147,18 @@ def replace_plate(db: Database, household: dict[str, Any], reason: str) -> dict[
     village_code, seq = household["code"][:12], household["seq"]
     secret = code_secret(village_code[:6])
     plate_no = household["plate_no"] + 1
-    while (code := codes.make_code(secret, village_code, seq, plate_no)) == household["code"]:
-        plate_no += 1  # one chance in 31 that the new check equals the old
+    used = {household["code"]} | {
+        row["code"]
+        for row in db.query(
+            "SELECT code FROM revoked_plates WHERE household_id = ?", [household["id"]]
+        )
+    }
+    # The keyed check has 31 values: skip plate numbers whose code this household ever had,
+    # so a revoked plate can never come back to life.
+    while (code := codes.make_code(secret, village_code, seq, plate_no)) in used:
+        plate_no += 1
+        if plate_no > household["plate_no"] + 200:
+            raise ApiError(409, "conflict", "No unused plate code is left for this household.")
     with transaction(db):
         db["revoked_plates"].insert(
             {

@@ -329,3 +329,14 @@ def test_every_single_character_change_of_a_tag_is_rejected(village, number):
         for char in codes.ALPHABET:
             if char != tag[index]:
                 assert not codes.is_tag(changed(tag, index, char)), (tag, index, char)
+
+
+def test_a_revoked_code_is_never_issued_again(client, db, world):
+    codes_seen = [world.household_a]
+    for _ in range(20):  # the keyed check has 31 values: repeats would show
+        answer = replace(client, world, codes_seen[-1], "lost")
+        assert answer.status_code == 201
+        codes_seen.append(answer.get_json()["household"]["code"])
+    assert len(set(codes_seen)) == len(codes_seen)
+    for old in codes_seen[:-1]:
+        assert client.get(f"/h/{old}").status_code == 404
