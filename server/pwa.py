@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
-from flask import Blueprint, send_from_directory
+from flask import Blueprint, abort, redirect, send_from_directory
 
 from server.access import PUBLIC, allow
 
-PWA_ROOT = Path(__file__).resolve().parent.parent / "pwa"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PWA_ROOT = REPO_ROOT / "pwa"
+JSQR = REPO_ROOT / "node_modules" / "jsqr" / "dist" / "jsQR.js"  # from npm, never committed
 
 bp = Blueprint("pwa", __name__)
 
@@ -16,6 +18,39 @@ bp = Blueprint("pwa", __name__)
 def calculator():
     """The public carbon calculator (works offline after the first visit)."""
     return send_from_directory(PWA_ROOT, "calculator.html", max_age=0)
+
+
+@bp.get("/app/")
+@allow(PUBLIC)
+def app_shell():
+    """The measurer app's shell page; every screen is a `#/…` route inside it."""
+    return send_from_directory(PWA_ROOT, "index.html", max_age=0)
+
+
+@bp.get("/app")
+@allow(PUBLIC)
+def app_shell_bare():
+    """`/app` → `/app/`, inside the service worker's scope, so it opens offline too."""
+    return redirect("/app/", code=308)
+
+
+@bp.get("/app/sw.js")
+@allow(PUBLIC)
+def service_worker():
+    """The service worker, always revalidated so a new version is found on the next visit."""
+    response = send_from_directory(PWA_ROOT, "sw.js", max_age=0)
+    response.headers["Service-Worker-Allowed"] = "/app/"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/app/vendor/jsqr.js")
+@allow(PUBLIC)
+def jsqr():
+    """The jsQR decoder from npm, for phones without BarcodeDetector (404 until installed)."""
+    if not JSQR.is_file():
+        abort(404)
+    return send_from_directory(JSQR.parent, JSQR.name, max_age=0, mimetype="text/javascript")
 
 
 @bp.get("/app/<path:filename>")

@@ -1,0 +1,114 @@
+// The measurer app's service worker (DESIGN.md §9): the shell precached under a versioned
+// name and served from the cache, so the app opens in airplane mode; the methodology read
+// network-first with the cache as fallback; every other API call and every write goes
+// straight to the network (writes reach the server only through the outbox, never a cache).
+// Bump VERSION whenever a shell file changes: the page then offers "update available".
+
+const VERSION = "v1";
+const PREFIX = "sipang-shell-";
+const SHELL_CACHE = `${PREFIX}${VERSION}`;
+const DATA_CACHE = "sipang-data";
+const NAVIGATION_TIMEOUT_MS = 4000; // on a dying 2G link, open the cached shell instead
+
+const SHELL = [
+  "/app/",
+  "/app/manifest.webmanifest",
+  "/app/css/app.css",
+  "/app/js/app.js",
+  "/app/js/carbon.js",
+  "/app/js/i18n.js",
+  "/app/js/idb.js",
+  "/app/js/outbox.js",
+  "/app/js/photo.js",
+  "/app/js/scan.js",
+  "/app/js/scheduler.js",
+  "/app/js/sync.js",
+  "/app/i18n/zh.json",
+  "/app/i18n/en.json",
+  "/app/icons/icon-192.png",
+  "/app/icons/icon-512.png",
+];
+// From npm; missing until `npm install`, in which case scanning falls back to typing.
+const OPTIONAL = ["/app/vendor/jsqr.js"];
+
+const fresh = (url) => new Request(url, { cache: "reload" });
+
+self.addEventListener("install", (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(SHELL_CACHE);
+    await cache.addAll(SHELL.map(fresh));
+    await Promise.all(OPTIONAL.map((url) => cache.add(fresh(url)).catch(() => {})));
+  })());
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    const names = await caches.keys();
+    await Promise.all(names
+      .filter((name) => name.startsWith(PREFIX) && name !== SHELL_CACHE)
+      .map((name) => caches.delete(name)));
+    await self.clients.claim();
+  })());
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data === "skip-waiting" || event.data?.type === "skip-waiting") self.skipWaiting();
+});
+
+function withTimeout(promise, ms) {
+  return Promise.race([
+    promise,
+    new Promise((resolve, reject) => setTimeout(() => reject(new Error("timeout")), ms)),
+  ]);
+}
+
+// A page under /app/: the network when it answers soon, else the cached shell.
+async function navigation(request) {
+  try {
+    return await withTimeout(fetch(request), NAVIGATION_TIMEOUT_MS);
+  } catch (error) {
+    const cached = await caches.match("/app/", { cacheName: SHELL_CACHE });
+    if (cached) return cached;
+    throw error;
+  }
+}
+
+// Shell files: the cache, else the network (kept for next time when it answers 200).
+async function cacheFirst(request) {
+  const cached = await caches.match(request, { cacheName: SHELL_CACHE });
+  if (cached) return cached;
+  const response = await fetch(request);
+  if (response.ok) {
+    const copy = response.clone();
+    caches.open(SHELL_CACHE).then((cache) => cache.put(request, copy));
+  }
+  return response;
+}
+
+// The methodology: the network (and keep a copy), else the last copy.
+async function networkFirst(request) {
+  const cache = await caches.open(DATA_CACHE);
+  try {
+    const response = await fetch(request);
+    if (response.ok) await cache.put(request, response.clone());
+    return response;
+  } catch (error) {
+    const cached = await cache.match(request);
+    if (cached) return cached;
+    throw error;
+  }
+}
+
+self.addEventListener("fetch", (event) => {
+  const { request } = event;
+  const url = new URL(request.url);
+  if (request.method !== "GET" || url.origin !== self.location.origin) return;
+  const path = url.pathname;
+  if (request.mode === "navigate") {
+    if (path.startsWith("/app/")) event.respondWith(navigation(request));
+  } else if (path.startsWith("/api/v1/carbon/methods") || path === "/api/v1/species") {
+    event.respondWith(networkFirst(request));
+  } else if (path.startsWith("/app/") && path !== "/app/sw.js") {
+    event.respondWith(cacheFirst(request));
+  } // anything else (other /api/ calls above all): the browser's own fetch, never cached
+});
