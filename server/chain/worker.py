@@ -33,11 +33,22 @@ def revert_reason(error: BaseException) -> str | None:
     if isinstance(error, ContractLogicError):
         text = error.message or str(error)
     elif type(error).__name__ == "TransactionFailed":  # eth-tester's in-process revert
-        text = str(error.args[0]) if error.args else str(error)
+        text = error.args[0] if error.args else str(error)
+        if isinstance(text, bytes):
+            text = _error_string(text)
     else:
         return None
     text = text.removeprefix("execution reverted: ").removeprefix("execution reverted")
     return text or "reverted"
+
+
+def _error_string(data: bytes) -> str:
+    """The message of ABI-encoded `Error(string)` revert data."""
+    if data[:4] != bytes.fromhex("08c379a0"):
+        return "reverted"
+    from eth_abi import decode
+
+    return decode(["string"], data[4:])[0]
 
 
 def _hex(value: bytes) -> str:
