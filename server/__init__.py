@@ -94,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         villages,
     )
     from server.carbon import routes as carbon
+    from server.chain import routes as chain
     from server.extensions import csrf, limiter, socketio
 
     errors.register_error_handlers(app)
@@ -118,6 +119,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         kits,
         admin,
         sync_api,
+        chain,
     ):
         app.register_blueprint(module.bp)
     return app

@@ -98,6 +98,46 @@ SETTINGS: tuple[Setting, ...] = (
         "JSON-RPC URL of the EVM node holding the ledger; unset means no chain is configured.",
     ),
     Setting(
+        "CHAIN_KEY",
+        None,
+        "Hex private key that signs ledger transactions on CHAIN_RPC (give it in the "
+        "environment, never in a file in the repository); see also CHAIN_KEYSTORE.",
+    ),
+    Setting(
+        "CHAIN_KEYSTORE",
+        None,
+        "Path of an encrypted eth-account keystore file holding the signing key, used when "
+        "CHAIN_KEY is not given; its password comes from CHAIN_KEYSTORE_PASSWORD.",
+    ),
+    Setting(
+        "CHAIN_KEYSTORE_PASSWORD",
+        None,
+        "Password of CHAIN_KEYSTORE; give it in the environment.",
+    ),
+    Setting(
+        "CHAIN_CONTRACT",
+        None,
+        "Address of the deployed ledger contract on CHAIN_RPC; unset means deploy it on first "
+        "use and record the deployment in the database.",
+    ),
+    Setting(
+        "CHAIN_BATCH_SIZE",
+        64,
+        "Most outbox rows of one kind sent in one batch transaction (the contract takes 128).",
+    ),
+    Setting(
+        "CHAIN_RECEIPT_TIMEOUT",
+        30,
+        "Seconds the chain worker waits for a transaction's receipt before leaving it to the "
+        "next round.",
+    ),
+    Setting(
+        "CHAIN_RETRY_MAX_SECONDS",
+        300,
+        "Longest full-jitter backoff of the chain worker after a node or network error "
+        "(it starts at 2 seconds and doubles).",
+    ),
+    Setting(
         "LOG_LEVEL",
         "INFO",
         "Log level of the server's own log lines (personal data is never logged).",
