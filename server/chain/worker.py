@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlite_utils import Database
+from web3.exceptions import Web3Exception
 
 from server.chain.connection import Chain
 from server.chain.ledger import CONFLICT, DONE, KINDS, ORDERED_WITH
@@ -24,6 +25,7 @@ from server.db import first, insert, transaction
 
 RETRY_BASE_S = 2.0
 MAX_REVERTED_ATTEMPTS = 5
+ROLLBACK_DEPTH = 64  # blocks below the head checked again after a node lost blocks
 
 
 def revert_reason(error: BaseException) -> str | None:
@@ -77,6 +79,7 @@ class Worker:
         self.retry_max_s = retry_max_s
         self.clock = clock
         self.rng = rng or random.Random()
+        self._checked = False
 
     # -- one round -------------------------------------------------------------------
 
@@ -93,7 +96,7 @@ class Worker:
                     break
                 self.send(rows)
                 done["batches"] += 1
-        except Exception as error:  # noqa: BLE001 - node down, timeouts: back off, retry later
+        except (OSError, Web3Exception) as error:  # node down, timeouts: back off, retry later
             if revert_reason(error) is not None:
                 raise
             self._back_off(error)
@@ -150,6 +153,17 @@ class Worker:
 
     def send(self, rows: list[dict[str, Any]]) -> None:
         """Send `rows` (one kind) as one batch call and wait for its receipt."""
+        tx = self.sign_batch(rows)
+        if tx is not None:
+            self.broadcast(tx)
+            self.resolve(tx, self.receipt_timeout)
+
+    def sign_batch(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Sign one batch call and record it (rows become `submitted`) before any broadcast.
+
+        Returns the recorded transaction, or None when the contract refused the batch (its
+        rows are then settled one by one).
+        """
         kind = KINDS[rows[0]["kind"]]
         rows = sorted(rows, key=lambda row: (kind.sort(row["payload"]), row["id"]))
         call = getattr(self.chain.ledger.functions, kind.function)(
@@ -162,7 +176,7 @@ class Worker:
             if reason is None:
                 raise
             self._refused(rows, reason)
-            return
+            return None
         tx = call.build_transaction(
             {
                 "from": self.chain.address,
@@ -173,27 +187,42 @@ class Worker:
         )
         signed = self.chain.account.sign_transaction(tx)
         now_ms = self._now_ms()
+        record = {
+            "tx_hash": _hex(signed.hash),
+            "kind": rows[0]["kind"],
+            "sender": self.chain.address,
+            "nonce": tx["nonce"],
+            "raw_tx": _hex(signed.raw_transaction),
+            "signed_at": iso_at(now_ms / 1000),
+        }
         with transaction(self.db):
-            tx_id = insert(
-                self.db,
-                "chain_txs",
-                {
-                    "tx_hash": _hex(signed.hash),
-                    "kind": rows[0]["kind"],
-                    "sender": self.chain.address,
-                    "nonce": tx["nonce"],
-                    "raw_tx": _hex(signed.raw_transaction),
-                    "signed_at": iso_at(now_ms / 1000),
-                },
+            again = first(
+                self.db, "SELECT id FROM chain_txs WHERE tx_hash = ?", [record["tx_hash"]]
             )
+            if again is None:
+                tx_id = insert(self.db, "chain_txs", record)
+            else:  # the very same transaction again (after the node lost it in a rollback)
+                tx_id = again["id"]
+                self.db.execute(
+                    "UPDATE chain_txs SET state = 'signed', signed_at = ?, block_number = NULL, "
+                    "gas_used = NULL, mined_at = NULL, error = NULL WHERE id = ?",
+                    [record["signed_at"], tx_id],
+                )
             self.db.execute(
                 f"UPDATE chain_outbox SET state = 'submitted', tx_id = ?, tx_hash = ?, "  # noqa: S608
                 f"attempts = attempts + 1, submitted_ms = coalesce(submitted_ms, ?), "
                 f"last_error = NULL WHERE id IN ({', '.join('?' for _ in rows)})",
                 [tx_id, _hex(signed.hash), now_ms, *(row["id"] for row in rows)],
             )
-        self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
-        self.resolve(self._tx(tx_id), self.receipt_timeout)
+        return self._tx(tx_id)
+
+    def broadcast(self, tx: dict[str, Any]) -> None:
+        """Hand a recorded transaction to the node (a node that already has it is fine)."""
+        try:
+            self.chain.w3.eth.send_raw_transaction(tx["raw_tx"])
+        except Exception as error:
+            if "known" not in str(error).lower():
+                raise
 
     def _refused(self, rows: list[dict[str, Any]], reason: str) -> None:
         """A batch the contract refuses: settle rows already done, try the rest one by one."""
@@ -217,8 +246,47 @@ class Worker:
 
     # -- resolving transactions ------------------------------------------------------
 
+    def check_rollback(self) -> int:
+        """Re-queue rows whose mined transaction the node no longer has.
+
+        A node restarted from an older state file (killed between two dumps) forgets its
+        latest blocks. Checked on the worker's first round and whenever the node's head is
+        below the last block recorded here; returns how many transactions were rolled back.
+        """
+        head = self.chain.w3.eth.block_number
+        last = first(
+            self.db,
+            "SELECT max(block_number) AS n FROM chain_txs WHERE state IN ('mined', 'reverted') "
+            "AND sender = ?",
+            [self.chain.address],
+        )["n"]
+        if last is None or (self._checked and head >= last):
+            return 0
+        self._checked = True
+        suspects = self.db.query(
+            "SELECT * FROM chain_txs WHERE state IN ('mined', 'reverted') AND sender = ? "
+            "AND block_number > ? ORDER BY nonce",
+            [self.chain.address, min(head, last) - ROLLBACK_DEPTH],
+        )
+        lost = [tx for tx in suspects if self._receipt(tx["tx_hash"]) is None]
+        for tx in lost:
+            with transaction(self.db):
+                self.db.execute(
+                    "UPDATE chain_txs SET state = 'dropped', error = 'rolled back' WHERE id = ?",
+                    [tx["id"]],
+                )
+            rows = self.db.query(
+                "SELECT * FROM chain_outbox WHERE tx_id = ? AND state IN ('confirmed', 'failed')",
+                [tx["id"]],
+            )
+            for row in [dict(row, payload=json.loads(row["payload"])) for row in rows]:
+                if KINDS[row["kind"]].state(self.chain.ledger, row["payload"]) != DONE:
+                    self._requeue(row, "rolled back by the node")
+        return len(lost)
+
     def resolve_in_flight(self) -> int:
         """Resolve every signed-but-unresolved transaction, lowest nonce first."""
+        self.check_rollback()
         txs = list(
             self.db.query(
                 "SELECT * FROM chain_txs WHERE state = 'signed' AND sender = ? ORDER BY nonce",
@@ -343,6 +411,7 @@ class Worker:
         with transaction(self.db):
             self.db.execute(
                 "UPDATE chain_outbox SET state = 'pending', tx_id = NULL, tx_hash = NULL, "
+                "block_number = NULL, confirmed_at = NULL, confirm_ms = NULL, note = NULL, "
                 "last_error = ? WHERE id = ?",
                 [reason, row["id"]],
             )
