@@ -96,6 +96,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.carbon import routes as carbon
     from server.chain import routes as chain
     from server.extensions import csrf, limiter, socketio
+    from server.registry import api as registry
+    from server.registry import market
+    from server.registry import pages as registry_pages
 
     errors.register_error_handlers(app)
     access.init_app(app)
@@ -120,6 +123,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         admin,
         sync_api,
         chain,
+        registry,
+        market,
+        registry_pages,
     ):
         app.register_blueprint(module.bp)
     return app

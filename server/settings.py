@@ -138,6 +138,27 @@ SETTINGS: tuple[Setting, ...] = (
         "(it starts at 2 seconds and doubles).",
     ),
     Setting(
+        "ORDER_RESERVATION_SECONDS",
+        900,
+        "How long an order's reserved tonnes wait for payment before they go back on sale.",
+    ),
+    Setting(
+        "PAYMENT_WEBHOOK_TOLERANCE_SECONDS",
+        300,
+        "How far a payment webhook's signed timestamp may be from the server clock.",
+    ),
+    Setting(
+        "TESTPAY_ENABLED",
+        False,
+        "Accept webhooks from the `testpay` test payment provider (for tests and demos only).",
+    ),
+    Setting(
+        "TESTPAY_SECRET",
+        None,
+        "HMAC secret of the `testpay` provider; generated into the instance folder as "
+        "`testpay.key` when not given.",
+    ),
+    Setting(
         "LOG_LEVEL",
         "INFO",
         "Log level of the server's own log lines (personal data is never logged).",

@@ -11,6 +11,7 @@ from flask import Flask
 from server import create_app
 from server.access import allow, rule_for
 from tests.conftest import PASSWORD, ROLES, bearer
+from tests.registry_world import route_sample
 from village_kits.codes import checksum_symbol
 
 CALLERS = (None, *ROLES)
@@ -102,9 +103,11 @@ def call(app, client, world, endpoint, method, rule, caller, *, own=True):
         headers |= bearer(world.tokens[caller])
     else:
         headers["X-CSRFToken"] = client.get("/api/v1/auth/csrf").json["csrf_token"]
-    body = request_body(app, client, endpoint, world)
+    sample = route_sample(app, world, endpoint, rule, caller)  # registry routes need state
+    body = sample[1] if sample else request_body(app, client, endpoint, world)
     headers |= body.pop("headers", {})
-    return client.open(url_for_world(rule, world, own=own), method=method, headers=headers, **body)
+    url = sample[0] if sample else url_for_world(rule, world, own=own)
+    return client.open(url, method=method, headers=headers, **body)
 
 
 def test_every_route_declares_an_access_rule(app):

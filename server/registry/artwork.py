@@ -1,0 +1,177 @@
+"""The certificate a buyer shares: PNG (Pillow) and PDF (fpdf2), Chinese text in Noto CJK,
+with a QR code to `/verify/<certificate id>`."""
+
+import io
+import json
+from functools import lru_cache
+from typing import Any
+
+import qrcode
+from fpdf import FPDF
+from PIL import Image, ImageDraw, ImageFont
+from qrcode.constants import ERROR_CORRECT_M
+
+from village_kits.kit import FONT_FILES, SIMPLIFIED_CHINESE, _font_path
+
+GREEN, GOLD, INK, PAPER = (29, 107, 58), (176, 141, 62), (34, 34, 34), (251, 249, 240)
+WIDTH, HEIGHT = 1600, 1130
+
+
+@lru_cache(maxsize=32)
+def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(_font_path("B" if bold else ""), size, index=SIMPLIFIED_CHINESE)
+
+
+def verify_url(base_url: str, cert_id: str) -> str:
+    return f"{base_url.rstrip('/')}/verify/{cert_id}"
+
+
+def qr_image(url: str, box: int = 8) -> Image.Image:
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=box, border=4)
+    code.add_data(url)
+    code.make(fit=True)
+    return code.make_image(fill_color="black", back_color="white").get_image().convert("RGB")
+
+
+def lines(cert: dict[str, Any]) -> dict[str, str]:
+    """The certificate's text, shared by the PNG, the PDF and the page."""
+    doc = json.loads(cert["document"])
+    villages = "、".join(v["name"] for v in doc["villages"]) or "—"
+    serials, bundle = doc["serials"], doc["bundle"]
+    span = (
+        serials[0] if len(serials) == 1 else f"{serials[0]} 至 {serials[-1]} 共 {len(serials)} 个"
+    )
+    return {
+        "tonnes": f"{doc['tonnes']} 吨二氧化碳当量",
+        "beneficiary": doc["beneficiary"] or "一位匿名的支持者",
+        "reason": doc["reason"] or "自愿抵消碳排放",
+        "bundle": f"{bundle['name']}（碳汇包 {bundle['number']} 第 {bundle['version']} 版）",
+        "villages": villages,
+        "vintages": "、".join(str(v) for v in doc["vintages"]),
+        "serials": span,
+        "date": doc["retired_on"],
+        "money": f"¥{doc['amount_fen'] / 100:,.2f}，其中农户所得 ¥{doc['farmers_fen'] / 100:,.2f}",
+    }
+
+
+def render_png(cert: dict[str, Any], base_url: str) -> bytes:
+    """A 1600 × 1130 certificate image."""
+    text = lines(cert)
+    image = Image.new("RGB", (WIDTH, HEIGHT), PAPER)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((24, 24, WIDTH - 24, HEIGHT - 24), outline=GREEN, width=10)
+    draw.rectangle((48, 48, WIDTH - 48, HEIGHT - 48), outline=GOLD, width=3)
+    for x in (70, WIDTH - 70):  # leaf-like corner marks
+        for y in (70, HEIGHT - 70):
+            draw.ellipse((x - 14, y - 14, x + 14, y + 14), fill=GREEN)
+    draw.text(
+        (WIDTH // 2, 130), "四旁树碳汇 · 碳抵消证书", font=_font(64, True), fill=GREEN, anchor="mm"
+    )
+    draw.text(
+        (WIDTH // 2, 200),
+        "SIPANG VILLAGE TREE CARBON · RETIREMENT CERTIFICATE",
+        font=_font(24),
+        fill=GOLD,
+        anchor="mm",
+    )
+    draw.text((WIDTH // 2, 290), "谨此证明", font=_font(34), fill=INK, anchor="mm")
+    draw.text((WIDTH // 2, 370), text["beneficiary"], font=_font(60, True), fill=INK, anchor="mm")
+    draw.text(
+        (WIDTH // 2, 450),
+        "通过购买并注销村庄四旁树的碳汇，抵消了",
+        font=_font(34),
+        fill=INK,
+        anchor="mm",
+    )
+    draw.text((WIDTH // 2, 540), text["tonnes"], font=_font(80, True), fill=GREEN, anchor="mm")
+    rows = [
+        ("用途", text["reason"]),
+        ("碳汇包", text["bundle"]),
+        ("来源村庄", text["villages"]),
+        ("年份", text["vintages"]),
+        ("序列号", text["serials"]),
+        ("注销日期", text["date"]),
+        ("金额", text["money"]),
+    ]
+    y = 640
+    for label, value in rows:
+        draw.text((140, y), label, font=_font(28, True), fill=GREEN)
+        draw.text((300, y), _fit(draw, value, 29, 840), font=_font(29), fill=INK)
+        y += 50
+    qr = qr_image(verify_url(base_url, cert["id"]), box=7).resize((280, 280), Image.NEAREST)
+    image.paste(qr, (WIDTH - 140 - 280, 640))
+    draw.text((WIDTH - 140 - 140, 940), "扫码验证真伪", font=_font(26), fill=INK, anchor="mm")
+    draw.text((140, HEIGHT - 135), f"证书编号 {cert['id']}", font=_font(30, True), fill=INK)
+    draw.text((140, HEIGHT - 92), f"SHA-256 {cert['sha256']}", font=_font(20), fill=(90, 90, 90))
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+def _fit(draw: ImageDraw.ImageDraw, value: str, size: int, width: int) -> str:
+    if draw.textlength(value, font=_font(size)) <= width:
+        return value
+    while value and draw.textlength(value + "…", font=_font(size)) > width:
+        value = value[:-1]
+    return value + "…"
+
+
+def render_pdf(cert: dict[str, Any], base_url: str) -> bytes:
+    """The certificate on an A4 landscape page."""
+    text = lines(cert)
+    pdf = FPDF(orientation="L", format="A4", unit="mm")
+    for style in FONT_FILES:
+        pdf.add_font("cjk", style, _font_path(style), collection_font_number=SIMPLIFIED_CHINESE)
+    pdf.set_auto_page_break(False)
+    pdf.set_title(f"四旁 碳抵消证书 {cert['id']}")
+    pdf.set_creator("Sipang")
+    pdf.add_page()
+    pdf.set_draw_color(*GREEN)
+    pdf.set_line_width(2)
+    pdf.rect(8, 8, 281, 194)
+    pdf.set_draw_color(*GOLD)
+    pdf.set_line_width(0.6)
+    pdf.rect(13, 13, 271, 184)
+
+    def centred(y: float, value: str, size: float, style: str = "", color=INK) -> None:
+        pdf.set_text_color(*color)
+        pdf.set_font("cjk", style, size)
+        pdf.set_xy(15, y)
+        pdf.cell(267, size * 0.5, value, align="C")
+
+    centred(24, "四旁树碳汇 · 碳抵消证书", 26, "B", GREEN)
+    centred(36, "SIPANG VILLAGE TREE CARBON · RETIREMENT CERTIFICATE", 10, "", GOLD)
+    centred(50, "谨此证明", 14)
+    centred(60, text["beneficiary"], 24, "B")
+    centred(76, "通过购买并注销村庄四旁树的碳汇，抵消了", 14)
+    centred(88, text["tonnes"], 30, "B", GREEN)
+    y = 110
+    for label, value in (
+        ("用途", text["reason"]),
+        ("碳汇包", text["bundle"]),
+        ("来源村庄", text["villages"]),
+        ("年份", text["vintages"]),
+        ("序列号", text["serials"]),
+        ("注销日期", text["date"]),
+        ("金额", text["money"]),
+    ):
+        pdf.set_xy(28, y)
+        pdf.set_font("cjk", "B", 11)
+        pdf.set_text_color(*GREEN)
+        pdf.cell(24, 6, label)
+        pdf.set_font("cjk", "", 11)
+        pdf.set_text_color(*INK)
+        pdf.cell(160, 6, value[:70])
+        y += 8.5
+    pdf.image(qr_image(verify_url(base_url, cert["id"])), x=222, y=108, w=48, h=48)
+    pdf.set_font("cjk", "", 10)
+    pdf.set_xy(222, 157)
+    pdf.cell(48, 5, "扫码验证真伪", align="C")
+    pdf.set_xy(28, 176)
+    pdf.set_font("cjk", "B", 11)
+    pdf.cell(100, 6, f"证书编号 {cert['id']}")
+    pdf.set_xy(28, 183)
+    pdf.set_font("cjk", "", 8)
+    pdf.set_text_color(90, 90, 90)
+    pdf.cell(240, 5, f"SHA-256 {cert['sha256']}")
+    return bytes(pdf.output())

@@ -1,0 +1,166 @@
+"""Certificates `SPC-<year>-<seq 6>`: terminal records of retired tonnes, not tokens.
+
+A certificate's fields are stored as columns and as their canonical JSON (sorted keys, no
+spaces, UTF-8), with the sha256 of that JSON. `check` rebuilds the JSON from the columns
+and the retired serials, so any altered field, document or hash shows as a mismatch.
+"""
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from sqlite_utils import Database
+
+from server.clock import now_iso
+from server.db import first, insert
+
+CERT_ID = re.compile(r"SPC-\d{4}-\d{6}")
+
+
+def canonical(document: dict[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _document(row: dict[str, Any], bundle: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "programme": "Sipang 四旁",
+        "tonnes": row["tonnes"],
+        "serials": json.loads(row["serials"]),
+        "vintages": json.loads(row["vintages"]),
+        "bundle": {
+            "number": f"{bundle['county_code']}-{bundle['seq']:04d}",
+            "version": bundle["version"],
+            "name": bundle["name"],
+        },
+        "villages": json.loads(row["villages"]),
+        "beneficiary": row["beneficiary"],
+        "reason": row["reason"],
+        "retired_on": row["retired_on"],
+        "price_fen": row["price_fen"],
+        "amount_fen": row["amount_fen"],
+        "farmers_fen": row["farmers_fen"],
+        "unit": "t CO2e",
+    }
+
+
+def _bundle(db: Database, bundle_id: int) -> dict[str, Any]:
+    return first(
+        db,
+        """SELECT b.*, c.code AS county_code FROM bundles b JOIN counties c
+           ON c.id = b.county_id WHERE b.id = ?""",
+        [bundle_id],
+    )
+
+
+def create(
+    db: Database,
+    order: dict[str, Any],
+    retired: list[str],
+    *,
+    beneficiary: str | None,
+    reason: str | None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Write the certificate for serials just retired (inside the caller's transaction) and
+    the retirements that make a second retirement impossible."""
+    now = now_iso()
+    year = int(now[:4])
+    seq = db.execute(
+        "SELECT coalesce(max(seq), 0) + 1 FROM certificates WHERE year = ?", [year]
+    ).fetchone()[0]
+    cert_id = f"SPC-{year}-{seq:06d}"
+    marks = ",".join("?" for _ in retired)
+    vintages = [
+        r[0]
+        for r in db.execute(
+            f"SELECT DISTINCT vintage FROM tonnes WHERE serial IN ({marks}) ORDER BY vintage",  # noqa: S608
+            retired,
+        )
+    ]
+    villages = [
+        {"code": r[0], "name": r[1]}
+        for r in db.execute(
+            f"""SELECT DISTINCT v.code, v.name FROM tonnes t
+                JOIN issuances i ON i.id = t.issuance_id
+                JOIN credit_calculations c ON c.id = i.calculation_id
+                JOIN villages v ON v.id = c.village_id
+                WHERE t.serial IN ({marks}) ORDER BY v.code""",  # noqa: S608
+            retired,
+        )
+    ]
+    amount = order["price_fen"] * len(retired)
+    share = order["farmers_fen"] * len(retired) // order["tonnes"]
+    row = {
+        "id": cert_id,
+        "year": year,
+        "seq": seq,
+        "order_id": order["id"],
+        "request_id": request_id,
+        "bundle_id": order["bundle_id"],
+        "tonnes": len(retired),
+        "serials": json.dumps(sorted(retired)),
+        "vintages": json.dumps(vintages),
+        "villages": json.dumps(villages, ensure_ascii=False),
+        "beneficiary": beneficiary,
+        "reason": reason,
+        "retired_on": now[:10],
+        "price_fen": order["price_fen"],
+        "amount_fen": amount,
+        "farmers_fen": share,
+        "created_at": now,
+    }
+    document = canonical(_document(row, _bundle(db, order["bundle_id"])))
+    row["document"] = document
+    row["sha256"] = hashlib.sha256(document.encode()).hexdigest()
+    insert(db, "certificates", row)
+    db.conn.executemany(
+        "UPDATE tonnes SET status = 'retired', certificate_id = ? WHERE serial = ?",
+        [(cert_id, s) for s in retired],
+    )
+    db.conn.executemany(
+        "INSERT INTO retirements (serial, certificate_id, retired_at) VALUES (?, ?, ?)",
+        [(s, cert_id, now) for s in retired],
+    )
+    return row
+
+
+def get(db: Database, cert_id: str) -> dict[str, Any] | None:
+    if not CERT_ID.fullmatch(cert_id):
+        return None
+    return first(db, "SELECT * FROM certificates WHERE id = ?", [cert_id])
+
+
+def check(db: Database, row: dict[str, Any]) -> dict[str, Any]:
+    """Recompute the certificate: its JSON from the stored fields, the hash from the JSON,
+    and the serials retired under it. Lists every mismatch found."""
+    problems = []
+    try:
+        rebuilt = canonical(_document(row, _bundle(db, row["bundle_id"])))
+    except (TypeError, ValueError, KeyError):
+        rebuilt = None
+    digest = hashlib.sha256((rebuilt or "").encode()).hexdigest()
+    if rebuilt != row["document"]:
+        problems.append("stored fields do not match the certificate document")
+    if digest != row["sha256"]:
+        problems.append("the certificate hash does not match its fields")
+    if hashlib.sha256(row["document"].encode()).hexdigest() != row["sha256"]:
+        problems.append("the stored document does not match its hash")
+    retired = sorted(
+        r[0]
+        for r in db.execute("SELECT serial FROM retirements WHERE certificate_id = ?", [row["id"]])
+    )
+    listed = json.loads(row["serials"]) if isinstance(row["serials"], str) else None
+    if retired != listed or len(retired) != row["tonnes"]:
+        problems.append("the serials retired under this certificate differ")
+    return {"valid": not problems, "problems": problems, "recomputed_sha256": digest}
+
+
+def public_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "document": json.loads(row["document"]),
+        "sha256": row["sha256"],
+        "chain_tx": row["chain_tx"],
+    }

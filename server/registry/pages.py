@@ -1,0 +1,126 @@
+"""Buyer-facing pages (Chinese, mobile-first): bundles, buy, pay instructions, an order's
+certificates by its link, an enterprise's certificates, and the public verify page."""
+
+import uuid
+
+from flask import Blueprint, current_app, g, redirect, render_template, request
+
+from server.access import PUBLIC, allow
+from server.db import get_db
+from server.errors import ApiError
+from server.registry import artwork, bundles, certificates, market, orders
+from server.validation import StrictValidator
+
+bp = Blueprint("registry_pages", __name__)
+
+
+def _page_bundle(bundle_id: int) -> dict:
+    found = bundles.get_bundle(get_db(), bundle_id)
+    if found is None or not bundles.sellable(found):
+        raise ApiError(404, "not_found", "没有这个碳汇包。")
+    return found
+
+
+@bp.get("/bundles")
+@allow(PUBLIC)
+def bundles_page():
+    """Village carbon bundles on sale."""
+    return render_template(
+        "registry/bundles.html", bundles=bundles.list_public(get_db()), user=g.user
+    )
+
+
+def _bundle_page(bundle: dict, error: str | None = None, form: dict | None = None, status=200):
+    view = bundles.public_view(get_db(), bundle, detail=True)
+    return (
+        render_template(
+            "registry/bundle.html",
+            b=view,
+            error=error,
+            form=form or {},
+            request_id=uuid.uuid4().hex,
+            user=g.user,
+        ),
+        status,
+    )
+
+
+@bp.get("/bundles/<int:bundle_id>")
+@allow(PUBLIC)
+def bundle_page(bundle_id: int):
+    """One bundle: villages, households, tonnes available and sold, price, farmers' share."""
+    return _bundle_page(_page_bundle(bundle_id))
+
+
+@bp.post("/bundles/<int:bundle_id>/buy")
+@allow(PUBLIC)
+def buy(bundle_id: int):
+    """The buy form: reserve tonnes and go to the order's pay instructions."""
+    bundle = _page_bundle(bundle_id)
+    form = {key: request.form.get(key, "").strip() for key in ("tonnes", "beneficiary", "reason")}
+    data = {
+        "request_id": request.form.get("request_id", "")[:64],
+        "bundle_id": bundle_id,
+        "tonnes": int(form["tonnes"]) if form["tonnes"].isdigit() else form["tonnes"],
+    }
+    data |= {key: form[key] for key in ("beneficiary", "reason") if form[key]}
+    errors = list(StrictValidator(market.ORDER).iter_errors(data))
+    if errors:
+        return _bundle_page(
+            bundle, "请填写 1 至 10000 的整数吨数；受益人和用途不能含 < > 等符号。", form, 422
+        )
+    try:
+        order, _ = orders.reserve(get_db(), data, g.user)
+    except ApiError as error:
+        message = "碳汇余量不足，请减少吨数。" if error.code == "sold_out" else error.message
+        return _bundle_page(bundle, message, form, error.status)
+    return redirect(f"/orders/{order['public_id']}", 303)
+
+
+@bp.get("/orders/<order_id>")
+@allow(PUBLIC)
+def order_page(order_id: str):
+    """An order through its link: pay instructions while reserved, then its certificates."""
+    found = orders.get_order(get_db(), order_id)
+    if found is None:
+        raise ApiError(404, "not_found", "没有这个订单。")
+    view = orders.order_view(get_db(), found)
+    bundle = bundles.get_bundle(get_db(), found["bundle_id"])
+    return render_template("registry/order.html", o=view, bundle=bundle, user=g.user)
+
+
+@bp.get("/account/certificates")
+@allow("enterprise")
+def account_certificates():
+    """An enterprise account's orders, tonnes held and certificates."""
+    rows = get_db().query(
+        "SELECT * FROM orders WHERE buyer_user_id = ? AND paid_at IS NOT NULL ORDER BY id DESC",
+        [g.user["id"]],
+    )
+    listed = [orders.order_view(get_db(), row) for row in rows]
+    return render_template("registry/account.html", orders=listed, user=g.user)
+
+
+@bp.get("/verify/<cert_id>")
+@allow(PUBLIC)
+def verify_page(cert_id: str):
+    """A certificate's public check: recomputes its hash and shows valid or mismatch."""
+    cert = certificates.get(get_db(), cert_id.strip().upper())
+    if cert is None:
+        return render_template(
+            "registry/verify.html", cert=None, cert_id=cert_id[:40], user=g.user
+        ), 404
+    check = certificates.check(get_db(), cert)
+    try:
+        text = artwork.lines(cert)
+    except (ValueError, KeyError, TypeError, IndexError):
+        text = None
+    return render_template(
+        "registry/verify.html",
+        cert=cert,
+        cert_id=cert["id"],
+        check=check,
+        text=text,
+        url=artwork.verify_url(current_app.config["PUBLIC_BASE_URL"], cert["id"]),
+        user=g.user,
+    )

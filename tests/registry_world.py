@@ -1,0 +1,271 @@
+"""Registry test data built through the real services: grown villages, verified periods,
+bundles with issued tonnes, orders. Shared by the registry tests and the route matrix."""
+
+import re
+import uuid
+from typing import Any
+
+from sqlite_utils import Database
+
+from server import households, trees, villages
+from server.carbon import records
+from server.carbon.method import load_method
+from server.db import first
+from server.registry import bundles, issuance, orders, verification
+
+FIR = "cunninghamia_lanceolata"
+
+
+def grow_village(
+    db: Database,
+    code: str,
+    *,
+    households_count: int = 1,
+    trees_per_household: int = 2,
+    start_mm: int = 300,
+    end_mm: int = 600,
+    admin_id: int | None = None,
+) -> dict[str, Any]:
+    """A village of the seeded county whose big firs grew over 2026, credited and reviewed.
+
+    Returns {"village", "calculation_id", "trees", "households"}."""
+    village = villages.get_village(code) or villages.create_village(
+        db, code, f"村{code[-3:]}", "宋溪镇", 29.2 + int(code[-2:]) / 100, 115.0
+    )
+    made_trees, made_households = [], []
+    for n in range(households_count):
+        household = households.create_household(db, village, head_name=f"农户{n}")
+        made_households.append(household["code"])
+        for _ in range(trees_per_household):
+            tree_id = str(uuid.uuid4())
+            trees.register_tree(db, household, tree_id=tree_id, species_id=FIR, position="road")
+            for when, dbh, height in (
+                ("2026-01-10T08:00:00Z", start_mm, 1500),
+                ("2026-09-10T08:00:00Z", end_mm, 2500),
+            ):
+                trees.record_measurement(
+                    db,
+                    tree_id,
+                    measurement_id=str(uuid.uuid4()),
+                    stems_mm=[dbh],
+                    height_cm=height,
+                    client_time=when,
+                    latitude=village["latitude"],
+                    longitude=village["longitude"],
+                    photo_sha256="cd" * 32,
+                )
+            made_trees.append(tree_id)
+    calculation_id = records.calculate_credit(db, village, "2026-01-01", "2026-12-31", None, None)
+    for flag in db.query(
+        "SELECT id FROM flags WHERE village_id = ? AND decision IS NULL", [village["id"]]
+    ):
+        records.review_flag(db, flag["id"], "accepted", "screened", admin_id or 1)
+    return {
+        "village": village,
+        "calculation_id": calculation_id,
+        "trees": made_trees,
+        "households": made_households,
+    }
+
+
+def verify(
+    db: Database, calculation_id: int, verifier_id: int, *, failing: int = 0, decide: bool = True
+) -> dict[str, Any]:
+    """Assign, re-measure every sampled tree (the first `failing` of them 2 cm off), decide."""
+    calc = first(db, "SELECT * FROM credit_calculations WHERE id = ?", [calculation_id])
+    found = verification.assign(db, calc, verifier_id, None)
+    claimed = db.query(
+        """SELECT vs.tree_id, m.dbh_mm FROM verification_samples vs
+           JOIN measurements m ON m.id = vs.claimed_measurement_id
+           WHERE vs.verification_id = ? ORDER BY vs.tree_id""",
+        [found["id"]],
+    )
+    for index, row in enumerate(claimed):
+        off = 20 if index < failing else 0
+        verification.remeasure(
+            db,
+            found,
+            {
+                "client_id": str(uuid.uuid4()),
+                "tree_id": row["tree_id"],
+                "dbh_cm": (row["dbh_mm"] + off) / 10,
+                "species_id": FIR,
+                "measured_at": "2026-10-01T09:00:00+08:00",
+            },
+            verifier_id,
+        )
+    if decide:
+        found = verification.decide(db, found, None, "核查员")
+    return found
+
+
+def bundle(db: Database, admin_id: int | None = None, **rules: Any) -> dict[str, Any]:
+    """A draft bundle of county 360423 admitting vintage 2026 and the current method."""
+    base = {
+        "name": "武宁县四旁树碳汇包",
+        "vintage_from": 2025,
+        "vintage_to": 2026,
+        "methods": [load_method().version],
+    }
+    return bundles.create_bundle(db, "360423", base | rules, admin_id)
+
+
+def stocked_bundle(
+    db: Database, verifier_id: int, village_code: str = "360423101202", **grow: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A published bundle holding one grown, verified, issued village.
+
+    Returns (bundle, issuance, grown village)."""
+    grown = grow_village(db, village_code, **grow)
+    found = verify(db, grown["calculation_id"], verifier_id)
+    made = bundle(db)
+    issued = issuance.issue(db, found, made, None)
+    published = bundles.publish(db, bundles.get_bundle(db, made["id"]))
+    return published, issued, grown
+
+
+def order(
+    db: Database, bundle_id: int, tonnes: int = 1, user: dict | None = None, **extra: Any
+) -> dict[str, Any]:
+    data = {"request_id": uuid.uuid4().hex, "bundle_id": bundle_id, "tonnes": tonnes} | extra
+    made, _ = orders.reserve(db, data, user)
+    return made
+
+
+# --- samples for the route matrix (tests/test_access.py) ------------------------------------
+
+REGISTRY_BLUEPRINTS = ("registry", "market", "registry_pages")
+_SNAPSHOT: dict[str, Any] = {}
+
+
+def _build_sample(app, world) -> dict[str, Any]:
+    """Every state a registry route needs, built once on the seeded world."""
+    from server.db import get_db
+    from server.registry import orders as order_service
+    from server.trees import set_status
+
+    verifier = world.user_ids["verifier"]
+    with app.app_context():
+        db = get_db()
+        village_a = villages.get_village(world.village_a)
+        for flag in db.query("SELECT id FROM flags WHERE decision IS NULL"):
+            records.review_flag(db, flag["id"], "accepted", "screened", world.user_ids["admin"])
+
+        def calc(start: str) -> int:
+            return records.calculate_credit(db, village_a, start, "2026-12-31", None, None)
+
+        open_calc = first(
+            db, "SELECT * FROM credit_calculations WHERE id = ?", [calc("2026-01-01")]
+        )
+        v_open = verification.assign(db, open_calc, verifier, None)
+        v_ready = verify(db, calc("2025-01-01"), verifier, decide=False)
+        v_decided = verify(db, calc("2026-02-01"), verifier)
+        stocked, issued, grown = stocked_bundle(db, verifier, trees_per_household=5)
+        set_status(db, grown["trees"][0], "felled", "2026-12-01T00:00:00.000Z")
+        enterprise = db["users"].get(world.user_ids["enterprise"])
+        reserved = order(db, stocked["id"])
+        webhook_order = order(db, stocked["id"])
+        held = order(db, stocked["id"], user=enterprise)
+        order_service.confirm_payment(db, held, "bank", "HELD-0001", "user:1")
+        sold = order(db, stocked["id"], beneficiary="李小明")
+        order_service.confirm_payment(db, sold, "bank", "SOLD-0001", "user:1")
+        cert_id = db.execute("SELECT id FROM certificates").fetchone()[0]
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return {
+        "<int:verification_id>": v_open["id"],
+        "v_ready": v_ready["id"],
+        "v_decided": v_decided["id"],
+        "<int:bundle_id>": stocked["id"],
+        "<int:issuance_id>": issued["id"],
+        "felled_tree": grown["trees"][0],
+        "<order_id>": reserved["public_id"],
+        "webhook_order": webhook_order,
+        "held_order": held["public_id"],
+        "<cert_id>": cert_id,
+    }
+
+
+def _restore(app, world) -> dict[str, Any]:
+    """Put the sample database in place of this test's copy (built on first use)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    database = Path(app.config["DATABASE"])
+    if not _SNAPSHOT:
+        ids = _build_sample(app, world)
+        snapshot = Path(tempfile.mkdtemp(prefix="sipang-registry-")) / "sipang.db"
+        shutil.copyfile(database, snapshot)
+        _SNAPSHOT.update(ids=ids, path=snapshot)
+    else:
+        for suffix in ("-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(_SNAPSHOT["path"], database)
+    return _SNAPSHOT["ids"]
+
+
+def route_sample(app, world, endpoint: str, rule: str, caller: str | None):
+    """(url, request kwargs) for a registry route, or None for other routes."""
+    import json
+    import time
+
+    from server.access import rule_for
+    from server.registry import payments
+
+    if endpoint.split(".")[0] not in REGISTRY_BLUEPRINTS:
+        return None
+    with app.app_context():
+        access = rule_for(endpoint)
+    if not (access.public or caller in access.roles):  # refused before the view runs
+        return re.sub(r"<int:\w+>", "1", re.sub(r"<\w+>", "sample", rule)), {}
+    ids = _restore(app, world)
+    values = {key: str(value) for key, value in ids.items() if key.startswith("<")}
+    if endpoint == "registry.assign":
+        values["<int:calculation_id>"] = str(world.calculation_id)
+    elif endpoint == "registry.decide":
+        values["<int:verification_id>"] = str(ids["v_ready"])
+    elif endpoint in ("registry.report", "registry.issue"):
+        values["<int:verification_id>"] = str(ids["v_decided"])
+    elif endpoint == "market.webhook":
+        values["<provider>"] = "testpay"
+    elif endpoint == "market.retire":
+        values["<order_id>"] = ids["held_order"]
+    url = rule
+    for placeholder, value in values.items():
+        url = url.replace(placeholder, value)
+    bodies: dict[str, Any] = {
+        "registry.assign": {"json": {"verifier_id": world.user_ids["verifier"]}},
+        "registry.issue": {"json": {"bundle_id": ids["<int:bundle_id>"]}},
+        "registry.reverse": {"json": {"tree_ids": [ids["felled_tree"]]}},
+        "market.reserve": {
+            "json": {
+                "request_id": uuid.uuid4().hex,
+                "bundle_id": ids["<int:bundle_id>"],
+                "tonnes": 1,
+            }
+        },
+        "registry_pages.buy": {"data": {"request_id": uuid.uuid4().hex, "tonnes": "1"}},
+    }
+    if endpoint == "market.webhook":
+        app.config.update(TESTPAY_ENABLED=True, TESTPAY_SECRET="route-matrix-secret")
+        order_row = ids["webhook_order"]
+        raw = json.dumps(
+            {
+                "event_id": uuid.uuid4().hex,
+                "type": "payment.succeeded",
+                "order_id": order_row["public_id"],
+                "amount_fen": order_row["amount_fen"],
+                "reference": "TP-" + uuid.uuid4().hex[:12],
+            }
+        ).encode()
+        signature = payments.sign(b"route-matrix-secret", raw, int(time.time()))
+        bodies[endpoint] = {
+            "data": raw,
+            "content_type": "application/json",
+            "headers": {payments.SIGNATURE_HEADER: signature},
+        }
+    if endpoint in bodies:
+        return url, bodies[endpoint]
+    if access.body is not None:
+        return url, {"json": dict(access.body["example"])}
+    return url, {}
