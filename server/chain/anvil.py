@@ -14,8 +14,16 @@ ANVIL_CHAIN_ID = 31337
 
 
 def anvil_binary() -> str:
-    """The anvil that `make setup` installs into tools/, else one on PATH."""
-    local = REPO / "tools" / "node_modules" / ".bin" / "anvil"
+    """The anvil binary that `make setup` installs into tools/, else one on PATH.
+
+    The npm package's `.bin/anvil` is a Node wrapper that spawns the platform binary and
+    forwards only SIGINT and SIGTERM; the binary itself is used so that a SIGKILL reaches
+    the node and not just its wrapper.
+    """
+    modules = REPO / "tools" / "node_modules"
+    for binary in sorted(modules.glob("@foundry-rs/anvil-*/bin/anvil")):
+        return str(binary)
+    local = modules / ".bin" / "anvil"
     if local.exists():
         return str(local)
     found = shutil.which("anvil")
@@ -82,9 +90,12 @@ class AnvilNode:
                 raise RuntimeError(f"anvil exited with {self.process.returncode}")
             try:
                 self.rpc("eth_chainId")
-                return self.url
             except OSError:
                 time.sleep(0.05)
+                continue
+            if self.process.poll() is None:  # ours answered, not a stray node on the port
+                return self.url
+            raise RuntimeError(f"another process serves port {self.port}")
         self.stop()
         raise TimeoutError("anvil did not start")
 
@@ -96,6 +107,13 @@ class AnvilNode:
         )
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             return json.loads(response.read())["result"]
+
+    def dumped_block(self) -> int | None:
+        """The newest block number saved in the state file (None before the first dump)."""
+        try:
+            return int(json.loads(self.state.read_text())["best_block_number"])
+        except (AttributeError, FileNotFoundError, ValueError, KeyError):
+            return None
 
     def mine(self, blocks: int = 1) -> None:
         self.rpc("anvil_mine", [hex(blocks)])

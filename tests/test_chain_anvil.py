@@ -1,0 +1,129 @@
+"""The chain outbox against a real anvil process that is killed mid-batch and restarted."""
+
+import signal
+
+import pytest
+from eth_account import Account
+
+from server.chain import outbox
+from server.chain.anvil import AnvilNode
+from server.chain.connection import connect_url
+from server.chain.deploy import attach
+from server.chain.ledger import household_hash, key32
+from server.chain.worker import Worker
+from server.db import connect, migrate, transaction
+
+HOUSEHOLDS = [household_hash(b"salt", f"360423101201-{n:04d}-K7") for n in range(1, 4)]
+LOT = "SP-360423-0001-2025"
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = connect(tmp_path / "sipang.db")
+    migrate(database)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def nodes():
+    started: list[AnvilNode] = []
+    yield started
+    for node in started:
+        node.stop(signal.SIGKILL)
+
+
+def write_business(db, anchors: int = 20) -> None:
+    """What the registry and payouts will write: anchors, issuance, accruals, a settlement."""
+    with transaction(db):
+        for n in range(anchors):
+            outbox.anchor(db, "sync_batch", f"device-7:{n}", bytes([n + 1]) * 32)
+    with transaction(db):
+        outbox.issue_range(db, LOT, 1, 40, b"\x0a" * 32)
+        outbox.issue_range(db, LOT, 41, 10, b"\x0b" * 32)
+        outbox.retire_range(db, LOT, 1, 25, b"\x0c" * 32)
+    with transaction(db):
+        for n in range(9):
+            outbox.accrue(db, f"accrual:{n}", HOUSEHOLDS[n % 3], 100 + n)
+        outbox.settle(db, "settlement:0", HOUSEHOLDS[0], 100)
+
+
+def assert_written_exactly_once(chain, db, anchors: int = 20) -> None:
+    assert outbox.status(db)["confirmed"] == db["chain_outbox"].count
+    events = chain.ledger.events
+    assert len(events.Anchored().get_logs(from_block=0)) == anchors
+    assert len(events.Issued().get_logs(from_block=0)) == 2
+    assert len(events.Retired().get_logs(from_block=0)) == 1
+    assert len(events.Accrued().get_logs(from_block=0)) == 9
+    assert len(events.Settled().get_logs(from_block=0)) == 1
+    functions = chain.ledger.functions
+    for n in range(anchors):
+        assert functions.anchors(1, key32(f"device-7:{n}")).call() == bytes([n + 1]) * 32
+    assert tuple(functions.lots(key32(LOT)).call()) == (50, False)
+    owed = [functions.owed(bytes.fromhex(h[2:])).call() for h in HOUSEHOLDS]
+    assert owed == [100 + 103 + 106 - 100, 101 + 104 + 107, 102 + 105 + 108]
+    assert db["chain_deployments"].count == 1
+
+
+def test_anvil_killed_mid_batch_restarts_from_its_state_file(tmp_path, db, nodes):
+    state = tmp_path / "instance" / "chain" / "anvil-state.json"
+    node = AnvilNode(state)
+    nodes.append(node)
+    node.start()
+    key = Account.create()
+    chain = connect_url(node.url, key, "anvil")
+    attach(chain, db)
+    write_business(db)
+    Worker(chain, db, batch_size=8, receipt_timeout=10).run_once(max_batches=1)
+    assert outbox.status(db)["confirmed"] == 8
+
+    node.rpc("evm_setAutomine", [False])  # the next batch waits in the mempool ...
+    Worker(chain, db, batch_size=8, receipt_timeout=0.2).run_once(max_batches=1)
+    assert outbox.status(db)["submitted"] == 8
+    node.stop(signal.SIGTERM)  # ... when the node goes down: its state is dumped, the pool lost
+    assert state.exists()
+
+    down = Worker(chain, db, batch_size=8, retry_max_s=0)
+    assert down.run_once()["error"] == 1  # the node is down: back off, lose nothing
+    assert outbox.status(db)["submitted"] == 8
+
+    node = AnvilNode(state, port=node.port)
+    nodes.append(node)
+    node.start()
+    chain = connect_url(node.url, key, "anvil")
+    assert attach(chain, db)["id"] == 1  # the recorded deployment survived the restart
+    Worker(chain, db, batch_size=8, receipt_timeout=10).run_until_idle()
+    assert_written_exactly_once(chain, db)
+    txs = list(db.query("SELECT state, count(*) AS n FROM chain_txs GROUP BY state"))
+    assert txs == [{"state": "mined", "n": db["chain_txs"].count}]
+
+
+def test_anvil_killed_hard_loses_blocks_and_the_worker_writes_them_again(tmp_path, db, nodes):
+    state = tmp_path / "anvil-state.json"
+    node = AnvilNode(state)
+    nodes.append(node)
+    node.start()
+    key = Account.create()
+    chain = connect_url(node.url, key, "anvil")
+    attach(chain, db)
+    node.stop(signal.SIGTERM)  # the state file now holds the deployment
+    node = AnvilNode(state, port=node.port)
+    nodes.append(node)
+    node.start()
+    chain = connect_url(node.url, key, "anvil")
+    attach(chain, db)
+    saved_head = chain.w3.eth.block_number
+    write_business(db, anchors=30)
+    Worker(chain, db, batch_size=5, receipt_timeout=10).run_once(max_batches=4)
+    assert outbox.status(db)["confirmed"] == 20
+    node.stop(signal.SIGKILL)  # no dump at exit: every block since the last dump is gone
+
+    node = AnvilNode(state, port=node.port)
+    nodes.append(node)
+    node.start()
+    chain = connect_url(node.url, key, "anvil")
+    attach(chain, db)
+    assert chain.w3.eth.block_number == saved_head
+    assert outbox.status(db)["confirmed"] == 20  # the database does not know yet
+    Worker(chain, db, batch_size=5, receipt_timeout=10).run_until_idle()
+    assert_written_exactly_once(chain, db, anchors=30)
