@@ -51,6 +51,18 @@ def release_expired(db: Database) -> int:
     return len(expired)
 
 
+def release_expired_now(db: Database) -> None:
+    """Release expired reservations in a transaction of their own, so the release stands
+    even when the request that noticed them is then refused."""
+    if first(
+        db,
+        "SELECT 1 FROM orders WHERE status = 'reserved' AND expires_at <= ? LIMIT 1",
+        [now_iso()],
+    ):
+        with transaction(db):
+            release_expired(db)
+
+
 def reserve(
     db: Database, data: dict[str, Any], user: dict[str, Any] | None
 ) -> tuple[dict[str, Any], bool]:
@@ -59,6 +71,7 @@ def reserve(
     Returns (order, created)."""
     digest = request_hash(data)
     kind = "enterprise" if user is not None and user["role"] == "enterprise" else "individual"
+    release_expired_now(db)
     with transaction(db):
         release_expired(db)
         existing = first(db, "SELECT * FROM orders WHERE request_id = ?", [data["request_id"]])
@@ -115,6 +128,7 @@ def confirm_payment(
     db: Database, order: dict[str, Any], method: str, reference: str, actor: str
 ) -> dict[str, Any]:
     """Record the payment of a reserved order; individuals' tonnes retire at once."""
+    release_expired_now(db)
     with transaction(db):
         release_expired(db)
         order = first(db, "SELECT * FROM orders WHERE id = ?", [order["id"]])

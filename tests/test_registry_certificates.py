@@ -1,0 +1,198 @@
+"""Certificates: the PNG's QR leads to a verify page that says valid; any altered stored
+field shows a mismatch; the PDF carries the Chinese text and the same QR; webhooks."""
+
+import io
+import json
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import pypdfium2 as pdfium
+import pytest
+import zxingcpp
+from PIL import Image
+
+from server.registry import orders, payments
+from tests import registry_world as rw
+from tests.conftest import bearer
+
+
+@pytest.fixture
+def certificate(app, db, world):
+    """One retired tonne with its certificate id."""
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
+        order = rw.order(db, bundle["id"], 1, beneficiary="王小红", reason="抵消一次航班")
+        orders.confirm_payment(db, order, "bank", "ICBC-CERT-1", "user:3")
+    return db.execute("SELECT id FROM certificates").fetchone()[0]
+
+
+def verify_result(client, path: str) -> str:
+    page = client.get(path)
+    marker = 'data-result="'
+    text = page.get_data(as_text=True)
+    return text[text.index(marker) + len(marker) :].split('"', 1)[0]
+
+
+def test_png_qr_leads_to_a_verify_page_that_says_valid(client, certificate):
+    png = client.get(f"/api/v1/certificates/{certificate}/image.png")
+    assert png.status_code == 200 and png.mimetype == "image/png"
+    image = Image.open(io.BytesIO(png.data))
+    assert image.size == (1600, 1130)
+    (barcode,) = zxingcpp.read_barcodes(image)
+    assert barcode.format == zxingcpp.BarcodeFormat.QRCode
+    path = urlsplit(barcode.text).path
+    assert path == f"/verify/{certificate}"
+    assert verify_result(client, path) == "valid"
+    page = client.get(path).get_data(as_text=True)
+    assert "王小红" in page and "数据库中的登记记录" in page
+
+
+FIELDS = {
+    "beneficiary": "'张三'",
+    "reason": "'别的用途'",
+    "tonnes": "tonnes + 1",
+    "serials": "'[\"SP-360423-0001-2026-000002\"]'",
+    "vintages": "'[2025]'",
+    "villages": "'[]'",
+    "retired_on": "'2020-01-01'",
+    "price_fen": "1",
+    "amount_fen": "amount_fen + 100",
+    "farmers_fen": "farmers_fen + 1",
+    "sha256": "'" + "0" * 64 + "'",
+    "document": "replace(document, '王小红', '张三')",
+    "bundle_id": "bundle_id",  # unchanged: must stay valid
+}
+
+
+@pytest.mark.parametrize("field", sorted(FIELDS))
+def test_tampering_any_stored_field_shows_a_mismatch(client, db, certificate, field):
+    db.execute(f"UPDATE certificates SET {field} = {FIELDS[field]}")  # noqa: S608 - test data
+    db.conn.commit()
+    expected = "valid" if field == "bundle_id" else "mismatch"
+    assert verify_result(client, f"/verify/{certificate}") == expected
+    api = client.get(f"/api/v1/certificates/{certificate}").json
+    assert api["check"]["valid"] is (expected == "valid")
+
+
+def test_tampering_the_bundle_or_a_retirement_shows_a_mismatch(client, db, certificate):
+    db.execute("DROP TRIGGER bundles_rules_fixed")  # as someone editing the file would
+    db.execute("UPDATE bundles SET name = '别的碳汇包'")
+    db.conn.commit()
+    assert verify_result(client, f"/verify/{certificate}") == "mismatch"
+
+
+def test_pdf_has_the_chinese_text_and_the_qr(client, certificate):
+    pdf = client.get(f"/api/v1/certificates/{certificate}/document.pdf")
+    assert pdf.data.startswith(b"%PDF")
+    document = pdfium.PdfDocument(pdf.data)
+    page = document[0]
+    text = page.get_textpage().get_text_range()
+    assert "碳抵消证书" in text and "王小红" in text and certificate in text
+    image = page.render(scale=300 / 72).to_pil()
+    texts = [b.text for b in zxingcpp.read_barcodes(image)]
+    assert any(t.endswith(f"/verify/{certificate}") for t in texts)
+
+
+def test_buyer_pages_buy_pay_and_show_the_certificate(client, db, world, app):
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
+    listing = client.get("/bundles").get_data(as_text=True)
+    assert bundle["name"] in listing
+    page = client.get(f"/bundles/{bundle['id']}").get_data(as_text=True)
+    assert "预订并去付款" in page and "农户每吨所得" in page
+    csrf = client.get("/api/v1/auth/csrf").json["csrf_token"]
+    form = {
+        "csrf_token": csrf,
+        "request_id": uuid.uuid4().hex,
+        "tonnes": "1",
+        "beneficiary": "小明 & 小红",
+        "reason": "",
+    }
+    bought = client.post(f"/bundles/{bundle['id']}/buy", data=form)
+    assert bought.status_code == 303
+    order_path = bought.headers["Location"]
+    assert "附言填写订单号" in client.get(order_path).get_data(as_text=True)
+    again = client.post(f"/bundles/{bundle['id']}/buy", data=form)  # double submit
+    assert again.headers["Location"] == order_path
+    public_id = order_path.rsplit("/", 1)[1]
+    client.post(
+        f"/api/v1/orders/{public_id}/payment",
+        headers=bearer(world.tokens["finance"]),
+        json={"method": "bank", "reference": "PAGE-0001"},
+    )
+    done = client.get(order_path).get_data(as_text=True)
+    assert "/verify/SPC-" in done and "小明 &amp; 小红" not in done  # shown on the cert only
+    bad = client.post(
+        f"/bundles/{bundle['id']}/buy",
+        data=form | {"request_id": uuid.uuid4().hex, "beneficiary": "<b>x</b>"},
+    )
+    assert bad.status_code == 422 and "<b>x</b>" not in bad.get_data(as_text=True)
+
+
+def _webhook(client, app, event: dict, *, secret: bytes = b"webhook-test-secret", at=None):
+    raw = json.dumps(event).encode()
+    signature = payments.sign(secret, raw, int(time.time()) if at is None else at)
+    return client.post(
+        "/api/v1/payments/webhooks/testpay",
+        data=raw,
+        content_type="application/json",
+        headers={payments.SIGNATURE_HEADER: signature},
+    )
+
+
+@pytest.fixture
+def reserved(app, db, world):
+    app.config.update(TESTPAY_ENABLED=True, TESTPAY_SECRET="webhook-test-secret")
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
+        return rw.order(db, bundle["id"], 2)
+
+
+def _event(order, **changes):
+    return {
+        "event_id": "evt_" + uuid.uuid4().hex,
+        "type": "payment.succeeded",
+        "order_id": order["public_id"],
+        "amount_fen": order["amount_fen"],
+        "reference": "TP-" + uuid.uuid4().hex[:10],
+    } | changes
+
+
+def test_signed_webhook_pays_once_and_a_replay_changes_nothing(client, app, db, reserved):
+    event = _event(reserved)
+    response = _webhook(client, app, event)
+    assert response.json == {"event_id": event["event_id"], "outcome": "paid"}
+    assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 1
+    replay = _webhook(client, app, event)
+    assert (replay.status_code, replay.json["error"]["code"]) == (409, "replayed")
+    assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"secret": b"wrong secret"}, "bad_signature"),
+        ({"at": 1_000_000_000}, "stale_timestamp"),
+    ],
+)
+def test_webhook_with_bad_signature_or_old_timestamp_is_refused(
+    client, app, db, reserved, kwargs, code
+):
+    response = _webhook(client, app, _event(reserved), **kwargs)
+    assert (response.status_code, response.json["error"]["code"]) == (401, code)
+    assert db.execute("SELECT count(*) FROM payment_events").fetchone()[0] == 0
+    assert db.execute("SELECT status FROM orders").fetchone()[0] == "reserved"
+
+
+def test_webhook_without_signature_or_for_a_wrong_amount(client, app, db, reserved):
+    raw = json.dumps(_event(reserved)).encode()
+    response = client.post(
+        "/api/v1/payments/webhooks/testpay", data=raw, content_type="application/json"
+    )
+    assert response.status_code == 401
+    wrong = _webhook(client, app, _event(reserved, amount_fen=1))
+    assert wrong.json["outcome"] == "amount_mismatch"
+    assert db.execute("SELECT status FROM orders").fetchone()[0] == "reserved"
+    off = client.post("/api/v1/payments/webhooks/nopay", data=raw, content_type="application/json")
+    assert off.status_code == 404
