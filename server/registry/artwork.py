@@ -104,7 +104,7 @@ def render_png(cert: dict[str, Any], base_url: str) -> bytes:
     draw.text((140, HEIGHT - 135), f"证书编号 {cert['id']}", font=_font(30, True), fill=INK)
     draw.text((140, HEIGHT - 92), f"SHA-256 {cert['sha256']}", font=_font(20), fill=(90, 90, 90))
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False)
+    image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 

@@ -1,0 +1,142 @@
+"""Benchmark: certificate purchases end to end through the real server.
+
+Each order is reserve (POST /api/v1/orders) → payment confirmed by finance (which retires
+the tonne and writes the certificate) → certificate PNG downloaded. Several buyers at once.
+Prints a table of each step's p50/p95, then one JSON line.
+
+    .venv/bin/python bench/registry.py [--quick]
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.server_process import ServerProcess  # noqa: E402
+
+
+def prepare(instance: Path, trees: int) -> tuple[int, str, int]:
+    """The seeded test world plus a bundle stocked from one grown village.
+
+    Returns (bundle id, finance token, tonnes on sale)."""
+    from server import create_app
+    from server.db import get_db
+    from server.registry import serials
+    from tests import registry_world as rw
+    from tests.conftest import seed
+
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    with app.app_context():
+        db = get_db()
+        world = seed(db)
+        bundle, _, _ = rw.stocked_bundle(
+            db, world.user_ids["verifier"], households_count=10, trees_per_household=trees // 10
+        )
+        available = serials.bundle_totals(db, bundle["id"])["available"]
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return bundle["id"], world.tokens["finance"], available
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def run(url: str, bundle_id: int, finance: str, orders: int, buyers: int) -> dict:
+    steps: dict[str, list[float]] = {"reserve": [], "pay + retire": [], "certificate PNG": []}
+    totals: list[float] = []
+    lock = threading.Lock()
+    queue = list(range(orders))
+
+    def buyer() -> None:
+        session = requests.Session()
+        csrf = session.get(f"{url}/api/v1/auth/csrf", timeout=30).json()["csrf_token"]
+        payer = requests.Session()
+        payer.headers["Authorization"] = f"Bearer {finance}"
+        while True:
+            with lock:
+                if not queue:
+                    return
+                queue.pop()
+            began = time.perf_counter()
+            made = session.post(
+                f"{url}/api/v1/orders",
+                json={"request_id": uuid.uuid4().hex, "bundle_id": bundle_id, "tonnes": 1},
+                headers={"X-CSRFToken": csrf},
+                timeout=60,
+            )
+            reserved = time.perf_counter()
+            assert made.status_code == 201, made.text
+            order = made.json()["order"]["public_id"]
+            paid = payer.post(
+                f"{url}/api/v1/orders/{order}/payment",
+                json={"method": "bank", "reference": "BENCH-" + uuid.uuid4().hex[:16]},
+                timeout=60,
+            )
+            retired = time.perf_counter()
+            (cert,) = paid.json()["order"]["certificates"]
+            png = session.get(f"{url}/api/v1/certificates/{cert['id']}/image.png", timeout=60)
+            done = time.perf_counter()
+            assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+            with lock:
+                steps["reserve"].append(reserved - began)
+                steps["pay + retire"].append(retired - reserved)
+                steps["certificate PNG"].append(done - retired)
+                totals.append(done - began)
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=buyer) for _ in range(buyers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    return {"steps": steps, "totals": totals, "elapsed": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run under 30 s")
+    args = parser.parse_args()
+    orders, buyers, trees = (60, 4, 50) if args.quick else (400, 8, 300)
+    with tempfile.TemporaryDirectory() as folder:
+        instance = Path(folder) / "instance"
+        bundle_id, finance, available = prepare(instance, trees)
+        orders = min(orders, available)
+        with ServerProcess(instance) as server:
+            result = run(server.url, bundle_id, finance, orders, buyers)
+    rate = len(result["totals"]) / result["elapsed"]
+    print(
+        f"certificate purchases, {buyers} buyers at once, {orders} orders of 1 t: "
+        f"{rate:.1f} orders/s"
+    )
+    print(f"\n{'step':<18} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, values in [*result["steps"].items(), ("order → PNG", result["totals"])]:
+        print(
+            f"{name:<18} {statistics.median(values) * 1000:>8.1f} "
+            f"{percentile(values, 95) * 1000:>8.1f}"
+        )
+    figures = {
+        "orders_per_s": round(rate, 1),
+        "order_p50_ms": round(statistics.median(result["totals"]) * 1000, 1),
+        "order_p95_ms": round(percentile(result["totals"], 95) * 1000, 1),
+    }
+    for name, values in result["steps"].items():
+        key = name.replace(" + ", "_").replace(" ", "_").lower()
+        figures[f"{key}_p50_ms"] = round(statistics.median(values) * 1000, 1)
+        figures[f"{key}_p95_ms"] = round(percentile(values, 95) * 1000, 1)
+    figures |= {"orders": orders, "buyers": buyers, "quick": args.quick}
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
