@@ -406,3 +406,28 @@ def test_unknown_certificate_is_404_as_json_and_as_a_page(client):
     assert page.status_code == 404
     assert "没有这张证书" in page.get_data(as_text=True)
     assert client.get("/verify/<script>").status_code == 404
+
+
+def test_a_paid_sale_is_announced_to_the_countys_dashboards(app, client, db, world, ctx):
+    from server.extensions import socketio
+
+    bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
+    order = rw.order(db, bundle["id"], 2)
+    socket = socketio.test_client(app, namespace="/live", auth={"token": world.tokens["bureau"]})
+    socket.get_received("/live")
+    response = client.post(
+        f"/api/v1/orders/{order['public_id']}/payment",
+        headers=bearer(world.tokens["finance"]),
+        json={"method": "bank", "reference": "LIVE-0001"},
+    )
+    assert response.status_code == 200
+    events = [e for e in socket.get_received("/live") if e["name"] == "registry.sale"]
+    assert [e["args"][0] for e in events] == [
+        {
+            "bundle": bundle["id"],
+            "tonnes": 2,
+            "amount_fen": 20000,
+            "farmers_fen": order["farmers_fen"],
+            "buyer_kind": "individual",
+        }
+    ]

@@ -178,7 +178,26 @@ def confirm_payment(
             )
         else:
             serials.set_status(db, reserved, "held")
+    _announce_sale(db, order)
     return first(db, "SELECT * FROM orders WHERE id = ?", [order["id"]])
+
+
+def _announce_sale(db: Database, order: dict[str, Any]) -> None:
+    """Tell the county's dashboards a sale was paid (after the transaction committed)."""
+    from server import live
+
+    bundle = first(db, "SELECT county_id FROM bundles WHERE id = ?", [order["bundle_id"]])
+    live.announce(
+        "registry.sale",
+        {
+            "bundle": order["bundle_id"],
+            "tonnes": order["tonnes"],
+            "amount_fen": order["amount_fen"],
+            "farmers_fen": order["farmers_fen"],
+            "buyer_kind": order["buyer_kind"],
+        },
+        bundle["county_id"],
+    )
 
 
 def retire_held(
