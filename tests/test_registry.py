@@ -431,3 +431,24 @@ def test_a_paid_sale_is_announced_to_the_countys_dashboards(app, client, db, wor
             "buyer_kind": "individual",
         }
     ]
+
+
+def test_verification_report_pdf_reads_in_chinese_with_the_seed(client, db, world, ctx):
+    import pypdfium2 as pdfium
+
+    made = grown(db, world, trees_per_household=3)
+    found = rw.verify(db, made["calculation_id"], world.user_ids["verifier"], failing=0)
+    response = client.get(
+        f"/api/v1/verifications/{found['id']}/report.pdf", headers=bearer(world.tokens["bureau"])
+    )
+    assert response.status_code == 200
+    page = pdfium.PdfDocument(response.data)[0]
+    text = page.get_textpage().get_text_range()
+    assert "抽样核查报告" in text and found["seed"] in text and "通过" in text
+    assert all(tree in text for tree in made["trees"])
+    image = page.render(scale=1).to_pil()
+    assert image.size[0] > 500
+    other = client.get(
+        f"/api/v1/verifications/{found['id']}/report.pdf", headers=bearer(world.tokens["verifier"])
+    )
+    assert other.status_code == 200
