@@ -127,3 +127,21 @@ def test_anvil_killed_hard_loses_blocks_and_the_worker_writes_them_again(tmp_pat
     assert outbox.status(db)["confirmed"] == 20  # the database does not know yet
     Worker(chain, db, batch_size=5, receipt_timeout=10).run_until_idle()
     assert_written_exactly_once(chain, db, anchors=30)
+
+
+def test_a_transaction_the_node_refuses_is_signed_again_later(tmp_path, db, nodes):
+    node = AnvilNode()
+    nodes.append(node)
+    node.start()
+    chain = connect_url(node.url, Account.create(), "anvil")
+    attach(chain, db)
+    write_business(db, anchors=3)
+    node.rpc("anvil_setBalance", [chain.address, "0x0"])  # cannot pay for gas
+    assert Worker(chain, db, retry_max_s=0).run_once()["error"] == 1
+    assert outbox.status(db)["pending"] == db["chain_outbox"].count
+    refused = next(db.query("SELECT state, error FROM chain_txs"))
+    assert refused["state"] == "dropped"
+    assert "refused by the node" in refused["error"]
+    connect_url(node.url, chain.account, "anvil")  # funded again
+    Worker(chain, db).run_until_idle()
+    assert_written_exactly_once(chain, db, anchors=3)

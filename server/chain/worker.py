@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlite_utils import Database
-from web3.exceptions import Web3Exception
+from web3.exceptions import Web3Exception, Web3RPCError
 
 from server.chain.connection import Chain
 from server.chain.ledger import CONFLICT, DONE, KINDS, ORDERED_WITH
@@ -158,6 +158,13 @@ class Worker:
             self.broadcast(tx)
             self.resolve(tx, self.receipt_timeout)
 
+    def _refused_by_node(self, tx: dict[str, Any], error: Web3RPCError) -> None:
+        """The node rejected the transaction itself (fees, funds, nonce): re-sign it later."""
+        if "known" in str(error).lower():
+            return
+        self._dropped(tx, f"refused by the node: {error}"[:300])
+        raise error
+
     def sign_batch(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Sign one batch call and record it (rows become `submitted`) before any broadcast.
 
@@ -220,9 +227,8 @@ class Worker:
         """Hand a recorded transaction to the node (a node that already has it is fine)."""
         try:
             self.chain.w3.eth.send_raw_transaction(tx["raw_tx"])
-        except Exception as error:
-            if "known" not in str(error).lower():
-                raise
+        except Web3RPCError as error:
+            self._refused_by_node(tx, error)
 
     def _refused(self, rows: list[dict[str, Any]], reason: str) -> None:
         """A batch the contract refuses: settle rows already done, try the rest one by one."""
@@ -294,7 +300,7 @@ class Worker:
             )
         )
         for tx in txs:
-            self.resolve(tx, 0)
+            self.resolve(tx, self.receipt_timeout)
         return len(txs)
 
     def resolve(self, tx: dict[str, Any], timeout: float) -> None:
@@ -305,11 +311,7 @@ class Worker:
             if eth.get_transaction_count(self.chain.address, "latest") > tx["nonce"]:
                 self._dropped(tx)  # its nonce was used by another transaction
                 return
-            try:
-                eth.send_raw_transaction(tx["raw_tx"])
-            except Exception as error:
-                if revert_reason(error) is None and "known" not in str(error).lower():
-                    raise
+            self.broadcast(tx)
         if receipt is None and timeout > 0:
             receipt = self._wait_receipt(tx["tx_hash"], timeout)
         if receipt is not None:
@@ -371,12 +373,14 @@ class Worker:
             else:
                 self._requeue(row, "reverted when mined")
 
-    def _dropped(self, tx: dict[str, Any]) -> None:
+    def _dropped(self, tx: dict[str, Any], reason: str = "transaction dropped by the node"):
         with transaction(self.db):
-            self.db.execute("UPDATE chain_txs SET state = 'dropped' WHERE id = ?", [tx["id"]])
+            self.db.execute(
+                "UPDATE chain_txs SET state = 'dropped', error = ? WHERE id = ?", [reason, tx["id"]]
+            )
         for row in self._rows_of(tx["id"]):
             if not self._settle_by_state(row):
-                self._requeue(row, "transaction dropped by the node")
+                self._requeue(row, reason)
 
     # -- row updates -----------------------------------------------------------------
 
