@@ -274,3 +274,47 @@ def kit_build(app, village_code: str, out: Path, tags: int) -> None:
         raise click.ClickException(error.message) from error
     out.write_bytes(pdf)
     click.echo(f"Wrote {out} ({len(pdf) // 1024} KB).")
+
+
+@main.group()
+def chain() -> None:
+    """The ledger: chain outbox status and the worker that sends it."""
+
+
+@chain.command("status")
+@with_app
+def chain_status(app) -> None:
+    """Print the chain outbox's counts, last block and confirmation times as JSON."""
+    import json
+
+    from server.chain import status
+    from server.db import get_db
+
+    click.echo(json.dumps(status(get_db()), ensure_ascii=False, indent=2))
+
+
+@chain.command("work")
+@click.option("--once", is_flag=True, help="Send what is waiting, then exit.")
+@with_app
+def chain_work(app, once: bool) -> None:
+    """Send the chain outbox: to CHAIN_RPC, else a local anvil kept in the instance folder."""
+    from server.chain.service import ChainService
+
+    service = ChainService(app.config)
+    try:
+        worker = service.make_worker()
+        click.echo(
+            f"ledger {service.deployment['address']} on chain {service.chain.chain_id} "
+            f"({service.chain.engine}); signing as {service.chain.address}"
+        )
+        if once:
+            counts = worker.run_until_idle()
+            click.echo(" ".join(f"{state}={n}" for state, n in sorted(counts.items())) or "idle")
+            return
+        service.start()
+        click.echo("sending the chain outbox; Ctrl-C stops")
+        service.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()

@@ -53,12 +53,14 @@ class AnvilNode:
         state_interval: int | None = None,
         automine: bool = True,
         block_time: float | None = None,
+        preexec_fn=None,
     ):
         self.state = Path(state) if state else None
         self.port = port or free_port()
         self.state_interval = state_interval
         self.automine = automine
         self.block_time = block_time
+        self.preexec_fn = preexec_fn
         self.process: subprocess.Popen | None = None
 
     @property
@@ -82,7 +84,10 @@ class AnvilNode:
     def start(self, timeout: float = 30) -> str:
         """Start anvil and wait until it answers JSON-RPC; returns its URL."""
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

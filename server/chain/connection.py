@@ -72,9 +72,12 @@ def load_key(config: dict[str, Any], instance: Path | None = None) -> LocalAccou
     return Account.from_key("0x" + read_or_create_secret(Path(instance), DEV_KEY_FILE))
 
 
-def write_keystore(path: Path, key: str, password: str) -> str:
-    """Encrypt `key` into an eth-account keystore file (mode 0600); returns its address."""
-    keystore = Account.encrypt(key, password)
+def write_keystore(path: Path, key: str, password: str, iterations: int | None = None) -> str:
+    """Encrypt `key` into an eth-account keystore file (mode 0600); returns its address.
+
+    `iterations` lowers scrypt's work factor (default 2^18) for throwaway test keys only.
+    """
+    keystore = Account.encrypt(key, password, iterations=iterations)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(keystore, handle)
