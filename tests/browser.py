@@ -1,9 +1,12 @@
 """Real-browser helpers: the app served over HTTP, and Debian's Chromium under Playwright."""
 
+import os
 import shutil
+import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from werkzeug.serving import make_server
 
@@ -43,3 +46,68 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+PHONE = {"width": 360, "height": 740}
+# CDP Network.emulateNetworkConditions for DESIGN.md §5's `gprs`: 50 kbit/s down, 20 up, 500 ms.
+GPRS = {
+    "offline": False,
+    "latency": 500,
+    "downloadThroughput": 50_000 / 8,
+    "uploadThroughput": 20_000 / 8,
+}
+
+
+def open_phone(playwright, profile: Path, *, camera: Path, geolocation: dict):
+    """A phone-sized Chromium with its own profile folder (so IndexedDB and the service worker
+    outlive a kill), camera and location granted, the camera fed from `camera` (a Y4M video)."""
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is missing: run `make setup`"
+    return playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=executable,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}",
+        ],
+        viewport=PHONE,
+        has_touch=True,
+        locale="zh-CN",
+        geolocation=geolocation,
+        permissions=["geolocation", "camera"],
+    )
+
+
+def kill_phone(profile: Path) -> int:
+    """SIGKILL every Chromium process of this profile, as a phone kills an app; returns how many."""
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"--user-data-dir={profile}".encode() in cmdline:
+            with suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core (from npm) run on the page as it is now: its serious and critical findings."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — "
+        + "; ".join(n["target"][0] for n in v["nodes"][:3])
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

@@ -174,10 +174,8 @@ function syncProblem(error) {
 async function refreshBanner() {
   $("#net").hidden = navigator.onLine;
   const queue = $("#queue");
-  if (!device) {
-    queue.textContent = "";
-    return;
-  }
+  queue.hidden = !device; // nothing to count before the phone is enrolled
+  if (!device) return;
   const s = await status();
   const parts = [s.pending
     ? t("banner.pending", { count: s.pending, age: ago(s.oldestPendingMs) })
@@ -558,7 +556,7 @@ async function screenTreeForm(ctx, { household, treeId }) {
   const heightLabel = h("label", { for: "height" });
   const tag = h("input", { id: "tag", type: "text", autocapitalize: "characters", autocomplete: "off", placeholder: t("form.tag_placeholder") });
   let picker = null;
-  const species = () => (tree ? speciesOf(tree.species_id) : speciesOf(picker.select.value));
+  const species = () => (tree ? speciesOf(tree.species_id) : speciesOf(picker?.select.value));
 
   const stemValues = () => [...stems.querySelectorAll("input")].map((input) => input.value.trim())
     .filter((value, index) => index === 0 || value !== "").map((value) => (value === "" ? NaN : Number(value)));
@@ -672,7 +670,7 @@ async function screenTreeForm(ctx, { household, treeId }) {
 
   if (!tree) picker = speciesPicker(update);
   addStem(true);
-  form.append(
+  form.append(...[
     tree ? h("p", { class: "lead" }, speciesName(tree.species_id), " · ", t(`position.${tree.position}`)) : picker.node,
     tree ? null : h("fieldset", { class: "positions" }, h("legend", {}, t("form.position")),
       POSITIONS.map((p) => h("label", { class: "tile" }, h("input", { type: "radio", name: "position", value: p, required: true }), t(`position.${p}`)))),
@@ -685,7 +683,7 @@ async function screenTreeForm(ctx, { household, treeId }) {
     tree ? null : h("div", { class: "field" }, h("label", { for: "tag" }, t("form.tag")), tag),
     gps.node, photo.node,
     h("section", { class: "result", "aria-label": t("estimate.title") }, h("h2", {}, t("estimate.title")), estimate, warningList),
-    formError, save);
+    formError, save].filter(Boolean));
   height.addEventListener("input", update);
   update();
   heightLabel.textContent ||= t("form.height_optional");

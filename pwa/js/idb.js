@@ -77,7 +77,8 @@ export async function closeDb() {
 export async function withStore(names, mode, fn) {
   const db = await openDb();
   return new Promise((resolve, reject) => {
-    const tx = db.transaction(names, mode);
+    // "strict": a saved record has reached the disk before the app says "saved".
+    const tx = db.transaction(names, mode, mode === "readwrite" ? { durability: "strict" } : undefined);
     const stores = typeof names === "string"
       ? tx.objectStore(names)
       : Object.fromEntries(names.map((name) => [name, tx.objectStore(name)]));
