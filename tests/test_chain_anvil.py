@@ -145,3 +145,36 @@ def test_a_transaction_the_node_refuses_is_signed_again_later(tmp_path, db, node
     connect_url(node.url, chain.account, "anvil")  # funded again
     Worker(chain, db).run_until_idle()
     assert_written_exactly_once(chain, db, anchors=3)
+
+
+def test_a_nonce_gap_left_by_a_refused_transaction_is_filled(tmp_path, db, nodes):
+    node = AnvilNode()
+    nodes.append(node)
+    node.start()
+    chain = connect_url(node.url, Account.create(), "anvil")
+    attach(chain, db)
+    with transaction(db):
+        for n in range(6):
+            outbox.anchor(db, "sync_batch", f"device-7:{n}", bytes([n + 1]) * 32)
+    crashed = Worker(chain, db, batch_size=3)
+    lower = crashed.sign_batch(crashed.next_batch())
+    higher = crashed.sign_batch(crashed.next_batch())
+    assert higher["nonce"] == lower["nonce"] + 1
+    crashed.broadcast(higher)  # it waits in the node's queue behind the missing nonce
+
+    node.rpc("anvil_setBalance", [chain.address, "0x0"])
+    assert Worker(chain, db, receipt_timeout=0.2, retry_max_s=0).run_once()["error"] == 1
+    assert next(db.query("SELECT state FROM chain_txs WHERE id = ?", [lower["id"]]))["state"] == (
+        "dropped"
+    )
+    connect_url(node.url, chain.account, "anvil")  # funded again; the lower nonce stays unused
+    Worker(chain, db, receipt_timeout=0.5).run_until_idle()  # waits, then fills the gap
+    txs = list(db.query("SELECT kind, nonce, state FROM chain_txs ORDER BY nonce, id"))
+    assert [(tx["kind"], tx["state"]) for tx in txs] == [
+        ("anchor", "dropped"),
+        ("nonce_filler", "mined"),
+        ("anchor", "mined"),
+        ("anchor", "mined"),
+    ]
+    assert len(chain.ledger.events.Anchored().get_logs(from_block=0)) == 6
+    assert outbox.status(db)["confirmed"] == 6
