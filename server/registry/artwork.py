@@ -11,7 +11,7 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
-from village_kits.kit import FONT_FILES, SIMPLIFIED_CHINESE, _font_path
+from village_kits.kit import SIMPLIFIED_CHINESE, _font_path
 
 GREEN, GOLD, INK, PAPER = (29, 107, 58), (176, 141, 62), (34, 34, 34), (251, 249, 240)
 WIDTH, HEIGHT = 1600, 1130
@@ -120,8 +120,8 @@ def render_pdf(cert: dict[str, Any], base_url: str) -> bytes:
     """The certificate on an A4 landscape page."""
     text = lines(cert)
     pdf = FPDF(orientation="L", format="A4", unit="mm")
-    for style in FONT_FILES:
-        pdf.add_font("cjk", style, _font_path(style), collection_font_number=SIMPLIFIED_CHINESE)
+    # One face only: parsing and subsetting a CJK face is most of a PDF's cost.
+    pdf.add_font("cjk", "", _font_path(""), collection_font_number=SIMPLIFIED_CHINESE)
     pdf.set_auto_page_break(False)
     pdf.set_title(f"四旁 碳抵消证书 {cert['id']}")
     pdf.set_creator("Sipang")
@@ -135,7 +135,7 @@ def render_pdf(cert: dict[str, Any], base_url: str) -> bytes:
 
     def centred(y: float, value: str, size: float, style: str = "", color=INK) -> None:
         pdf.set_text_color(*color)
-        pdf.set_font("cjk", style, size)
+        pdf.set_font("cjk", "", size)
         pdf.set_xy(15, y)
         pdf.cell(267, size * 0.5, value, align="C")
 
@@ -156,7 +156,7 @@ def render_pdf(cert: dict[str, Any], base_url: str) -> bytes:
         ("金额", text["money"]),
     ):
         pdf.set_xy(28, y)
-        pdf.set_font("cjk", "B", 11)
+        pdf.set_font("cjk", "", 11)
         pdf.set_text_color(*GREEN)
         pdf.cell(24, 6, label)
         pdf.set_font("cjk", "", 11)
@@ -168,7 +168,7 @@ def render_pdf(cert: dict[str, Any], base_url: str) -> bytes:
     pdf.set_xy(222, 157)
     pdf.cell(48, 5, "扫码验证真伪", align="C")
     pdf.set_xy(28, 176)
-    pdf.set_font("cjk", "B", 11)
+    pdf.set_font("cjk", "", 11)
     pdf.cell(100, 6, f"证书编号 {cert['id']}")
     pdf.set_xy(28, 183)
     pdf.set_font("cjk", "", 8)
