@@ -1,9 +1,12 @@
 """The chain outbox and its worker on in-process py-evm: batches, crashes, reverts, retries."""
 
+import json
 import shutil
 
 import pytest
 from eth_account import Account
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from web3 import HTTPProvider, Web3
 
 from server.chain import outbox
@@ -360,3 +363,89 @@ def test_percentiles_use_the_nearest_rank():
     assert outbox.percentile([5], 0.95) == 5
     values = list(range(1, 101))
     assert (outbox.percentile(values, 0.5), outbox.percentile(values, 0.95)) == (50, 95)
+
+
+# -- property: crashes anywhere never lose or double a write ------------------------
+
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("accrue"), st.integers(0, 2), st.integers(1, 500)),
+        st.tuples(st.just("settle"), st.integers(0, 2), st.integers(1, 500)),
+        st.tuples(st.just("anchor"), st.integers(0, 2), st.integers(1, 255)),
+        st.tuples(st.just("run"), st.integers(1, 3), st.integers(0, 0)),
+        st.tuples(st.just("crash_after_sign"), st.integers(0, 0), st.integers(0, 0)),
+        st.tuples(st.just("crash_after_send"), st.integers(0, 0), st.integers(0, 0)),
+        st.tuples(st.just("node_loses_blocks"), st.integers(0, 0), st.integers(0, 0)),
+    ),
+    max_size=14,
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=STEPS)
+def test_writes_reach_the_chain_once_whatever_crashes(shared_chain, tmp_path_factory, steps):
+    tester = shared_chain.w3.provider.ethereum_tester
+    start = tester.take_snapshot()
+    db = connect(tmp_path_factory.mktemp("prop") / "chain.db")
+    try:
+        migrate(db)
+        attach(shared_chain, db)
+        households = [household_hash(b"p", f"360423101201-{n:04d}-K7") for n in range(3)]
+        marks = []
+        for number, (step, who, amount) in enumerate(steps):
+            with transaction(db):
+                if step == "accrue":
+                    outbox.accrue(db, f"a{number}", households[who], amount)
+                elif step == "settle":
+                    outbox.settle(db, f"s{number}", households[who], amount)
+                elif step == "anchor":
+                    outbox.anchor(db, "sync_batch", f"b{number}", bytes([amount]) * 32)
+            if step == "run":
+                worker(shared_chain, db, batch_size=2).run_once(max_batches=who)
+            elif step.startswith("crash_after"):
+                crashing = worker(shared_chain, db, batch_size=2)
+                if crashing._in_flight():
+                    continue
+                rows = crashing.next_batch()
+                tx = crashing.sign_batch(rows) if rows else None
+                if tx is not None and step == "crash_after_send":
+                    crashing.broadcast(tx)
+            elif step == "node_loses_blocks":
+                marks.append(tester.take_snapshot())
+            if step == "node_loses_blocks" and len(marks) > 1:
+                tester.revert_to_snapshot(marks[-2])
+        worker(shared_chain, db, batch_size=2).run_until_idle(rounds=200)
+
+        rows = list(db.query("SELECT kind, state, payload FROM chain_outbox ORDER BY id"))
+        assert {row["state"] for row in rows} <= {"confirmed", "failed"}
+        functions = shared_chain.ledger.functions
+        for household in households:
+            accrued = sum(
+                json.loads(r["payload"])["amount"]
+                for r in rows
+                if r["kind"] == "accrue" and json.loads(r["payload"])["household"] == household
+            )
+            settled = sum(
+                json.loads(r["payload"])["amount"]
+                for r in rows
+                if r["kind"] == "settle"
+                and r["state"] == "confirmed"
+                and json.loads(r["payload"])["household"] == household
+            )
+            on_chain = tuple(functions.accounts(bytes.fromhex(household[2:])).call())
+            assert on_chain == (accrued, settled)
+            assert settled <= accrued
+        assert all(r["state"] == "confirmed" for r in rows if r["kind"] != "settle")
+        events = shared_chain.ledger.events
+        assert len(events.Accrued().get_logs(from_block=0)) == sum(
+            r["kind"] == "accrue" for r in rows
+        )
+        assert len(events.Settled().get_logs(from_block=0)) == sum(
+            r["kind"] == "settle" and r["state"] == "confirmed" for r in rows
+        )
+        assert len(events.Anchored().get_logs(from_block=0)) == sum(
+            r["kind"] == "anchor" for r in rows
+        )
+    finally:
+        db.close()
+        tester.revert_to_snapshot(start)
