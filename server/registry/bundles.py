@@ -263,8 +263,8 @@ def _place_on_map(villages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         lat_span = (max(lats) - min(lats)) or 1
         lon_span = (max(lons) - min(lons)) or 1
         for v in located:
-            v["x_pct"] = round(10 + 80 * (v["longitude"] - min(lons)) / lon_span, 1)
-            v["y_pct"] = round(90 - 80 * (v["latitude"] - min(lats)) / lat_span, 1)
+            v["x_pct"] = round(15 + 70 * (v["longitude"] - min(lons)) / lon_span, 1)
+            v["y_pct"] = round(90 - 65 * (v["latitude"] - min(lats)) / lat_span, 1)
     return villages
 
 

@@ -2,6 +2,7 @@
 certificates by its link, an enterprise's certificates, and the public verify page."""
 
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, current_app, g, redirect, render_template, request
 
@@ -12,6 +13,7 @@ from server.registry import artwork, bundles, certificates, market, orders
 from server.validation import StrictValidator
 
 bp = Blueprint("registry_pages", __name__)
+BEIJING = timezone(timedelta(hours=8))
 
 
 def _page_bundle(bundle_id: int) -> dict:
@@ -86,7 +88,19 @@ def order_page(order_id: str):
         raise ApiError(404, "not_found", "没有这个订单。")
     view = orders.order_view(get_db(), found)
     bundle = bundles.get_bundle(get_db(), found["bundle_id"])
-    return render_template("registry/order.html", o=view, bundle=bundle, user=g.user)
+    return render_template(
+        "registry/order.html",
+        o=view,
+        bundle=bundle,
+        expires=beijing_time(view["expires_at"]),
+        user=g.user,
+    )
+
+
+def beijing_time(moment: str) -> str:
+    """A stored UTC timestamp as buyers read it: `2026-11-21 16:18（北京时间）`."""
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(BEIJING)
+    return parsed.strftime("%Y-%m-%d %H:%M") + "（北京时间）"
 
 
 @bp.get("/account/certificates")
