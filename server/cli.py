@@ -50,8 +50,32 @@ def serve(app, host: str, port: int) -> None:
     credentials = demo.load_credentials()
     if credentials:
         click.echo(demo.describe(credentials))
+    ledger = start_chain(app) if app.config["CHAIN_WORKER"] else None
     click.echo(f"Sipang is serving http://{host}:{port}/  (instance: {app.instance_path})")
-    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
+    try:
+        socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
+    finally:
+        if ledger is not None:
+            ledger.stop()
+
+
+def start_chain(app):
+    """Start the chain worker (and the local anvil) for `serve`; None if it cannot start."""
+    from server.chain.service import ChainService
+
+    service = ChainService(app.config)
+    try:
+        service.start()
+    except Exception as error:  # noqa: BLE001 - serve without a chain rather than not at all
+        click.echo(f"The ledger did not start ({type(error).__name__}: {error}).", err=True)
+        service.stop()
+        return None
+    app.config["CHAIN_RPC"] = service.chain.details.get("url")
+    click.echo(
+        f"Ledger {service.deployment['address']} on chain {service.chain.chain_id} "
+        f"({service.chain.engine} {app.config['CHAIN_RPC']})"
+    )
+    return service
 
 
 @main.command("demo")

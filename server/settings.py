@@ -98,6 +98,13 @@ SETTINGS: tuple[Setting, ...] = (
         "JSON-RPC URL of the EVM node holding the ledger; unset means no chain is configured.",
     ),
     Setting(
+        "CHAIN_WORKER",
+        True,
+        "Whether `sipang serve` runs the chain worker; without CHAIN_RPC it also starts a local "
+        "anvil kept in the instance folder. Set false when `sipang chain work` runs instead "
+        "(one worker per signing key).",
+    ),
+    Setting(
         "CHAIN_KEY",
         None,
         "Hex private key that signs ledger transactions on CHAIN_RPC (give it in the "

@@ -2,6 +2,8 @@
 
 import json
 import signal
+import time
+import urllib.request
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +15,7 @@ from server.chain.connection import write_keystore
 from server.chain.service import ChainService, anvil_state_path
 from server.cli import main
 from server.db import connect, transaction
+from tests.server_process import ServerProcess
 
 
 def invoke(*args: str):
@@ -97,3 +100,32 @@ def test_on_chain_rpc_the_key_comes_from_an_encrypted_keystore(instance, tmp_pat
             ChainService(create_app(settings).config).connect()
     finally:
         node.stop(signal.SIGTERM)
+
+
+def test_serve_runs_the_ledger_on_a_local_anvil_that_stops_with_it(instance):
+    queue_anchors(instance, 3, "served")
+    with ServerProcess(instance) as server:
+        with urllib.request.urlopen(f"{server.url}/healthz") as response:  # noqa: S310
+            chain = json.load(response)["chain"]
+        assert (chain["ok"], chain["configured"], chain["chain_id"]) == (True, True, 31337)
+        db = connect(instance / "sipang.db")
+        for _ in range(600):  # the worker thread sends them (bounded polls, no timing assertion)
+            if outbox.status(db)["confirmed"] == 3:
+                break
+            time.sleep(0.05)
+        assert outbox.status(db)["confirmed"] == 3
+    # the server was killed (SIGKILL); its anvil got SIGTERM from Linux and saved its chain
+    for _ in range(600):
+        if anvil_state_path(instance).exists():
+            break
+        time.sleep(0.05)
+    assert anvil_state_path(instance).exists()
+
+
+def test_serve_without_the_chain_worker(instance, monkeypatch):
+    monkeypatch.setenv("SIPANG_CHAIN_WORKER", "false")
+    with ServerProcess(instance) as server:
+        health = urllib.request.urlopen(f"{server.url}/healthz")  # noqa: S310
+        assert json.load(health)["chain"] == {"ok": True, "configured": False}
+        health.close()
+    assert not anvil_state_path(instance).exists()
