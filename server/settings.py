@@ -145,6 +145,12 @@ SETTINGS: tuple[Setting, ...] = (
         "(it starts at 2 seconds and doubles).",
     ),
     Setting(
+        "ORDER_RATE_LIMIT",
+        "120 per minute",
+        "Orders (API and buy form together) allowed per client address; a village office "
+        "or company behind one address shares it.",
+    ),
+    Setting(
         "ORDER_RESERVATION_SECONDS",
         900,
         "How long an order's reserved tonnes wait for payment before they go back on sale.",

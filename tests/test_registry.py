@@ -452,3 +452,32 @@ def test_verification_report_pdf_reads_in_chinese_with_the_seed(client, db, worl
         f"/api/v1/verifications/{found['id']}/report.pdf", headers=bearer(world.tokens["verifier"])
     )
     assert other.status_code == 200
+
+
+def test_orders_are_rate_limited_per_address(instance, seeded):
+    import shutil
+
+    from server import create_app
+
+    folder, world = seeded
+    shutil.copytree(folder, instance)
+    app = create_app({"INSTANCE_PATH": str(instance), "ORDER_RATE_LIMIT": "2 per minute"})
+    client = app.test_client()
+    with app.app_context():
+        from server.db import get_db
+
+        bundle, _, _ = rw.stocked_bundle(get_db(), world.user_ids["verifier"])
+    enterprise = bearer(world.tokens["enterprise"])
+    codes = [
+        client.post(
+            "/api/v1/orders",
+            headers=enterprise,
+            json={"request_id": f"req-limit-{n:04d}", "bundle_id": bundle["id"], "tonnes": 1},
+        ).status_code
+        for n in range(3)
+    ]
+    assert codes == [201, 201, 429]
+    with app.app_context():
+        from server.db import get_db
+
+        assert get_db().execute("SELECT count(*) FROM orders").fetchone()[0] == 2

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from server.access import PUBLIC, allow
 from server.db import get_db
 from server.errors import ApiError
+from server.extensions import limiter
 from server.registry import artwork, bundles, certificates, orders, payments, serials
 from server.validation import json_body
 
@@ -102,6 +103,14 @@ RETIRE = {
 bp = Blueprint("market", __name__, url_prefix="/api/v1")
 
 
+def order_limit() -> str:
+    return current_app.config["ORDER_RATE_LIMIT"]
+
+
+# One allowance per client address, shared by the API and the buy form.
+limit_orders = limiter.shared_limit(order_limit, scope="orders-by-address")
+
+
 def _bundle(bundle_id: int) -> dict:
     found = bundles.get_bundle(get_db(), bundle_id)
     if found is None:
@@ -182,6 +191,7 @@ def totals():
 
 
 @bp.post("/orders")
+@limit_orders
 @allow(PUBLIC, body=ORDER)
 def reserve():
     """Reserve tonnes (idempotent on `request_id`; the reservation expires)."""

@@ -55,6 +55,7 @@ def bundle_page(bundle_id: int):
 
 
 @bp.post("/bundles/<int:bundle_id>/buy")
+@market.limit_orders
 @allow(PUBLIC)
 def buy(bundle_id: int):
     """The buy form: reserve tonnes and go to the order's pay instructions."""
