@@ -196,3 +196,10 @@ def test_webhook_without_signature_or_for_a_wrong_amount(client, app, db, reserv
     assert db.execute("SELECT status FROM orders").fetchone()[0] == "reserved"
     off = client.post("/api/v1/payments/webhooks/nopay", data=raw, content_type="application/json")
     assert off.status_code == 404
+
+
+def test_garbage_in_a_stored_field_is_a_mismatch_not_an_error(client, db, certificate):
+    db.execute("UPDATE certificates SET serials = 'not json', villages = '{'")
+    db.conn.commit()
+    assert verify_result(client, f"/verify/{certificate}") == "mismatch"
+    assert client.get(f"/api/v1/certificates/{certificate}").json["check"]["valid"] is False

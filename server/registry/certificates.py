@@ -151,7 +151,10 @@ def check(db: Database, row: dict[str, Any]) -> dict[str, Any]:
         r[0]
         for r in db.execute("SELECT serial FROM retirements WHERE certificate_id = ?", [row["id"]])
     )
-    listed = json.loads(row["serials"]) if isinstance(row["serials"], str) else None
+    try:
+        listed = json.loads(row["serials"])
+    except (TypeError, ValueError):
+        listed = None
     if retired != listed or len(retired) != row["tonnes"]:
         problems.append("the serials retired under this certificate differ")
     return {"valid": not problems, "problems": problems, "recomputed_sha256": digest}

@@ -7,6 +7,7 @@ outcome, records each household's grams, mints the serials and marks the calcula
 `issued`, which is what makes the next period start from its carry-forward.
 """
 
+import json
 from typing import Any
 
 from sqlite_utils import Database
@@ -22,8 +23,6 @@ from server.registry import bundles, serials
 
 def _check_entry(db: Database, bundle: dict, calc: dict, village: dict, vintage: int) -> None:
     """Refuse a period the bundle's fixed rules do not admit."""
-    import json
-
     problems = []
     if bundle["status"] == "superseded":
         problems.append("the bundle has a newer version; issue into that")

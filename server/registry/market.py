@@ -236,7 +236,7 @@ def retire(order_id: str):
 
 
 @bp.post("/payments/webhooks/<provider>")
-@allow(PUBLIC, csrf=False)
+@allow(PUBLIC, csrf=False, body=payments.EVENT)
 def webhook(provider: str):
     """A payment provider's signed event (HMAC, timestamp window, replay protection)."""
     found = payments.PROVIDERS.get(provider)
