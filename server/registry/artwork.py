@@ -54,9 +54,13 @@ def lines(cert: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def render_png(cert: dict[str, Any], base_url: str) -> bytes:
-    """A 1600 × 1130 certificate image."""
-    text = lines(cert)
+ROW_LABELS = ("用途", "碳汇包", "来源村庄", "年份", "序列号", "注销日期", "金额")
+ROW_KEYS = ("reason", "bundle", "villages", "vintages", "serials", "date", "money")
+
+
+@lru_cache(maxsize=1)
+def _background() -> Image.Image:
+    """Everything every certificate shares: frame, titles, labels (drawn once)."""
     image = Image.new("RGB", (WIDTH, HEIGHT), PAPER)
     draw = ImageDraw.Draw(image)
     draw.rectangle((24, 24, WIDTH - 24, HEIGHT - 24), outline=GREEN, width=10)
@@ -64,43 +68,42 @@ def render_png(cert: dict[str, Any], base_url: str) -> bytes:
     for x in (70, WIDTH - 70):  # leaf-like corner marks
         for y in (70, HEIGHT - 70):
             draw.ellipse((x - 14, y - 14, x + 14, y + 14), fill=GREEN)
+    middle = WIDTH // 2
     draw.text(
-        (WIDTH // 2, 130), "四旁树碳汇 · 碳抵消证书", font=_font(64, True), fill=GREEN, anchor="mm"
+        (middle, 130), "四旁树碳汇 · 碳抵消证书", font=_font(64, True), fill=GREEN, anchor="mm"
     )
     draw.text(
-        (WIDTH // 2, 200),
+        (middle, 200),
         "SIPANG VILLAGE TREE CARBON · RETIREMENT CERTIFICATE",
         font=_font(24),
         fill=GOLD,
         anchor="mm",
     )
-    draw.text((WIDTH // 2, 290), "谨此证明", font=_font(34), fill=INK, anchor="mm")
-    draw.text((WIDTH // 2, 370), text["beneficiary"], font=_font(60, True), fill=INK, anchor="mm")
+    draw.text((middle, 290), "谨此证明", font=_font(34), fill=INK, anchor="mm")
     draw.text(
-        (WIDTH // 2, 450),
+        (middle, 450),
         "通过购买并注销村庄四旁树的碳汇，抵消了",
         font=_font(34),
         fill=INK,
         anchor="mm",
     )
+    for index, label in enumerate(ROW_LABELS):
+        draw.text((140, 640 + 50 * index), label, font=_font(28, True), fill=GREEN)
+    draw.text((WIDTH - 140 - 140, 940), "扫码验证真伪", font=_font(26), fill=INK, anchor="mm")
+    return image
+
+
+def render_png(cert: dict[str, Any], base_url: str) -> bytes:
+    """A 1600 × 1130 certificate image."""
+    text = lines(cert)
+    image = _background().copy()
+    draw = ImageDraw.Draw(image)
+    draw.text((WIDTH // 2, 370), text["beneficiary"], font=_font(60, True), fill=INK, anchor="mm")
     draw.text((WIDTH // 2, 540), text["tonnes"], font=_font(80, True), fill=GREEN, anchor="mm")
-    rows = [
-        ("用途", text["reason"]),
-        ("碳汇包", text["bundle"]),
-        ("来源村庄", text["villages"]),
-        ("年份", text["vintages"]),
-        ("序列号", text["serials"]),
-        ("注销日期", text["date"]),
-        ("金额", text["money"]),
-    ]
-    y = 640
-    for label, value in rows:
-        draw.text((140, y), label, font=_font(28, True), fill=GREEN)
-        draw.text((300, y), _fit(draw, value, 29, 840), font=_font(29), fill=INK)
-        y += 50
+    for index, key in enumerate(ROW_KEYS):
+        draw.text((300, 640 + 50 * index), _fit(draw, text[key], 29, 840), font=_font(29), fill=INK)
     qr = qr_image(verify_url(base_url, cert["id"]), box=7).resize((280, 280), Image.NEAREST)
     image.paste(qr, (WIDTH - 140 - 280, 640))
-    draw.text((WIDTH - 140 - 140, 940), "扫码验证真伪", font=_font(26), fill=INK, anchor="mm")
     draw.text((140, HEIGHT - 135), f"证书编号 {cert['id']}", font=_font(30, True), fill=INK)
     draw.text((140, HEIGHT - 92), f"SHA-256 {cert['sha256']}", font=_font(20), fill=(90, 90, 90))
     out = io.BytesIO()
