@@ -11,6 +11,7 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
+from server.registry.serials import ranges
 from village_kits.kit import SIMPLIFIED_CHINESE, _font_path
 
 GREEN, GOLD, INK, PAPER = (29, 107, 58), (176, 141, 62), (34, 34, 34), (251, 249, 240)
@@ -39,7 +40,7 @@ def lines(cert: dict[str, Any]) -> dict[str, str]:
     villages = "、".join(v["name"] for v in doc["villages"]) or "—"
     serials, bundle = doc["serials"], doc["bundle"]
     span = (
-        serials[0] if len(serials) == 1 else f"{serials[0]} 至 {serials[-1]} 共 {len(serials)} 个"
+        serials[0] if len(serials) == 1 else f"{'，'.join(ranges(serials))}（共 {len(serials)} 个）"
     )
     return {
         "tonnes": f"{doc['tonnes']} 吨二氧化碳当量",
