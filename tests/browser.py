@@ -58,25 +58,27 @@ GPRS = {
 }
 
 
-def open_phone(playwright, profile: Path, *, camera: Path, geolocation: dict):
+def open_phone(
+    playwright, profile: Path, *, camera: Path | None = None, geolocation: dict | None = None
+):
     """A phone-sized Chromium with its own profile folder (so IndexedDB and the service worker
     outlive a kill), camera and location granted, the camera fed from `camera` (a Y4M video)."""
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is missing: run `make setup`"
+    fake_camera = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        *([f"--use-file-for-fake-video-capture={camera}"] if camera else []),
+    ]
     return playwright.chromium.launch_persistent_context(
         str(profile),
         executable_path=executable,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera}",
-        ],
+        args=[*CHROMIUM_ARGS, *fake_camera],
         viewport=PHONE,
         has_touch=True,
         locale="zh-CN",
         geolocation=geolocation,
-        permissions=["geolocation", "camera"],
+        permissions=["geolocation", "camera"] if geolocation else ["camera"],
     )
 
 

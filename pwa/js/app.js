@@ -6,16 +6,17 @@ import { equivalentDbh, estimateTree, needsHeight } from "./carbon.js";
 import { language, loadLanguage, number, t } from "./i18n.js";
 import { withStore } from "./idb.js";
 import {
-  exportOutbox, getMeta, opsByState, pendingOps, recordOperation, setMeta, status,
+  exportOutbox, getMeta, opsByState, pendingOps, recordOperation, recordOperations, setMeta, status,
 } from "./outbox.js";
 import { resizePhoto } from "./photo.js";
 import { parseCode, startScanner } from "./scan.js";
 import { SyncScheduler } from "./scheduler.js";
-import { enrol, syncOnce } from "./sync.js";
+import { clockOffsetMs, enrol, syncOnce } from "./sync.js";
 
 const POSITIONS = ["house", "village", "road", "water"]; // 四旁: 宅旁 村旁 路旁 水旁
 const GPS_GOOD_M = 20;
 const STORAGE_WARN_SHARE = 0.8;
+const CLOCK_WARN_MS = 5 * 60 * 1000; // the server flags records from a clock this far off
 const $ = (selector, root = document) => root.querySelector(selector);
 
 let device = null; // meta "device": {device_id, token, village_code}
@@ -182,6 +183,10 @@ async function refreshBanner() {
     : t("banner.synced")];
   if (s.photosPending) parts.push(t("banner.photos", { count: s.photosPending }));
   if (s.rejected) parts.push(t("banner.rejected", { count: s.rejected }));
+  const offset = await clockOffsetMs();
+  if (Math.abs(offset ?? 0) > CLOCK_WARN_MS) {
+    parts.push(t(offset > 0 ? "banner.clock_ahead" : "banner.clock_behind", { minutes: Math.round(Math.abs(offset) / 60000) }));
+  }
   const snap = scheduler?.snapshot();
   if (snap?.state === "running") parts.push(t("banner.syncing"));
   else if (syncProblem(snap?.lastError)) parts.push(t(syncProblem(snap.lastError)));
@@ -618,7 +623,6 @@ async function screenTreeForm(ctx, { household, treeId }) {
     return null;
   }
 
-  let registeredId = null; // once the register op is queued, a retry must not queue it again
   const save = h("button", { type: "submit", class: "big primary", id: "save" }, t("form.save"));
   const gps = gpsPanel(ctx);
   const photo = photoPanel();
@@ -636,20 +640,21 @@ async function screenTreeForm(ctx, { household, treeId }) {
     const fix = gps.fix();
     const picture = photo.photo();
     try {
-      const id = tree?.id ?? registeredId ?? uuidv7();
-      if (!tree && !registeredId) {
+      const id = tree?.id ?? uuidv7();
+      const operations = [];
+      if (!tree) { // a new tree: its registration and first measurement are saved together
         const payload = { household_code: code.value, species_id: s.id, position: $("input[name=position]:checked", form).value };
         if (tag.value.trim()) payload.tag = parseCode(tag.value).value;
-        await recordOperation({ kind: "tree.register", recordId: id, payload, baseVersion: null });
-        registeredId = id;
+        operations.push({ kind: "tree.register", recordId: id, payload, baseVersion: null });
       }
       const payload = { measurement_id: uuidv7(), stems_mm: values.map((cm) => Math.round(cm * 10)) };
       if (heightM !== null) payload.height_cm = Math.round(heightM * 100);
       if (fix) Object.assign(payload, { latitude: fix.latitude, longitude: fix.longitude, gps_accuracy_m: Math.round(fix.accuracy * 10) / 10 });
-      await recordOperation({
+      operations.push({
         kind: "tree.measure", recordId: id, payload, baseVersion: tree ? tree.version ?? null : 1,
         photo: picture?.blob ?? null, thumbnail: picture?.thumb ?? null,
       });
+      await recordOperations(operations);
       gps.stop();
       scheduler.kick("save");
       refreshBanner();

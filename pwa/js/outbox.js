@@ -25,37 +25,46 @@ export async function sha256Hex(blob) {
 }
 
 // Queue one operation (and its photo) atomically; resolves with the stored operation.
-export async function recordOperation({
-  kind, recordId, payload, baseVersion = null, photo = null, thumbnail = null,
-}) {
-  if (photo && photo.size > MAX_PHOTO_BYTES) {
-    const error = new RangeError(`a photo of ${photo.size} bytes is over the server's limit`);
-    throw Object.assign(error, { code: "photo_too_large" });
-  }
-  const sha256 = photo ? await sha256Hex(photo) : null; // hashed before the transaction opens
-  const op = {
-    op_id: crypto.randomUUID(),
-    record_id: recordId,
-    kind,
-    payload: sha256 ? { ...payload, photo_sha256: sha256 } : { ...payload },
-    client_time: new Date().toISOString(),
-    base_version: baseVersion,
-    state: "pending",
-    result: null,
-    created_at: Date.now(),
-  };
-  return withStore(["ops", "photos", "meta"], "readwrite", async ({ ops, photos, meta }) => {
-    const seq = (await request(meta.get("next_seq")))?.value ?? 1;
-    if (photo && !(await request(photos.count(sha256)))) { // a photo already queued is kept
-      photos.add({
-        sha256, blob: photo, size: photo.size, type: photo.type, thumbnail,
-        state: "pending", offset: 0, created_at: op.created_at,
-      });
+export async function recordOperation(operation) {
+  return (await recordOperations([operation]))[0];
+}
+
+// Queue operations (with their photos) in one transaction, in order: all are stored or none.
+export async function recordOperations(operations) {
+  const prepared = [];
+  for (const { kind, recordId, payload, baseVersion = null, photo = null, thumbnail = null } of operations) {
+    if (photo && photo.size > MAX_PHOTO_BYTES) {
+      const error = new RangeError(`a photo of ${photo.size} bytes is over the server's limit`);
+      throw Object.assign(error, { code: "photo_too_large" });
     }
-    op.device_seq = seq;
-    ops.add(op);
-    meta.put({ key: "next_seq", value: seq + 1 });
-    return op;
+    const sha256 = photo ? await sha256Hex(photo) : null; // hashed before the transaction opens
+    const op = {
+      op_id: crypto.randomUUID(),
+      record_id: recordId,
+      kind,
+      payload: sha256 ? { ...payload, photo_sha256: sha256 } : { ...payload },
+      client_time: new Date().toISOString(),
+      base_version: baseVersion,
+      state: "pending",
+      result: null,
+      created_at: Date.now(),
+    };
+    prepared.push({ op, photo, sha256, thumbnail });
+  }
+  return withStore(["ops", "photos", "meta"], "readwrite", async ({ ops, photos, meta }) => {
+    let seq = (await request(meta.get("next_seq")))?.value ?? 1;
+    for (const { op, photo, sha256, thumbnail } of prepared) {
+      if (photo && !(await request(photos.count(sha256)))) { // a photo already queued is kept
+        photos.add({
+          sha256, blob: photo, size: photo.size, type: photo.type, thumbnail,
+          state: "pending", offset: 0, created_at: op.created_at,
+        });
+      }
+      op.device_seq = seq++;
+      ops.add(op);
+    }
+    meta.put({ key: "next_seq", value: seq });
+    return prepared.map(({ op }) => op);
   });
 }
 

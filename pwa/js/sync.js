@@ -55,6 +55,8 @@ async function call(ctx, method, path, { body = null, headers = {}, auth = true 
   } catch (error) {
     throw new SyncError(`${what}: ${error?.message ?? error}`);
   }
+  const served = Date.parse(response.headers.get("Date") ?? "");
+  if (Number.isFinite(served)) ctx.clockOffsetMs = Date.now() - served; // + = phone ahead
   if (RETRYABLE.has(response.status) || response.status >= 500) {
     throw new SyncError(`${what}: HTTP ${response.status}`, {
       status: response.status, retryAfterMs: retryAfterMs(response.headers.get("Retry-After")),
@@ -213,6 +215,13 @@ async function pull(ctx) {
   }
 }
 
+// How far the phone's clock is off the server's, as last seen (ms; + when the phone is ahead).
+export const clockOffsetMs = () => getMeta("clock_offset_ms");
+
+async function rememberClock(ctx) {
+  if (ctx.clockOffsetMs !== undefined) await setMeta("clock_offset_ms", Math.round(ctx.clockOffsetMs));
+}
+
 // Push, then photos, then pull. Resolves with status() plus counts; throws a SyncError.
 export async function syncOnce({ baseUrl = "", fetchImpl = fetch, onProgress } = {}) {
   const device = await getMeta("device");
@@ -220,10 +229,14 @@ export async function syncOnce({ baseUrl = "", fetchImpl = fetch, onProgress } =
     throw new SyncError("this phone is not enrolled", { code: "not_enrolled", permanent: true });
   }
   const ctx = { baseUrl, fetchImpl, token: device.token, deviceId: device.device_id };
-  const pushed = await push(ctx);
-  const photos = await uploadPhotos(ctx, onProgress);
-  const pulled = await pull(ctx);
-  return { ...(await status()), pushed, photos, pulled };
+  try {
+    const pushed = await push(ctx);
+    const photos = await uploadPhotos(ctx, onProgress);
+    const pulled = await pull(ctx);
+    return { ...(await status()), pushed, photos, pulled };
+  } finally {
+    await rememberClock(ctx);
+  }
 }
 
 // Enrol this phone with a one-time code. A new device numbers its operations from 1 and may
@@ -251,5 +264,6 @@ export async function enrol(code, label, { baseUrl = "", fetchImpl = fetch } = {
     for (const key of SYNC_META) s.meta.delete(key);
     s.meta.put({ key: "device", value: device });
   });
+  await rememberClock(ctx);
   return device;
 }

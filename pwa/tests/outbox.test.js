@@ -8,7 +8,7 @@ import { beforeEach, test } from "node:test";
 import { closeDb, request, withStore } from "../js/idb.js";
 import {
   applyResults, exportOutbox, getMeta, MAX_PHOTO_BYTES, opsByState, pendingOps,
-  recordOperation, setMeta, status,
+  recordOperation, recordOperations, setMeta, status,
 } from "../js/outbox.js";
 
 beforeEach(async () => {
@@ -187,4 +187,34 @@ test("exportOutbox saves every operation and photo (bytes in base64) but not the
   const bytes = Buffer.from(saved.photos[0].data, "base64");
   assert.deepEqual(bytes, Buffer.from(await photo.arrayBuffer()));
   assert.equal(saved.photos[0].sha256, await hex(photo));
+});
+
+test("a new tree's registration and measurement are stored together, in order", async () => {
+  const register = { kind: "tree.register", recordId: "tree-9", payload: { species_id: "ginkgo_biloba" } };
+  const ops = await recordOperations([register, measure({ recordId: "tree-9", photo: jpeg("pair") })]);
+  assert.deepEqual(ops.map((op) => [op.kind, op.device_seq]), [["tree.register", 1], ["tree.measure", 2]]);
+  assert.equal((await all("ops")).length, 2);
+  assert.equal((await all("photos")).length, 1);
+  assert.equal(await getMeta("next_seq"), 3);
+});
+
+test("when the disk fills mid-write, neither operation nor the photo is stored", async () => {
+  await recordOperation(measure()); // device_seq 1, already safe
+  const add = IDBObjectStore.prototype.add;
+  IDBObjectStore.prototype.add = function (...args) {
+    if (this.name === "photos") throw new DOMException("The disk is full", "QuotaExceededError");
+    return add.apply(this, args);
+  };
+  try {
+    const register = { kind: "tree.register", recordId: "tree-9", payload: {} };
+    await assert.rejects(
+      recordOperations([register, measure({ recordId: "tree-9", photo: jpeg("full") })]),
+      { name: "QuotaExceededError" },
+    );
+  } finally {
+    IDBObjectStore.prototype.add = add;
+  }
+  assert.deepEqual((await all("ops")).map((op) => op.device_seq), [1]);
+  assert.equal((await all("photos")).length, 0);
+  assert.equal(await getMeta("next_seq"), 2); // no hole in the sequence
 });
