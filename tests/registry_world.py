@@ -32,6 +32,7 @@ def grow_village(
     village = villages.get_village(code) or villages.create_village(
         db, code, f"村{code[-3:]}", "宋溪镇", 29.2 + int(code[-2:]) / 100, 115.0
     )
+    photo = tree_photo(code)
     made_trees, made_households = [], []
     for n in range(households_count):
         household = households.create_household(db, village, head_name=f"农户{n}")
@@ -52,7 +53,7 @@ def grow_village(
                     client_time=when,
                     latitude=village["latitude"],
                     longitude=village["longitude"],
-                    photo_sha256="cd" * 32,
+                    photo_sha256=photo,
                 )
             made_trees.append(tree_id)
     calculation_id = records.calculate_credit(db, village, "2026-01-01", "2026-12-31", None, None)
@@ -66,6 +67,29 @@ def grow_village(
         "trees": made_trees,
         "households": made_households,
     }
+
+
+def tree_photo(seed: str) -> str:
+    """A small JPEG with camera metadata, stored as a whole uploaded blob; its sha256."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from server.sync_api import blob_paths
+
+    image = Image.new("RGB", (320, 240), (40, 100 + int(seed[-2:]) % 100, 60))
+    exif = Image.Exif()
+    exif[0x010F] = "VillagePhone"  # Make
+    exif[0x0132] = "2026:09:10 08:00:00"  # DateTime
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif)
+    data = out.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    final = blob_paths(sha256)[0]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    final.write_bytes(data)
+    return sha256
 
 
 def verify(
@@ -170,6 +194,7 @@ def _build_sample(app, world) -> dict[str, Any]:
         sold = order(db, stocked["id"], beneficiary="李小明")
         order_service.confirm_payment(db, sold, "bank", "SOLD-0001", "user:1")
         cert_id = db.execute("SELECT id FROM certificates").fetchone()[0]
+        photo = tree_photo(world.village_b)  # the grown village's photo, written again
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return {
         "<int:verification_id>": v_open["id"],
@@ -182,6 +207,7 @@ def _build_sample(app, world) -> dict[str, Any]:
         "webhook_order": webhook_order,
         "held_order": held["public_id"],
         "<cert_id>": cert_id,
+        "<sha256>": photo,
     }
 
 
@@ -192,15 +218,18 @@ def _restore(app, world) -> dict[str, Any]:
     from pathlib import Path
 
     database = Path(app.config["DATABASE"])
+    blobs = Path(app.config["INSTANCE_PATH"]) / "blobs"
     if not _SNAPSHOT:
         ids = _build_sample(app, world)
-        snapshot = Path(tempfile.mkdtemp(prefix="sipang-registry-")) / "sipang.db"
-        shutil.copyfile(database, snapshot)
-        _SNAPSHOT.update(ids=ids, path=snapshot)
+        folder = Path(tempfile.mkdtemp(prefix="sipang-registry-"))
+        shutil.copyfile(database, folder / "sipang.db")
+        shutil.copytree(blobs, folder / "blobs")
+        _SNAPSHOT.update(ids=ids, path=folder)
     else:
         for suffix in ("-wal", "-shm"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
-        shutil.copyfile(_SNAPSHOT["path"], database)
+        shutil.copyfile(_SNAPSHOT["path"] / "sipang.db", database)
+        shutil.copytree(_SNAPSHOT["path"] / "blobs", blobs, dirs_exist_ok=True)
     return _SNAPSHOT["ids"]
 
 

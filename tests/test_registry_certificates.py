@@ -203,3 +203,18 @@ def test_garbage_in_a_stored_field_is_a_mismatch_not_an_error(client, db, certif
     db.conn.commit()
     assert verify_result(client, f"/verify/{certificate}") == "mismatch"
     assert client.get(f"/api/v1/certificates/{certificate}").json["check"]["valid"] is False
+
+
+def test_bundle_page_shows_tree_photos_without_their_metadata(client, db, world, app):
+    with app.app_context():
+        bundle, _, grown = rw.stocked_bundle(db, world.user_ids["verifier"])
+        photo = rw.tree_photo(grown["village"]["code"])
+    page = client.get(f"/bundles/{bundle['id']}").get_data(as_text=True)
+    url = f"/bundles/{bundle['id']}/photos/{photo}.jpg"
+    assert url in page
+    response = client.get(url)
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    image = Image.open(io.BytesIO(response.data))
+    assert image.size == (320, 240)
+    assert dict(image.getexif()) == {}
+    assert client.get(f"/bundles/{bundle['id']}/photos/{'ab' * 32}.jpg").status_code == 404

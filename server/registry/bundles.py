@@ -244,6 +244,7 @@ def public_view(db: Database, bundle: dict[str, Any], detail: bool = False) -> d
         )
         view["villages"] = _place_on_map(villages)
         view["households"] = len(household_shares(db, bundle["id"]))
+        view["photos"] = photos(db, bundle["id"])
         view["versions"] = [
             row["id"]
             for row in db.query(
@@ -274,6 +275,31 @@ def farmers_fen(amount_fen: int, bundle: dict[str, Any], buyer_kind: str) -> int
     bp = bundle["individual_commission_bp" if buyer_kind == "individual" else "commission_bp"]
     commission = -(-amount_fen * bp // 10_000)
     return (amount_fen - commission) * bundle["households_pct"] // 100
+
+
+PHOTOS_OF_BUNDLE = """
+SELECT DISTINCT m.photo_sha256 FROM issuances i
+JOIN credit_tree_lines l ON l.calculation_id = i.calculation_id
+JOIN measurements m ON m.id = l.end_measurement_id
+WHERE i.bundle_id = ? AND m.photo_sha256 IS NOT NULL"""
+
+
+def photos(db: Database, bundle_id: int, limit: int = 6) -> list[str]:
+    """Photos (sha256) of trees whose growth the bundle holds, those the server has whole."""
+    from server.sync_api import blob_paths
+
+    found = []
+    for (sha256,) in db.execute(PHOTOS_OF_BUNDLE + " ORDER BY m.photo_sha256", [bundle_id]):
+        if blob_paths(sha256)[0].exists():
+            found.append(sha256)
+            if len(found) == limit:
+                break
+    return found
+
+
+def has_photo(db: Database, bundle_id: int, sha256: str) -> bool:
+    sql = PHOTOS_OF_BUNDLE + " AND m.photo_sha256 = ?"
+    return db.execute(sql, [bundle_id, sha256]).fetchone() is not None
 
 
 def list_public(db: Database) -> list[dict[str, Any]]:

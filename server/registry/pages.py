@@ -1,10 +1,12 @@
 """Buyer-facing pages (Chinese, mobile-first): bundles, buy, pay instructions, an order's
 certificates by its link, an enterprise's certificates, and the public verify page."""
 
+import io
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, current_app, g, redirect, render_template, request
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request
+from PIL import Image, ImageOps
 
 from server.access import PUBLIC, allow
 from server.db import get_db
@@ -52,6 +54,30 @@ def _bundle_page(bundle: dict, error: str | None = None, form: dict | None = Non
 def bundle_page(bundle_id: int):
     """One bundle: villages, households, tonnes available and sold, price, farmers' share."""
     return _bundle_page(_page_bundle(bundle_id))
+
+
+@bp.get("/bundles/<int:bundle_id>/photos/<sha256>.jpg")
+@allow(PUBLIC)
+def bundle_photo(bundle_id: int, sha256: str):
+    """A tree photo of the bundle, re-encoded small without its metadata (no GPS)."""
+    from server.sync_api import blob_paths
+
+    if len(sha256) != 64 or not bundles.has_photo(get_db(), bundle_id, sha256):
+        raise ApiError(404, "not_found", "没有这张照片。")
+    path = blob_paths(sha256)[0]
+    if not path.exists():
+        raise ApiError(404, "not_found", "照片还在上传中。")
+    try:
+        with Image.open(path) as original:
+            picture = ImageOps.exif_transpose(original).convert("RGB")
+    except (OSError, ValueError) as error:
+        raise ApiError(404, "not_found", "照片无法显示。") from error
+    picture.thumbnail((800, 800))
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=80)  # written fresh: no EXIF, no location
+    return Response(
+        out.getvalue(), mimetype="image/jpeg", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 @bp.post("/bundles/<int:bundle_id>/buy")
