@@ -95,7 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     from server.carbon import routes as carbon
     from server.chain import routes as chain
-    from server.extensions import csrf, limiter, socketio
+    from server.extensions import csrf, init_compression, limiter, socketio
     from server.registry import api as registry
     from server.registry import market
     from server.registry import pages as registry_pages
@@ -104,6 +104,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     access.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    init_compression(app)
     socketio.init_app(app, async_mode="threading")
     for module in (
         pages,
