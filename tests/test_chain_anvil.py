@@ -1,6 +1,7 @@
 """The chain outbox against a real anvil process that is killed mid-batch and restarted."""
 
 import signal
+import threading
 
 import pytest
 from eth_account import Account
@@ -178,3 +179,32 @@ def test_a_nonce_gap_left_by_a_refused_transaction_is_filled(tmp_path, db, nodes
     ]
     assert len(chain.ledger.events.Anchored().get_logs(from_block=0)) == 6
     assert outbox.status(db)["confirmed"] == 6
+
+
+def test_independent_batches_are_pipelined_into_one_block(tmp_path, db, nodes):
+    node = AnvilNode()
+    nodes.append(node)
+    node.start()
+    chain = connect_url(node.url, Account.create(), "anvil")
+    attach(chain, db)
+    node.rpc("evm_setAutomine", [False])
+    with transaction(db):
+        for n in range(8):
+            outbox.accrue(db, f"accrual:{n}", HOUSEHOLDS[n % 3], 100 + n)
+        outbox.settle(db, "settlement:0", HOUSEHOLDS[0], 100)
+    worker = Worker(chain, db, batch_size=2, pipeline=8, receipt_timeout=30)
+    sending = threading.Thread(target=worker.send_window, args=(100,))
+    sending.start()
+    watching = connect(tmp_path / "sipang.db")
+    for _ in range(600):  # until the four accrual batches wait in the pool (bounded polls)
+        if watching["chain_txs"].count == 4:
+            break
+        sending.join(0.05)
+    watching.close()
+    node.mine(1)
+    sending.join()
+    blocks = {row["block_number"] for row in db.query("SELECT block_number FROM chain_txs")}
+    assert db["chain_txs"].count == 4 and len(blocks) == 1  # four batches, one block
+    assert outbox.status(db)["pending"] == 1  # the settlement waits for its accruals
+    node.rpc("evm_setAutomine", [True])
+    assert Worker(chain, db).run_until_idle() == {"confirmed": 9}

@@ -26,6 +26,10 @@ from server.db import first, insert, transaction
 
 __all__ = ["Worker", "iso_at", "revert_reason"]
 
+# Kinds whose batches never read what another batch of the same kind wrote, so several may
+# be in flight at once (a settlement reads its accrual; an issuance continues its lot).
+PIPELINED = frozenset({"anchor", "split_policy", "accrue"})
+
 
 class Worker(Recovery):
     """Sends the outbox of `db` to `chain.ledger`; `clock` gives seconds since the epoch."""
@@ -40,6 +44,7 @@ class Worker(Recovery):
         retry_max_s: float = 300.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        pipeline: int = 8,
     ):
         if chain.ledger is None:
             raise ValueError("attach the ledger contract first (server.chain.deploy.attach)")
@@ -49,6 +54,7 @@ class Worker(Recovery):
         self.retry_max_s = retry_max_s
         self.clock = clock
         self.rng = rng or random.Random()
+        self.pipeline = max(1, pipeline)
         self._checked = False
 
     def run_once(self, max_batches: int = 1000) -> dict[str, int]:
@@ -56,14 +62,11 @@ class Worker(Recovery):
         done = {"batches": 0, "resolved": 0}
         try:
             done["resolved"] = self.resolve_in_flight()
-            for _ in range(max_batches):
-                if self._in_flight():
+            while done["batches"] < max_batches and not self._in_flight():
+                sent = self.send_window(max_batches - done["batches"])
+                if not sent:
                     break
-                rows = self.next_batch()
-                if not rows:
-                    break
-                self.send(rows)
-                done["batches"] += 1
+                done["batches"] += sent
         except (OSError, Web3Exception) as error:  # node down, timeouts: back off, retry later
             if revert_reason(error) is not None:
                 raise
@@ -114,6 +117,34 @@ class Worker(Recovery):
             [oldest["kind"], oldest["id"], bound or 2**62, self.batch_size],
         )
         return [dict(row, payload=json.loads(row["payload"])) for row in rows]
+
+    def send_window(self, limit: int) -> int:
+        """Send up to `pipeline` batches of one pipelined kind back to back (else one batch),
+        then wait for their receipts; returns how many batches were taken."""
+        window: list[dict[str, Any]] = []
+        taken = 0
+        while taken < limit and len(window) < self.pipeline:
+            rows = self.next_batch()
+            if not rows:
+                break
+            kind = rows[0]["kind"]
+            if window and (kind != window[0]["kind"] or kind not in PIPELINED):
+                break
+            taken += 1
+            tx = self.sign_batch(rows)
+            if tx is None:  # refused: its rows were settled one by one
+                break
+            self.broadcast(tx)
+            receipt = self._receipt(tx["tx_hash"])
+            if receipt is not None:  # mined at once (automine): nothing to overlap
+                self._mined(tx, receipt)
+            else:
+                window.append(tx)
+            if kind not in PIPELINED:
+                break
+        for tx in window:
+            self.resolve(tx, self.receipt_timeout)
+        return taken
 
     def send(self, rows: list[dict[str, Any]]) -> None:
         """Send `rows` (one kind) as one batch call and wait for its receipt."""
