@@ -110,8 +110,10 @@ def run(url: str, bundle_id: int, finance: str, orders: int, buyers: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run under 30 s")
+    parser.add_argument("--buyers", type=int, help="buyers at once (default 4, quick; 8 full)")
     args = parser.parse_args()
     orders, buyers, trees = (60, 4, 50) if args.quick else (400, 8, 300)
+    buyers = args.buyers or buyers
     with tempfile.TemporaryDirectory() as folder:
         instance = Path(folder) / "instance"
         bundle_id, finance, available = prepare(instance, trees)
