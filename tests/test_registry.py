@@ -161,6 +161,9 @@ def test_bundle_rules_are_checked_fixed_and_versioned(client, db, world, ctx):
     assert bad.status_code == 422
     made = client.post("/api/v1/bundles", headers=admin, json=_bundle_body()).json["bundle"]
     assert made["split"]["households_pct"] == 65
+    assert client.get(f"/api/v1/bundles/{made['id']}").status_code == 404  # a draft
+    assert client.get(f"/api/v1/bundles/{made['id']}", headers=admin).status_code == 200
+    assert client.get(f"/bundles/{made['id']}").status_code == 404
     import sqlite3
 
     with pytest.raises(sqlite3.IntegrityError):

@@ -150,8 +150,13 @@ def list_bundles():
 @bp.get("/bundles/<int:bundle_id>")
 @allow(PUBLIC)
 def show_bundle(bundle_id: int):
-    """One bundle: rules, split, villages with their households and grams, versions."""
-    return jsonify(bundle=bundles.public_view(get_db(), _bundle(bundle_id), detail=True))
+    """One bundle: rules, split, villages with their households and grams, versions.
+
+    Drafts are shown to admins only."""
+    found = _bundle(bundle_id)
+    if not bundles.sellable(found) and (g.user is None or g.user["role"] != "admin"):
+        raise ApiError(404, "not_found", "No such bundle.")
+    return jsonify(bundle=bundles.public_view(get_db(), found, detail=True))
 
 
 @bp.post("/bundles")

@@ -70,7 +70,7 @@ def bundle_photo(bundle_id: int, sha256: str):
     try:
         with Image.open(path) as original:
             picture = ImageOps.exif_transpose(original).convert("RGB")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ApiError(404, "not_found", "照片无法显示。") from error
     picture.thumbnail((800, 800))
     out = io.BytesIO()
