@@ -9,7 +9,7 @@ NODE_DEPS := node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup system-packages lint format clean
+.PHONY: run test setup system-packages bench-tools lint format clean
 
 run: setup
 	$(BIN)/sipang demo > /dev/null
@@ -40,6 +40,14 @@ $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# Tools only the benchmarks run (Lighthouse for bench/pwa.py); not needed by run or test.
+BENCH_TOOLS := bench/node_modules/.installed
+bench-tools: setup $(BENCH_TOOLS)
+
+$(BENCH_TOOLS): bench/package.json bench/package-lock.json
+	npm ci --prefix bench --no-audit --no-fund
+	touch $@
+
 # Debian's Chromium (browser tests) and a CJK font (Chinese in PDFs and certificates).
 system-packages:
 	@missing=""; \
@@ -58,4 +66,4 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(TOOLS)/node_modules node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS)/node_modules node_modules bench/node_modules .pytest_cache .ruff_cache

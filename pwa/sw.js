@@ -31,7 +31,8 @@ const SHELL = [
 // From npm; missing until `npm install`, in which case scanning falls back to typing.
 const OPTIONAL = ["/app/vendor/jsqr.js"];
 
-const fresh = (url) => new Request(url, { cache: "reload" });
+// Revalidated with the server (a 304 when the page has just fetched the same file), never stale.
+const fresh = (url) => new Request(url, { cache: "no-cache" });
 
 self.addEventListener("install", (event) => {
   event.waitUntil((async () => {

@@ -799,6 +799,7 @@ async function route(event) {
   document.body.dataset.screen = name;
   document.title = `${$("h1", view)?.textContent ?? ""} · ${t("app.name")}`;
   if (event) $("h1", view)?.focus();
+  if (!document.body.dataset.ready) performance.mark("sipang-ready"); // bench/pwa.py reads it
   document.body.dataset.ready = "true";
 }
 
