@@ -284,3 +284,48 @@ def test_narrow_phone_with_a_large_font(browser, site, app, world, language):
             assert not any("\u4e00" <= ch <= "\u9fff" for ch in words.replace("四旁", "")), words
         assert serious_violations(page) == [], screen
     context.close()
+
+
+def test_a_tagged_tree_is_found_by_its_tag_remeasured_and_marked_dead(browser, site, app, world):
+    """Offline: a tree registered with its pre-printed tag is opened again by typing the tag,
+    re-measured against the version it had, then marked dead after a confirmation."""
+    context = phone(browser)
+    page = enrolled(context, site, app, world)
+    context.set_offline(True)
+    tag = "360423101201-T00007-" + checksum_symbol("360423101201-T00007")
+    open_tree_form(page, world.household_a)
+    fill_tree(page, dbh="20.0", height="13.0")
+    page.fill("#tag", tag)
+    page.click("#save")
+    page.wait_for_selector("#saved")
+
+    page.evaluate("location.hash = '#/village'")
+    ready(page, "village")
+    page.fill("#household-code", tag.replace("-", " "))  # as read off the tag, spaces and all
+    page.click("form.manual button[type=submit]")
+    ready(page, "tree-measure")
+    assert "20" in page.inner_text("main .meta")  # the last measurement, to compare against
+    page.fill("#height", "13.2")
+    page.fill("#dbh", "19.0")  # smaller than before: the app warns, the measurer may still save
+    page.wait_for_selector("#warnings li")
+    assert "比上次小" in page.inner_text("#warnings")
+    page.click("#save")
+    page.wait_for_selector("#saved")
+
+    page.evaluate(f"location.hash = '#/household/{world.household_a}'")
+    ready(page, "household")
+    card = page.locator("#trees > li", has_text=tag)
+    card.get_by_role("button", name="死亡").click()
+    card.get_by_role("button", name="确定：已死亡").click()
+    page.wait_for_selector(f"#trees > li:has-text('{tag}') .badge.danger")
+    ops = page.evaluate(
+        """async () => (await (await import('/app/js/outbox.js')).pendingOps(100))
+            .map((op) => [op.kind, op.base_version, op.payload.tag ?? op.payload.status ?? null])"""
+    )
+    assert ops == [
+        ["tree.register", None, tag],
+        ["tree.measure", 1, None],
+        ["tree.measure", 2, None],
+        ["tree.status", 3, "dead"],
+    ]
+    context.close()
