@@ -218,3 +218,48 @@ def test_bundle_page_shows_tree_photos_without_their_metadata(client, db, world,
     assert image.size == (320, 240)
     assert dict(image.getexif()) == {}
     assert client.get(f"/bundles/{bundle['id']}/photos/{'ab' * 32}.jpg").status_code == 404
+
+
+def test_webhook_for_an_unknown_order_is_recorded_not_applied(client, app, db, reserved):
+    event = _event(reserved, order_id="x" * 24)
+    response = _webhook(client, app, event)
+    assert response.json["outcome"] == "unknown_order"
+    row = db.execute("SELECT outcome FROM payment_events").fetchone()
+    assert row[0] == "unknown_order"
+    assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 0
+
+
+def test_enterprise_account_page_lists_its_certificates(client, db, world, app):
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
+        enterprise = db["users"].get(world.user_ids["enterprise"])
+        order = rw.order(db, bundle["id"], 2, user=enterprise)
+        orders.confirm_payment(db, order, "bank", "ACCOUNT-1", "user:3")
+        cert, _ = orders.retire_held(
+            db,
+            order,
+            {"request_id": "acct-retire-1", "tonnes": 1, "beneficiary": "某公司", "reason": "赔偿"},
+        )
+    page = client.get("/account/certificates", headers=bearer(world.tokens["enterprise"]))
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert cert["id"] in text and "持有待注销 1 吨" in text
+    other = client.get("/account/certificates", headers=bearer(world.tokens["finance"]))
+    assert other.status_code == 403
+
+
+def test_one_payment_reference_cannot_pay_two_orders(client, db, world, app):
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
+        first, second = rw.order(db, bundle["id"]), rw.order(db, bundle["id"])
+    finance = bearer(world.tokens["finance"])
+    body = {"method": "bank", "reference": "SAME-REF-1"}
+    assert (
+        client.post(
+            f"/api/v1/orders/{first['public_id']}/payment", headers=finance, json=body
+        ).status_code
+        == 200
+    )
+    again = client.post(f"/api/v1/orders/{second['public_id']}/payment", headers=finance, json=body)
+    assert (again.status_code, again.json["error"]["code"]) == (409, "reference_used")
+    assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 1
