@@ -216,8 +216,8 @@ def test_issuance_appends_contiguous_ranges(ledger):
         issue(11, 5),
         issue(1, 3, BUFFER_LOT, True),
     ]
-    assert ledger.f.lots(LOT).call() == (15, False)
-    assert ledger.f.lots(BUFFER_LOT).call() == (3, True)
+    assert ledger.f.issued(LOT).call() == 15
+    assert ledger.f.issued(BUFFER_LOT).call() == 3
     assert ledger.f.issuances(LOT, 11).call() == (5, False, b"d" * 32)
     assert ledger.f.issuances(LOT, 12).call() == (0, False, ZERO)
 
@@ -230,12 +230,27 @@ def test_issuance_appends_contiguous_ranges(ledger):
         ([issue(1, 5), issue(5, 5)], "range overlaps or leaves a gap"),
         ([issue(1, 5), issue(1, 5)], "range overlaps or leaves a gap"),
         ([issue(1, 5), issue(7, 5)], "range overlaps or leaves a gap"),
-        ([issue(1, 5), issue(6, 5, buffer=True)], "buffer flag differs"),
     ],
 )
 def test_overlapping_or_inconsistent_issuance_reverts(ledger, items, reason):
     ledger.refuses(ledger.f.issue(items), reason)
-    assert ledger.f.lots(LOT).call() == (0, False)
+    assert ledger.f.issued(LOT).call() == 0
+
+
+def test_buffer_runs_share_the_lot_and_can_never_be_retired(ledger):
+    ledger.send(ledger.f.issue([issue(1, 300), issue(301, 75, buffer=True), issue(376, 10)]))
+    assert ledger.f.issued(LOT).call() == 385
+    flags = [ledger.f.is_buffer(LOT, seq).call() for seq in (300, 301, 375, 376)]
+    assert flags == [False, True, True, False]
+    ledger.refuses(ledger.f.retire([retire(290, 12)]), "buffer tonnes cannot be retired")
+    ledger.refuses(ledger.f.retire([retire(375, 2)]), "buffer tonnes cannot be retired")
+    ledger.send(ledger.f.retire([retire(1, 300), retire(376, 10)]))
+    assert not ledger.f.is_retired(LOT, 301).call()
+
+
+def test_a_buffer_run_spans_at_most_128_words(ledger):
+    ledger.refuses(ledger.f.issue([issue(1, 256 * 128, buffer=True)]), "range too long")
+    ledger.send(ledger.f.issue([issue(1, 256 * 127, buffer=True)]))
 
 
 def test_issuance_after_a_lot_exists_must_continue_it(ledger):

@@ -11,7 +11,8 @@
 """
 
 MAX_BATCH: constant(uint256) = 128
-# A retired range may span at most this many 256-tonne words (~ 32,000 tonnes).
+# A retired range (or a buffer range) may span at most this many 256-tonne words
+# (~ 32,000 tonnes).
 MAX_WORDS: constant(uint256) = 128
 
 ROLE_ADMIN: constant(uint256) = 1
@@ -61,11 +62,6 @@ struct Issuance:
 struct Retirement:
     count: uint256
     certificate: bytes32
-
-
-struct Lot:
-    issued: uint256
-    buffer: bool
 
 
 struct Accrual:
@@ -151,11 +147,13 @@ owner: public(address)
 roles: public(HashMap[address, uint256])
 
 anchors: public(HashMap[uint8, HashMap[bytes32, bytes32]])
-lots: public(HashMap[bytes32, Lot])
+# Tonnes issued in each lot (a serial prefix); the next range starts at issued + 1.
+issued: public(HashMap[bytes32, uint256])
 issuances: public(HashMap[bytes32, HashMap[uint256, Issuance]])
 retirements: public(HashMap[bytes32, HashMap[uint256, Retirement]])
-# One bit per tonne, 256 tonnes per word: retired_words[lot][seq // 256] bit seq % 256.
+# One bit per tonne, 256 tonnes per word: words[lot][seq // 256] bit seq % 256.
 retired_words: public(HashMap[bytes32, HashMap[uint256, uint256]])
+buffer_words: public(HashMap[bytes32, HashMap[uint256, uint256]])
 split_policies: public(HashMap[bytes32, bytes32])
 accruals: public(HashMap[bytes32, Accrual])
 settlements: public(HashMap[bytes32, Settlement])
@@ -193,6 +191,35 @@ def owed(household: bytes32) -> uint256:
 @external
 def is_retired(lot: bytes32, seq: uint256) -> bool:
     return (self.retired_words[lot][seq // 256] >> (seq % 256)) & 1 == 1
+
+
+@view
+@external
+def is_buffer(lot: bytes32, seq: uint256) -> bool:
+    return (self.buffer_words[lot][seq // 256] >> (seq % 256)) & 1 == 1
+
+
+@internal
+@pure
+def _words(first: uint256, count: uint256) -> (uint256, uint256):
+    """The first and last 256-tonne word a range touches (at most MAX_WORDS of them)."""
+    last_word: uint256 = (first + count - 1) // 256
+    assert last_word - first // 256 < MAX_WORDS, "range too long"
+    return first // 256, last_word
+
+
+@internal
+@pure
+def _mask(word: uint256, first: uint256, count: uint256) -> uint256:
+    """The bits of `word` that serials first..first+count-1 cover."""
+    last: uint256 = first + count - 1
+    low: uint256 = 0
+    high: uint256 = 255
+    if word == first // 256:
+        low = first % 256
+    if word == last // 256:
+        high = last % 256
+    return max_value(uint256) >> (255 - high + low) << low
 
 
 @external
@@ -244,11 +271,14 @@ def issue(items: DynArray[IssueItem, MAX_BATCH]):
     self._require(ROLE_REGISTRAR)
     for item: IssueItem in items:
         assert item.count != 0, "empty range"
-        lot: Lot = self.lots[item.lot]
-        assert item.first == lot.issued + 1, "range overlaps or leaves a gap"
-        if lot.issued != 0:
-            assert lot.buffer == item.buffer, "buffer flag differs"
-        self.lots[item.lot] = Lot(issued=lot.issued + item.count, buffer=item.buffer)
+        assert item.first == self.issued[item.lot] + 1, "range overlaps or leaves a gap"
+        self.issued[item.lot] = item.first + item.count - 1
+        if item.buffer:
+            first_word: uint256 = 0
+            last_word: uint256 = 0
+            first_word, last_word = self._words(item.first, item.count)
+            for word: uint256 in range(first_word, last_word + 1, bound=MAX_WORDS):
+                self.buffer_words[item.lot][word] |= self._mask(word, item.first, item.count)
         self.issuances[item.lot][item.first] = Issuance(
             count=item.count, buffer=item.buffer, details=item.details
         )
@@ -263,18 +293,12 @@ def issue(items: DynArray[IssueItem, MAX_BATCH]):
 
 @internal
 def _retire_range(lot: bytes32, first: uint256, count: uint256):
-    last: uint256 = first + count - 1
-    first_word: uint256 = first // 256
-    last_word: uint256 = last // 256
-    assert last_word - first_word < MAX_WORDS, "range too long"
+    first_word: uint256 = 0
+    last_word: uint256 = 0
+    first_word, last_word = self._words(first, count)
     for word: uint256 in range(first_word, last_word + 1, bound=MAX_WORDS):
-        low: uint256 = 0
-        high: uint256 = 255
-        if word == first_word:
-            low = first % 256
-        if word == last_word:
-            high = last % 256
-        mask: uint256 = max_value(uint256) >> (255 - high + low) << low
+        mask: uint256 = self._mask(word, first, count)
+        assert self.buffer_words[lot][word] & mask == 0, "buffer tonnes cannot be retired"
         bits: uint256 = self.retired_words[lot][word]
         assert bits & mask == 0, "already retired"
         self.retired_words[lot][word] = bits | mask
@@ -287,9 +311,8 @@ def retire(items: DynArray[RetireItem, MAX_BATCH]):
     for item: RetireItem in items:
         assert item.count != 0, "empty range"
         assert item.certificate != empty(bytes32), "certificate is zero"
-        lot: Lot = self.lots[item.lot]
-        assert item.first >= 1 and item.first + item.count - 1 <= lot.issued, "not issued"
-        assert not lot.buffer, "buffer tonnes cannot be retired"
+        last: uint256 = item.first + item.count - 1
+        assert item.first >= 1 and last <= self.issued[item.lot], "not issued"
         self._retire_range(item.lot, item.first, item.count)
         self.retirements[item.lot][item.first] = Retirement(
             count=item.count, certificate=item.certificate
