@@ -9,6 +9,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import threading
 
@@ -166,3 +167,23 @@ def test_killed_mid_upload_the_photo_resumes_where_it_stopped(app, world, tmp_pa
     assert sum(length for _, length in log.chunks) < size + 256 * 1024  # at most one chunk twice
     final = next((tmp_path / "instance" / "blobs").glob("??/*"))
     assert final.stat().st_size == size
+
+
+def test_the_service_worker_precaches_every_file_the_app_needs():
+    """Every module app.js imports (transitively), its styles, catalogues and icons are in
+    sw.js's SHELL list, so a new file cannot be forgotten and break the app offline."""
+    root = server.pwa.PWA_ROOT
+    listed = set(re.findall(r'"(/app/[^"]*)"', (root / "sw.js").read_text()))
+    modules, todo = set(), ["js/app.js"]
+    while todo:
+        name = todo.pop()
+        if name not in modules:
+            modules.add(name)
+            todo += [
+                f"js/{m}" for m in re.findall(r'from "\./([\w-]+\.js)"', (root / name).read_text())
+            ]
+    needed = {f"/app/{name}" for name in modules} | {"/app/", "/app/css/app.css"}
+    needed |= {f"/app/i18n/{p.name}" for p in (root / "i18n").glob("*.json")}
+    needed |= {f"/app/icons/{p.name}" for p in (root / "icons").glob("*.png")}
+    assert needed <= listed, sorted(needed - listed)
+    assert len(modules) > 10  # the import walk found the app's modules

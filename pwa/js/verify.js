@@ -1,0 +1,280 @@
+// The verifier's screens: sign in, the samples assigned to me (kept on the phone for the field),
+// a blind re-measurement of each sampled tree, queued offline and sent when there is signal
+// (each with a client_id made on the phone, so a retry never counts twice), then the decision.
+
+import { $, h, heading, link, notice, say, uuidv7 } from "./dom.js";
+import { number, t } from "./i18n.js";
+import { request, withStore } from "./idb.js";
+import { getMeta, setMeta } from "./outbox.js";
+import { SyncScheduler } from "./scheduler.js";
+
+const ACCOUNT = "verifier"; // meta keys: the signed-in verifier, the samples, the queue
+const SAMPLES = "verifier_samples";
+const QUEUE = "verifier_queue";
+const RETRYABLE = new Set([408, 425, 429]);
+
+let scheduler = null;
+let onChange = () => {};
+
+class ApiFailure extends Error {
+  constructor(status, code, message) {
+    super(message);
+    Object.assign(this, { status, code, permanent: status >= 400 && status < 500 && !RETRYABLE.has(status) });
+  }
+}
+
+async function api(method, path, { token, body } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      cache: "no-store",
+      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { "Content-Type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (error) {
+    throw new ApiFailure(0, "offline", error.message);
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new ApiFailure(response.status, data?.error?.code ?? null, data?.error?.message ?? `HTTP ${response.status}`);
+  }
+  return data;
+}
+
+/** The queue of re-measurements, read and changed in one transaction. */
+function changeQueue(change) {
+  return withStore("meta", "readwrite", async (meta) => {
+    const queue = (await request(meta.get(QUEUE)))?.value ?? [];
+    const result = change(queue);
+    meta.put({ key: QUEUE, value: queue });
+    return result;
+  });
+}
+
+export async function pendingCount() {
+  return ((await getMeta(QUEUE)) ?? []).filter((item) => item.state === "pending").length;
+}
+
+/** Send what waits, oldest first; true when something is still waiting (to retry later). */
+async function flush() {
+  const account = await getMeta(ACCOUNT);
+  if (!account) return false;
+  const waiting = ((await getMeta(QUEUE)) ?? []).filter((item) => item.state === "pending");
+  try {
+    for (const item of waiting) {
+      const { verification_id: id, state, error, ...body } = item;
+      let outcome;
+      try {
+        await api("POST", `/api/v1/verifications/${id}/remeasurements`, { token: account.token, body });
+        outcome = { state: "sent", error: null };
+      } catch (failure) {
+        if (!failure.permanent) throw failure;
+        outcome = { state: failure.code === "already_remeasured" ? "sent" : "refused", error: failure.code ?? failure.message };
+      }
+      await changeQueue((queue) => Object.assign(queue.find((q) => q.client_id === item.client_id), outcome));
+      onChange();
+    }
+  } finally {
+    onChange();
+  }
+  await refreshSamples().catch(() => {});
+  return false;
+}
+
+async function refreshSamples() {
+  const account = await getMeta(ACCOUNT);
+  if (!account || !navigator.onLine) return null;
+  const { assignments } = await api("GET", "/api/v1/verifier/assignments", { token: account.token });
+  await setMeta(SAMPLES, assignments);
+  return assignments;
+}
+
+/** Start the verifier's sender (once per page); `changed` redraws the banner and screen. */
+export function startVerifier(changed) {
+  onChange = changed;
+  scheduler ??= new SyncScheduler({ run: flush });
+  window.addEventListener("online", () => scheduler.kick("online"));
+  getMeta(ACCOUNT).then((account) => account && scheduler.kick("open"));
+  return scheduler;
+}
+
+// --- screens -----------------------------------------------------------------------------
+
+async function signIn() {
+  const username = h("input", { id: "username", autocomplete: "username", required: true, autocapitalize: "none" });
+  const password = h("input", { id: "password", type: "password", autocomplete: "current-password", required: true });
+  const status = h("p", { class: "message", role: "status", id: "signin-status" });
+  const submit = h("button", { type: "submit", class: "big primary", id: "signin" }, t("verify.signin"));
+  const form = h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      submit.disabled = true;
+      say(status, "verify.signing_in", {}, "info");
+      try {
+        const found = await api("POST", "/api/v1/auth/tokens", {
+          body: { username: username.value.trim(), password: password.value, label: "verifier phone" },
+        });
+        if (found.user.role !== "verifier") {
+          await api("DELETE", "/api/v1/auth/tokens/current", { token: found.token }).catch(() => {});
+          throw new ApiFailure(403, "not_verifier", "");
+        }
+        await setMeta(ACCOUNT, { token: found.token, user: found.user });
+        await refreshSamples();
+        location.hash = "#/verify";
+        window.dispatchEvent(new HashChangeEvent("hashchange"));
+      } catch (failure) {
+        submit.disabled = false;
+        const key = failure.status === 0 ? "verify.offline"
+          : failure.code === "not_verifier" ? "verify.not_verifier"
+            : failure.status === 429 ? "verify.too_many" : "verify.bad_password";
+        say(status, key);
+      }
+    },
+  }, h("label", { for: "username" }, t("verify.username")), username,
+  h("label", { for: "password" }, t("verify.password")), password, submit, status);
+  return h("section", {}, heading("verify.title"), h("p", {}, t("verify.intro")), form,
+    link("#/enrol", "verify.measurer_instead"));
+}
+
+const doneFor = (queue, sampleId) => new Set(queue.filter((q) => q.verification_id === sampleId && q.state !== "refused").map((q) => q.tree_id));
+
+export async function screenSamples(ctx) {
+  const account = await getMeta(ACCOUNT);
+  if (!account) return signIn();
+  const status = h("p", { class: "message", role: "status", id: "samples-status" });
+  let samples = (await getMeta(SAMPLES)) ?? [];
+  const queue = (await getMeta(QUEUE)) ?? [];
+  const list = () => (samples.length
+    ? h("ul", { class: "list", id: "samples" }, samples.map((sample) => {
+      const done = new Set([...doneFor(queue, sample.id), ...sample.trees.filter((x) => x.remeasured_client_id).map((x) => x.tree_id)]);
+      return h("li", {}, h("a", { href: `#/verify/${sample.id}`, class: "item" },
+        h("strong", {}, t("verify.sample_title", { village: sample.village_name, id: sample.id })),
+        h("span", {}, t("verify.period", { start: sample.period_start, end: sample.period_end })),
+        h("span", {}, t("verify.progress", { done: done.size, total: sample.trees.length }))));
+    }))
+    : h("p", { class: "message", "data-tone": "info" }, t("verify.no_samples")));
+  const holder = h("div", {}, list());
+  const refresh = h("button", {
+    type: "button", class: "big", id: "refresh-samples",
+    onclick: async () => {
+      say(status, "verify.refreshing", {}, "info");
+      try {
+        samples = (await refreshSamples()) ?? samples;
+        holder.replaceChildren(list());
+        say(status, navigator.onLine ? "verify.refreshed" : "verify.offline_cached", {}, navigator.onLine ? "ok" : "warn");
+      } catch {
+        say(status, "verify.refresh_failed", {}, "warn");
+      }
+    },
+  }, t("verify.refresh"));
+  const signOut = h("button", {
+    type: "button", class: "small", id: "signout",
+    onclick: async () => {
+      if (await pendingCount()) return say(status, "verify.signout_pending");
+      await api("DELETE", "/api/v1/auth/tokens/current", { token: account.token }).catch(() => {});
+      for (const key of [ACCOUNT, SAMPLES, QUEUE]) await setMeta(key, null);
+      location.hash = "#/verify";
+      window.dispatchEvent(new HashChangeEvent("hashchange"));
+    },
+  }, t("verify.signout"));
+  ctx.refresh = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
+  return h("section", {}, heading("verify.samples"),
+    h("p", { class: "meta" }, t("verify.signed_in", { name: account.user.display_name })),
+    refresh, status, holder, signOut);
+}
+
+async function sampleOf(id) {
+  return ((await getMeta(SAMPLES)) ?? []).find((sample) => String(sample.id) === String(id)) ?? null;
+}
+
+export async function screenSample(ctx, id) {
+  const account = await getMeta(ACCOUNT);
+  if (!account) return signIn();
+  const sample = await sampleOf(id);
+  if (!sample) return notice("verify.unknown_sample", {}, link("#/verify", "verify.back"));
+  const queue = (await getMeta(QUEUE)) ?? [];
+  const mine = new Map(queue.filter((q) => q.verification_id === sample.id).map((q) => [q.tree_id, q]));
+  const decision = h("p", { class: "message", role: "status", id: "decision-status" });
+  const allDone = sample.trees.every((tree) => tree.remeasured_client_id || mine.get(tree.tree_id)?.state === "sent");
+  const note = h("input", { id: "note", maxlength: "500", "aria-label": t("verify.note") });
+  const decide = h("form", {
+    class: "decide",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      say(decision, "verify.deciding", {}, "info");
+      try {
+        const { verification } = await api("POST", `/api/v1/verifications/${sample.id}/decision`, {
+          token: account.token, body: note.value.trim() ? { note: note.value.trim() } : {},
+        });
+        say(decision, `verify.outcome_${verification.status}`, {
+          passed: verification.passed_trees, failed: verification.failed_trees,
+          pct: number(verification.scale_ppm / 10000),
+        }, verification.status === "failed" ? "error" : "ok");
+        await refreshSamples().catch(() => {});
+      } catch (failure) {
+        say(decision, failure.status === 0 ? "verify.offline" : "verify.decide_failed", { message: failure.message });
+      }
+    },
+  }, h("label", { for: "note" }, t("verify.note")), note,
+  h("button", { type: "submit", class: "big primary", id: "decide", disabled: !allDone }, t("verify.decide")));
+  ctx.refresh = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
+  return h("section", {},
+    heading("verify.sample_title", { village: sample.village_name, id: sample.id }),
+    h("p", { class: "meta" }, t("verify.sample_intro", { n: sample.trees.length, seed: sample.seed })),
+    h("ul", { class: "cards", id: "sample-trees" }, sample.trees.map((tree) => {
+      const item = mine.get(tree.tree_id);
+      const state = tree.remeasured_client_id || item?.state === "sent" ? "sent" : item?.state ?? "todo";
+      return h("li", { class: "card", "data-tree": tree.tree_id, "data-state": state },
+        h("h3", {}, tree.species_name, " · ", t(`position.${tree.position}`)),
+        h("p", { class: "code" }, tree.household_code, tree.tag ? ` · ${tree.tag}` : ""),
+        tree.latitude ? h("p", { class: "meta" }, t("verify.where", { lat: tree.latitude.toFixed(5), lon: tree.longitude.toFixed(5) })) : null,
+        h("p", {}, h("span", { class: `badge ${{ sent: "done", pending: "pending", refused: "rejected", todo: "waiting" }[state]}` }, t(`verify.state_${state}`)),
+          item?.error ? ` ${t("verify.refused_reason", { reason: item.error })}` : ""),
+        state === "todo" || state === "refused" ? link(`#/verify/${sample.id}/${tree.tree_id}`, "verify.measure", {}, "button primary") : null);
+    })),
+    allDone ? null : h("p", { class: "message", "data-tone": "info" }, t("verify.not_all_done")),
+    decide, decision, link("#/verify", "verify.back"));
+}
+
+export async function screenRemeasure(ctx, id, treeId, { species }) {
+  const account = await getMeta(ACCOUNT);
+  if (!account) return signIn();
+  const sample = await sampleOf(id);
+  const tree = sample?.trees.find((x) => x.tree_id === treeId);
+  if (!tree) return notice("verify.unknown_tree", {}, link("#/verify", "verify.back"));
+  const select = h("select", { id: "verify-species" }, (species ?? []).map((s) => h("option", { value: s.id, selected: s.id === tree.species_id }, s.name_zh)));
+  if (!species?.some((s) => s.id === tree.species_id)) select.append(h("option", { value: tree.species_id, selected: true }, tree.species_name));
+  const dbh = h("input", { id: "verify-dbh", type: "number", inputmode: "decimal", step: "any", min: "0.1", max: "500", required: true });
+  const error = h("p", { class: "message", role: "alert", id: "verify-error" });
+  const form = h("form", {
+    novalidate: true,
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const cm = Number(dbh.value);
+      if (!(cm >= 0.1 && cm <= 500)) return say(error, "error.dbh_range");
+      const item = {
+        verification_id: sample.id, client_id: uuidv7(), tree_id: tree.tree_id,
+        dbh_cm: Math.round(cm * 10) / 10, species_id: select.value,
+        measured_at: new Date().toISOString(), state: "pending", error: null,
+      };
+      await changeQueue((queue) => {
+        const stale = queue.findIndex((q) => q.verification_id === sample.id && q.tree_id === tree.tree_id && q.state === "refused");
+        if (stale >= 0) queue.splice(stale, 1);
+        queue.push(item);
+      });
+      scheduler?.kick("save");
+      location.hash = `#/verify/${sample.id}`;
+    },
+  },
+  h("label", { for: "verify-species" }, t("verify.species")), select,
+  h("label", { for: "verify-dbh" }, t("form.dbh")), dbh, error,
+  h("button", { type: "submit", class: "big primary", id: "verify-save" }, t("verify.save")));
+  return h("section", {},
+    heading("verify.remeasure_title"),
+    h("p", { class: "code" }, tree.household_code, tree.tag ? ` · ${tree.tag}` : ""),
+    h("p", { class: "meta" }, t("verify.blind")),
+    form, link(`#/verify/${sample.id}`, "verify.back_sample"));
+}
+
+export const verifierSignedIn = async () => !!(await getMeta(ACCOUNT));
