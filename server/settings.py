@@ -156,6 +156,12 @@ SETTINGS: tuple[Setting, ...] = (
         "How long an order's reserved tonnes wait for payment before they go back on sale.",
     ),
     Setting(
+        "PAYOUT_MIN_TRANSFER_FEN",
+        100,
+        "The smallest transfer to a household, in fen (100 = ¥1); smaller amounts owed carry "
+        "forward to a later T+1 batch.",
+    ),
+    Setting(
         "PAYMENT_WEBHOOK_TOLERANCE_SECONDS",
         300,
         "How far a payment webhook's signed timestamp may be from the server clock.",
