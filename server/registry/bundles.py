@@ -16,7 +16,7 @@ from server.carbon.method import available_versions
 from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
-from server.registry import serials
+from server.registry import ledger, serials
 
 RULE_FIELDS = (
     "name",
@@ -91,7 +91,9 @@ def _insert(db, county, rules, seq, version, previous_id, user_id) -> int:
         "created_by": user_id,
         "created_at": now_iso(),
     }
-    return db["bundles"].insert(row).last_pk
+    bundle_id = db["bundles"].insert(row).last_pk
+    ledger.queue_split_policy(db, county["code"], seq, version, row["rules_sha256"])
+    return bundle_id
 
 
 def create_bundle(

@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from server.clock import now_iso
 from server.db import first, insert
+from server.registry import ledger
 
 CERT_ID = re.compile(r"SPC-\d{4}-\d{6}")
 
@@ -126,6 +127,7 @@ def create(
     return row
 
 
+    ledger.queue_retirement(db, row["sha256"], retired)
 def get(db: Database, cert_id: str) -> dict[str, Any] | None:
     if not CERT_ID.fullmatch(cert_id):
         return None

@@ -18,7 +18,7 @@ from server.carbon.records import OPEN_FLAGS_OF_CALCULATION
 from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
-from server.registry import bundles, serials
+from server.registry import bundles, ledger, serials
 
 
 def _check_entry(db: Database, bundle: dict, calc: dict, village: dict, vintage: int) -> None:
@@ -119,6 +119,7 @@ def issue(
         db["issuance_households"].insert_all(
             {"issuance_id": issuance_id, "household_id": h, "grams": g} for h, g in grams.items()
         )
+        ledger.queue_issuance(db, issuance_id)
         audit.record(
             db,
             "issuance.issued",

@@ -18,6 +18,7 @@ from server import audit
 from server.clock import iso_after, now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
+from server.payouts import accruals
 from server.registry import bundles, certificates, serials
 
 
@@ -178,7 +179,9 @@ def confirm_payment(
             )
         else:
             serials.set_status(db, reserved, "held")
+        accruals.accrue_order(db, order["id"])
     _announce_sale(db, order)
+    accruals.announce_accrued(db, order["id"])
     return first(db, "SELECT * FROM orders WHERE id = ?", [order["id"]])
 
 

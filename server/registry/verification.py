@@ -240,7 +240,7 @@ def decide(
     db: Database, verification: dict[str, Any], note: str | None, actor_name: str
 ) -> dict[str, Any]:
     """Close a fully re-measured sample: outcome, scale, and the signed PDF report."""
-    from server.registry import reports
+    from server.registry import ledger, reports
 
     if verification["status"] != "assigned":
         raise ApiError(409, "already_decided", "This verification is already decided.")
@@ -287,6 +287,7 @@ def decide(
             raise ApiError(409, "already_decided", "This verification is already decided.")
         audit.record(
             db,
+        ledger.queue_report(db, verification["id"], digest)
             f"verification.{status}",
             f"verification:{verification['id']}",
             {"failed": failed, "sample": len(results), "report_sha256": digest},

@@ -1,0 +1,251 @@
+"""T+1 settlement: the daily batch of households owed at least the minimum transfer, each
+transfer recorded by finance (reference, or the bank's return file), paid ones written to
+the ledger (`settle`), failed ones owed again."""
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from server import audit, chain, pii
+from server.clock import now_iso
+from server.db import first, insert, transaction
+from server.errors import ApiError
+from server.households import pii_context
+from server.payouts.accruals import BEIJING
+
+
+def today_beijing() -> str:
+    return datetime.now(BEIJING).date().isoformat()
+
+
+def settlement_reference(settlement_id: int) -> str:
+    return f"settlement:{settlement_id}"
+
+
+def owed_before(db: Database, settle_on: str) -> list[dict[str, Any]]:
+    """Households' accruals dated before `settle_on`, less their pending and paid
+    settlements: what a batch of that day may pay each one (positive amounts only)."""
+    rows = db.query(
+        """SELECT a.household_id, a.village_id, a.county_id, a.household_hash,
+                  sum(a.amount_fen) - coalesce((SELECT sum(s.amount_fen) FROM settlements s
+                      WHERE s.household_id = a.household_id
+                      AND s.status IN ('pending', 'paid')), 0) AS owed_fen
+           FROM accruals a WHERE a.accrued_on < ?
+           GROUP BY a.household_id ORDER BY a.household_id""",
+        [settle_on],
+    )
+    return [row for row in rows if row["owed_fen"] > 0]
+
+
+def create_batch(
+    db: Database, settle_on: str, min_transfer_fen: int, actor: str
+) -> tuple[dict[str, Any], bool]:
+    """The T+1 batch of day `settle_on` (YYYY-MM-DD); the same day again returns the same
+    batch. Returns (batch, created)."""
+    date.fromisoformat(settle_on)  # ValueError on a malformed date
+    if min_transfer_fen < 1:
+        raise ValueError("the minimum transfer is at least 1 fen")
+    with transaction(db):
+        existing = first(db, "SELECT * FROM settlement_batches WHERE settle_on = ?", [settle_on])
+        if existing is not None:
+            return existing, False
+        due = [row for row in owed_before(db, settle_on) if row["owed_fen"] >= min_transfer_fen]
+        now = now_iso()
+        batch_id = insert(
+            db,
+            "settlement_batches",
+            {
+                "settle_on": settle_on,
+                "min_transfer_fen": min_transfer_fen,
+                "households": len(due),
+                "total_fen": sum(row["owed_fen"] for row in due),
+                "created_by": actor,
+                "created_at": now,
+            },
+        )
+        db.conn.executemany(
+            """INSERT INTO settlements (batch_id, household_id, village_id, county_id,
+                   amount_fen, household_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    batch_id,
+                    row["household_id"],
+                    row["village_id"],
+                    row["county_id"],
+                    row["owed_fen"],
+                    row["household_hash"],
+                    now,
+                )
+                for row in due
+            ],
+        )
+        audit.record(
+            db,
+            "payout.batch_created",
+            f"settlement_batch:{batch_id}",
+            {"settle_on": settle_on, "households": len(due), "min_transfer_fen": min_transfer_fen},
+            actor=actor,
+        )
+    batch = first(db, "SELECT * FROM settlement_batches WHERE id = ?", [batch_id])
+    _announce_batch(db, batch)
+    return batch, True
+
+
+def _announce_batch(db: Database, batch: dict[str, Any]) -> None:
+    from server import live
+
+    for row in db.query(
+        """SELECT county_id, count(*) AS households, sum(amount_fen) AS fen FROM settlements
+           WHERE batch_id = ? GROUP BY county_id""",
+        [batch["id"]],
+    ):
+        live.announce(
+            "payouts.batch",
+            {
+                "batch": batch["id"],
+                "settle_on": batch["settle_on"],
+                "households": row["households"],
+                "total_fen": row["fen"],
+            },
+            row["county_id"],
+        )
+
+
+def get_settlement(db: Database, settlement_id: int) -> dict[str, Any] | None:
+    if not 0 < settlement_id < 2**63:
+        return None
+    return first(db, "SELECT * FROM settlements WHERE id = ?", [settlement_id])
+
+
+def record_transfer(
+    db: Database,
+    settlement_id: int,
+    reference: str,
+    actor: str,
+    return_file_id: int | None = None,
+    announce: bool = True,
+) -> tuple[dict[str, Any], bool]:
+    """Record a transfer as paid with its bank reference and queue it for the ledger.
+
+    The same reference again changes nothing. Returns (settlement, changed)."""
+    with transaction(db):
+        row = get_settlement(db, settlement_id)
+        if row is None:
+            raise ApiError(404, "not_found", "没有这笔转账。")
+        if row["status"] == "paid" and row["transfer_reference"] == reference:
+            return row, False
+        if row["status"] != "pending":
+            raise ApiError(409, "already_recorded", "这笔转账已经登记过了。")
+        if first(db, "SELECT 1 FROM settlements WHERE transfer_reference = ?", [reference]):
+            raise ApiError(409, "reference_used", "这个转账流水号已用于另一笔转账。")
+        owed = db.execute(
+            """SELECT (SELECT coalesce(sum(amount_fen), 0) FROM accruals WHERE household_id = ?)
+                    - (SELECT coalesce(sum(amount_fen), 0) FROM settlements
+                       WHERE household_id = ? AND status = 'paid')""",
+            [row["household_id"], row["household_id"]],
+        ).fetchone()[0]
+        if row["amount_fen"] > owed:
+            raise ApiError(409, "exceeds_owed", "转账金额超过该户应得金额。", {"owed_fen": owed})
+        db.execute(
+            """UPDATE settlements SET status = 'paid', transfer_reference = ?, recorded_by = ?,
+                      recorded_at = ?, return_file_id = ? WHERE id = ?""",
+            [reference, actor, now_iso(), return_file_id, settlement_id],
+        )
+        chain.settle(
+            db, settlement_reference(settlement_id), row["household_hash"], row["amount_fen"]
+        )
+        audit.record(
+            db,
+            "payout.settled",
+            f"settlement:{settlement_id}",
+            {"amount_fen": row["amount_fen"], "batch": row["batch_id"]},
+            actor=actor,
+        )
+    row = get_settlement(db, settlement_id)
+    if announce:
+        announce_settled(db, row)
+    return row, True
+
+
+def record_failure(
+    db: Database,
+    settlement_id: int,
+    reason: str,
+    actor: str,
+    return_file_id: int | None = None,
+    announce: bool = True,
+) -> tuple[dict[str, Any], bool]:
+    """Record a transfer that did not arrive: the amount is owed again (next batch)."""
+    with transaction(db):
+        row = get_settlement(db, settlement_id)
+        if row is None:
+            raise ApiError(404, "not_found", "没有这笔转账。")
+        if row["status"] == "failed":
+            return row, False
+        if row["status"] != "pending":
+            raise ApiError(409, "already_recorded", "这笔转账已经登记过了。")
+        db.execute(
+            """UPDATE settlements SET status = 'failed', failure_reason = ?, recorded_by = ?,
+                      recorded_at = ?, return_file_id = ? WHERE id = ?""",
+            [reason[:200], actor, now_iso(), return_file_id, settlement_id],
+        )
+        audit.record(
+            db,
+            "payout.failed",
+            f"settlement:{settlement_id}",
+            {"amount_fen": row["amount_fen"], "batch": row["batch_id"]},
+            actor=actor,
+        )
+    row = get_settlement(db, settlement_id)
+    if announce:
+        announce_settled(db, row)
+    return row, True
+
+
+def announce_settled(db: Database, row: dict[str, Any]) -> None:
+    """Tell the county's dashboards a transfer was recorded (after it committed)."""
+    from server import live
+
+    village = first(db, "SELECT code FROM villages WHERE id = ?", [row["village_id"]])
+    live.announce(
+        "payouts.settled",
+        {
+            "batch": row["batch_id"],
+            "settlement": row["id"],
+            "village": village["code"],
+            "status": row["status"],
+            "amount_fen": row["amount_fen"],
+        },
+        row["county_id"],
+    )
+
+
+def batch_rows(db: Database, batch_id: int, actor: str) -> list[dict[str, Any]]:
+    """A batch's transfers with each household's name and bank account decrypted — the one
+    place they are; the access is written to the audit log."""
+    rows = list(
+        db.query(
+            """SELECT s.*, h.code, h.head_name_enc, h.bank_account_enc, h.bank_account_masked,
+                      v.code AS village_code, v.name AS village_name
+               FROM settlements s JOIN households h ON h.id = s.household_id
+               JOIN villages v ON v.id = s.village_id
+               WHERE s.batch_id = ? ORDER BY v.code, h.code""",
+            [batch_id],
+        )
+    )
+    for row in rows:
+        row["head_name"] = pii.decrypt(
+            row.pop("head_name_enc"), pii_context(row["code"], "head_name")
+        )
+        row["bank_account"] = pii.decrypt(
+            row.pop("bank_account_enc"), pii_context(row["code"], "bank_account")
+        )
+    audit.record(
+        db,
+        "pii.bank_details_viewed",
+        f"settlement_batch:{batch_id}",
+        {"households": len(rows), "fields": ["head_name", "bank_account"]},
+        actor=actor,
+    )
+    return rows

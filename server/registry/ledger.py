@@ -1,0 +1,88 @@
+"""What the registry writes to the ledger, and how each item is named and hashed.
+
+Called inside the registry's own transactions (docs/registry.md, "Chain hooks"); the same
+functions recompute every item from the database for `sipang reconcile`.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from sqlite_utils import Database
+
+from server import chain
+
+
+def report_reference(verification_id: int) -> str:
+    return f"verification:{verification_id}"
+
+
+def bundle_reference(county_code: str, seq: int, version: int) -> str:
+    """A bundle version on chain: `<county>-<bundle number>-v<version>`."""
+    return f"{county_code}-{seq:04d}-v{version}"
+
+
+def issuance_details(issuance_id: int, report_sha256: str, buffer: bool) -> str:
+    """sha256 of what an issued range stands for: the issuance, its verification report,
+    and whether it is the buffer run."""
+    document = {"buffer": buffer, "issuance": issuance_id, "report_sha256": report_sha256}
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def runs(serials: list[str]) -> Iterator[tuple[str, int, int]]:
+    """Consecutive serials as (lot, first seq, count) runs, in serial order."""
+    current: list[Any] | None = None
+    for text in sorted(serials):
+        lot, seq_text = text.rsplit("-", 1)
+        seq = int(seq_text)
+        if current and current[0] == lot and current[1] + current[2] == seq:
+            current[2] += 1
+            continue
+        if current:
+            yield tuple(current)
+        current = [lot, seq, 1]
+    if current:
+        yield tuple(current)
+
+
+def issuance_ranges(db: Database, issuance_id: int) -> list[tuple[str, int, int, bool, str]]:
+    """An issuance's ranges as (lot, first, count, buffer, details): the sellable run then
+    the buffer run, each contiguous within its lot."""
+    row = db.execute(
+        """SELECT v.report_sha256 FROM issuances i JOIN verifications v
+           ON v.id = i.verification_id WHERE i.id = ?""",
+        [issuance_id],
+    ).fetchone()
+    out = []
+    for buffer in (0, 1):
+        serials = [
+            r[0]
+            for r in db.execute(
+                "SELECT serial FROM tonnes WHERE issuance_id = ? AND buffer = ? ORDER BY seq",
+                [issuance_id, buffer],
+            )
+        ]
+        details = issuance_details(issuance_id, row[0], bool(buffer))
+        for lot, first, count in runs(serials):
+            out.append((lot, first, count, bool(buffer), details))
+    return out
+
+
+def queue_report(db: Database, verification_id: int, report_sha256: str) -> None:
+    chain.anchor(db, "verification_report", report_reference(verification_id), report_sha256)
+
+
+def queue_issuance(db: Database, issuance_id: int) -> None:
+    for lot, first, count, buffer, details in issuance_ranges(db, issuance_id):
+        chain.issue_range(db, lot, first, count, details, buffer=buffer)
+
+
+def queue_split_policy(db: Database, county_code: str, seq: int, version: int, rules_sha256: str):
+    chain.set_split_policy(db, bundle_reference(county_code, seq, version), rules_sha256)
+
+
+def queue_retirement(db: Database, certificate_sha256: str, serials: list[str]) -> None:
+    for lot, first, count in runs(serials):
+        chain.retire_range(db, lot, first, count, certificate_sha256)
