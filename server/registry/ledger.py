@@ -86,3 +86,90 @@ def queue_split_policy(db: Database, county_code: str, seq: int, version: int, r
 def queue_retirement(db: Database, certificate_sha256: str, serials: list[str]) -> None:
     for lot, first, count in runs(serials):
         chain.retire_range(db, lot, first, count, certificate_sha256)
+
+
+LEDGER_EXTENSION = "sipang.ledger"
+
+
+def ledger_reader():
+    """The ledger contract to read from in a request: the one attached to the app
+    (`app.extensions["sipang.ledger"]`), else the recorded deployment at CHAIN_RPC; None
+    when there is no node to ask."""
+    from flask import current_app
+
+    from server.db import first, get_db
+
+    app = current_app
+    if app.extensions.get(LEDGER_EXTENSION) is not None:
+        return app.extensions[LEDGER_EXTENSION]
+    url = app.config.get("CHAIN_RPC")
+    if not url:
+        return None
+    deployment = first(get_db(), "SELECT address FROM chain_deployments ORDER BY id DESC LIMIT 1")
+    if deployment is None:
+        return None
+    from web3 import HTTPProvider, Web3
+
+    from server.contracts import LEDGER, load_artifact
+
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 3}))
+    contract = w3.eth.contract(
+        address=Web3.to_checksum_address(deployment["address"]), abi=load_artifact(LEDGER)["abi"]
+    )
+    app.extensions[LEDGER_EXTENSION] = contract
+    return contract
+
+
+def certificate_record(db: Database, cert: dict[str, Any], contract=None) -> dict[str, Any]:
+    """A certificate's retirements on the ledger: each run's outbox state, transaction and
+    block, and (when a node can be read) whether the chain holds exactly this certificate.
+
+    `status` is `confirmed` (every run mined), `pending`, `failed`, or `missing`."""
+    from server.chain.ledger import bytes32, key32
+
+    serials = [
+        r[0]
+        for r in db.execute("SELECT serial FROM retirements WHERE certificate_id = ?", [cert["id"]])
+    ]
+    items = []
+    for lot, first_seq, count in runs(serials):
+        row = next(
+            db.query(
+                "SELECT state, tx_hash, block_number, note FROM chain_outbox WHERE chain_key = ?",
+                [f"retire:{lot}:{first_seq}"],
+            ),
+            None,
+        )
+        item = {
+            "lot": lot,
+            "first": first_seq,
+            "count": count,
+            "state": row["state"] if row else "missing",
+            "tx_hash": row["tx_hash"] if row else None,
+            "block_number": row["block_number"] if row else None,
+            "on_chain_matches": None,
+        }
+        if contract is not None and item["state"] == "confirmed":
+            try:
+                stored = contract.functions.retirements(key32(lot), first_seq).call()
+                item["on_chain_matches"] = tuple(stored) == (count, bytes32(cert["sha256"]))
+            except Exception:  # noqa: BLE001 - a node that cannot answer leaves it unknown
+                item["on_chain_matches"] = None
+        items.append(item)
+    states = {item["state"] for item in items}
+    if not items or "missing" in states:
+        status = "missing"
+    elif "failed" in states:
+        status = "failed"
+    elif states == {"confirmed"}:
+        status = "confirmed"
+    else:
+        status = "pending"
+    checked = [item["on_chain_matches"] for item in items]
+    matches = False if False in checked else None if not items or None in checked else True
+    return {
+        "status": status,
+        "runs": items,
+        "on_chain_matches": matches,
+        "certificate": "0x" + cert["sha256"],
+    }

@@ -7,7 +7,7 @@ from server.access import PUBLIC, allow
 from server.db import get_db
 from server.errors import ApiError
 from server.extensions import limiter
-from server.registry import artwork, bundles, certificates, orders, payments, serials
+from server.registry import artwork, bundles, certificates, ledger, orders, payments, serials
 from server.validation import json_body
 
 PLAIN_TEXT = "^[^<>\\u0000-\\u001f\\u007f]+$"
@@ -259,7 +259,9 @@ def show_certificate(cert_id: str):
     """A certificate's canonical document, its sha256, and whether it recomputes."""
     cert = _certificate(cert_id)
     return jsonify(
-        certificate=certificates.public_view(cert), check=certificates.check(get_db(), cert)
+        certificate=certificates.public_view(cert),
+        check=certificates.check(get_db(), cert),
+        ledger=ledger.certificate_record(get_db(), cert, ledger.ledger_reader()),
     )
 
 

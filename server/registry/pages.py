@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from server.access import PUBLIC, allow
 from server.db import get_db
 from server.errors import ApiError
-from server.registry import artwork, bundles, certificates, market, orders
+from server.registry import artwork, bundles, certificates, ledger, market, orders
 from server.validation import StrictValidator
 
 bp = Blueprint("registry_pages", __name__)
@@ -156,11 +156,13 @@ def verify_page(cert_id: str):
         text = artwork.lines(cert)
     except (ValueError, KeyError, TypeError, IndexError):
         text = None
+    record = ledger.certificate_record(get_db(), cert, ledger.ledger_reader())
     return render_template(
         "registry/verify.html",
         cert=cert,
         cert_id=cert["id"],
         check=check,
+        record=record,
         text=text,
         url=artwork.verify_url(current_app.config["PUBLIC_BASE_URL"], cert["id"]),
         user=g.user,
