@@ -53,6 +53,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             app.config[name] = read_or_create_secret(instance, filename)
     app.config.setdefault("DATABASE", None)
     app.config["DATABASE"] = app.config["DATABASE"] or str(instance / "sipang.db")
+    from server.push import keys as push_keys
+
+    app.extensions["push_public_key"] = push_keys.public_key(push_keys.load_or_create(instance))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -96,6 +99,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.carbon import routes as carbon
     from server.chain import routes as chain
     from server.extensions import csrf, init_compression, limiter, socketio
+    from server.push import routes as push
     from server.registry import api as registry
     from server.registry import market
     from server.registry import pages as registry_pages
@@ -127,6 +131,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         registry,
         market,
         registry_pages,
+        push,
     ):
         app.register_blueprint(module.bp)
     return app

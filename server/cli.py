@@ -51,12 +51,22 @@ def serve(app, host: str, port: int) -> None:
     if credentials:
         click.echo(demo.describe(credentials))
     ledger = start_chain(app) if app.config["CHAIN_WORKER"] else None
+    pusher = start_push(app) if app.config["PUSH_WORKER"] else None
     click.echo(f"Sipang is serving http://{host}:{port}/  (instance: {app.instance_path})")
     try:
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
     finally:
+        if pusher is not None:
+            pusher.stop()
         if ledger is not None:
             ledger.stop()
+
+
+def start_push(app):
+    """Start the Web Push worker thread for `serve`."""
+    from server.push import start_worker
+
+    return start_worker(app)
 
 
 def start_chain(app):
@@ -342,3 +352,32 @@ def chain_work(app, once: bool) -> None:
         pass
     finally:
         service.stop()
+
+
+@main.group()
+def push() -> None:
+    """Web Push notifications: the queue and the worker that sends it."""
+
+
+@push.command("work")
+@click.option("--once", is_flag=True, help="Send what is due, then exit (for cron and tests).")
+@with_app
+def push_work(app, once: bool) -> None:
+    """Send the Web Push queue: due messages, retries with backoff, gone subscriptions removed."""
+    import time
+
+    from server.db import get_db
+    from server.push import make_sender
+
+    sender = make_sender(app.config, get_db())
+    if once:
+        counts = sender.run_once()
+        click.echo(" ".join(f"{name}={n}" for name, n in counts.items()))
+        return
+    click.echo("sending the push queue; Ctrl-C stops")
+    try:
+        while True:
+            sender.run_once()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        pass

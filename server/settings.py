@@ -178,6 +178,69 @@ SETTINGS: tuple[Setting, ...] = (
         "`testpay.key` when not given.",
     ),
     Setting(
+        "PUSH_WORKER",
+        True,
+        "Whether `sipang serve` runs the Web Push worker thread; set false when "
+        "`sipang push work` runs instead (from cron with `--once`, or as its own process).",
+    ),
+    Setting(
+        "PUSH_CONTACT",
+        "mailto:push@localhost",
+        "The VAPID `sub` claim push services may use to reach the operator: a `mailto:` or "
+        "`https:` URL. Set a real address in production.",
+    ),
+    Setting(
+        "PUSH_TIMEOUT_SECONDS",
+        10,
+        "How long the push worker waits for a push service to answer one message.",
+    ),
+    Setting(
+        "PUSH_RETRY_MAX_SECONDS",
+        3600,
+        "Longest full-jitter backoff before a push is retried after a 5xx, 429 or network "
+        "error (it starts at 10 seconds and doubles; Retry-After is honoured).",
+    ),
+    Setting(
+        "PUSH_MAX_ATTEMPTS",
+        8,
+        "Attempts before a push message is given up as failed.",
+    ),
+    Setting(
+        "PUSH_QUIET_HOURS",
+        "21:00-07:00",
+        "Farmers' default quiet hours in county time (Asia/Shanghai), `HH:MM-HH:MM`; their "
+        "notices wait until the hours end. Each subscription may set its own; empty for none.",
+    ),
+    Setting(
+        "PUSH_HOUSEHOLD_TOKEN_SECONDS",
+        3600,
+        "How long the push token a farmer gets after the household's second factor lets "
+        "that browser subscribe to the household's notices.",
+    ),
+    Setting(
+        "PUSH_ALLOW_HTTP_ENDPOINTS",
+        False,
+        "Accept plain-http push endpoints on loopback addresses (tests and local push "
+        "services only); otherwise endpoints must be https to a public host.",
+    ),
+    Setting(
+        "FARMER_UNLOCK_RATE_LIMIT",
+        "10 per minute",
+        "Attempts at a household's second factor (last 4 phone digits) allowed per client "
+        "address, right or wrong.",
+    ),
+    Setting(
+        "FARMER_UNLOCK_LOCKOUT",
+        "5 per 15 minutes",
+        "Wrong second-factor answers a household's plate accepts (from any address) before it "
+        "is locked for the rest of the window; each lockout is written to the audit log.",
+    ),
+    Setting(
+        "FARMER_UNLOCK_MINUTES",
+        10,
+        "How long a browser that passed a household's second factor sees its payments.",
+    ),
+    Setting(
         "LOG_LEVEL",
         "INFO",
         "Log level of the server's own log lines (personal data is never logged).",

@@ -15,6 +15,7 @@ from server.carbon.method import Method, canonical_json, load_method
 from server.clock import now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
+from server.push import triggers as push
 
 # Estimate flags that are information, not a reason to hold a record for review.
 INFORMATION_ONLY = {"generic_route", "projection"}
@@ -159,6 +160,7 @@ def assess_measurement(
                     "created_at": now_iso(),
                 },
             )
+        push.record_flagged(db, row["id"], flags)
     return flags
 
 

@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from server.clock import now_iso
 from server.db import first, insert
+from server.push import triggers as push
 from server.registry import ledger
 
 CERT_ID = re.compile(r"SPC-\d{4}-\d{6}")
@@ -116,6 +117,7 @@ def create(
     row["document"] = document
     row["sha256"] = hashlib.sha256(document.encode()).hexdigest()
     insert(db, "certificates", row)
+    push.certificate_ready(db, order, cert_id, len(retired))
     db.conn.executemany(
         "UPDATE tonnes SET status = 'retired', certificate_id = ? WHERE serial = ?",
         [(cert_id, s) for s in retired],
@@ -124,10 +126,10 @@ def create(
         "INSERT INTO retirements (serial, certificate_id, retired_at) VALUES (?, ?, ?)",
         [(s, cert_id, now) for s in retired],
     )
+    ledger.queue_retirement(db, row["sha256"], retired)
     return row
 
 
-    ledger.queue_retirement(db, row["sha256"], retired)
 def get(db: Database, cert_id: str) -> dict[str, Any] | None:
     if not CERT_ID.fullmatch(cert_id):
         return None

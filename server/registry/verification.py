@@ -19,6 +19,7 @@ from server import audit
 from server.clock import now_iso, parse_client_time
 from server.db import first, transaction
 from server.errors import ApiError
+from server.push import triggers as push
 
 SAMPLE_PCT, SAMPLE_MIN = 5, 30
 TOLERANCE_MM, TOLERANCE_PCT = 5, 3
@@ -117,6 +118,7 @@ def assign(
                 "sample": len(sample),
             },
         )
+        push.sample_assigned(db, verification_id, verifier_id, village["name"], len(sample))
     return get_verification(db, verification_id)
 
 
@@ -285,9 +287,9 @@ def decide(
         ).rowcount
         if not changed:
             raise ApiError(409, "already_decided", "This verification is already decided.")
+        ledger.queue_report(db, verification["id"], digest)
         audit.record(
             db,
-        ledger.queue_report(db, verification["id"], digest)
             f"verification.{status}",
             f"verification:{verification['id']}",
             {"failed": failed, "sample": len(results), "report_sha256": digest},

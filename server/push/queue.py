@@ -1,0 +1,77 @@
+"""The push queue: `notify` writes one message per matching subscription, inside the
+caller's transaction; farmers' messages wait for their quiet hours to end."""
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlite_utils import Database
+
+from server.clock import iso
+from server.db import insert
+from server.push.kinds import KINDS
+
+# County time: all of China keeps UTC+8 all year (Asia/Shanghai has had no DST since 1991).
+COUNTY_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def quiet_until(moment: datetime, start: str | None, end: str | None) -> datetime | None:
+    """When quiet hours `start`–`end` (county time, may span midnight) end, if `moment` falls
+    inside them; else None."""
+    if not start or not end:
+        return None
+    local = moment.astimezone(COUNTY_TIME)
+    now_m, start_m, end_m = local.hour * 60 + local.minute, _minutes(start), _minutes(end)
+    inside = start_m <= now_m < end_m if start_m < end_m else now_m >= start_m or now_m < end_m
+    if not inside:
+        return None
+    ends = local.replace(hour=end_m // 60, minute=end_m % 60, second=0, microsecond=0)
+    if ends <= local:
+        ends += timedelta(days=1)
+    return ends.astimezone(UTC)
+
+
+def notify(
+    db: Database,
+    kind: str,
+    owner_id: int | str,
+    params: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Queue notice `kind` for every subscription of its owner that wants it; returns how
+    many messages were queued. Call it inside the business change's transaction."""
+    spec = KINDS[kind]
+    now = now or datetime.now(UTC)
+    payload = json.dumps(spec.payload(params), ensure_ascii=False, separators=(",", ":"))
+    rows = db.execute(
+        "SELECT id, kinds, quiet_start, quiet_end FROM push_subscriptions "
+        "WHERE owner_type = ? AND owner_id = ?",
+        [spec.owner_type, str(owner_id)],
+    ).fetchall()
+    queued = 0
+    for sub_id, kinds, quiet_start, quiet_end in rows:
+        if kind not in json.loads(kinds):
+            continue
+        due = quiet_until(now, quiet_start, quiet_end) or now
+        insert(
+            db,
+            "push_messages",
+            {
+                "subscription_id": sub_id,
+                "kind": kind,
+                "payload": payload,
+                "ttl_seconds": spec.ttl_seconds,
+                "urgency": spec.urgency,
+                "next_attempt_at": iso(due),
+                "expires_at": iso(due + timedelta(seconds=spec.ttl_seconds)),
+                "created_at": iso(now),
+            },
+        )
+        queued += 1
+    return queued
