@@ -98,6 +98,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     from server.carbon import routes as carbon
     from server.chain import routes as chain
+    from server.dashboards import bureau, farmer
+    from server.dashboards import public as village_public
     from server.extensions import csrf, init_compression, limiter, socketio
     from server.push import routes as push
     from server.registry import api as registry
@@ -131,6 +133,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         registry,
         market,
         registry_pages,
+        bureau,
+        farmer,
+        village_public,
         push,
     ):
         app.register_blueprint(module.bp)

@@ -283,7 +283,8 @@ def household(household_code: str):
 
 
 def public_summary(household: dict[str, Any]) -> dict[str, Any]:
-    """What a door plate shows anyone: trees, carbon, tonnes contributed. No personal data."""
+    """What a door plate shows anyone: trees, carbon, tonnes issued, money accrued, owed
+    and paid. No personal data."""
     db = get_db()
     village = first(
         db,
@@ -304,12 +305,12 @@ def public_summary(household: dict[str, Any]) -> dict[str, Any]:
             [household["id"]],
         )
     )
-    issued_g = db.execute(
-        """SELECT coalesce(sum(l.issued_g), 0) FROM credit_household_lines l
-           JOIN credit_calculations c ON c.id = l.calculation_id
-           WHERE l.household_id = ? AND c.status = 'issued'""",
-        [household["id"]],
-    ).fetchone()[0]
+    from server.dashboards import figures, money
+
+    # The registry's own shares of issued tonnes: what a partial verification took away
+    # is not in them, unlike the calculation's lines.
+    issued_g = figures.household_issued_g(db, household["id"])
+    payouts = money.household_totals(db, household["id"])
     alive = [tree for tree in trees if tree["status"] == "alive"]
     return {
         "code": household["code"],
@@ -319,6 +320,7 @@ def public_summary(household: dict[str, Any]) -> dict[str, Any]:
         "alive": len(alive),
         "stock_co2e_g": sum(tree["co2e_g"] or 0 for tree in alive),
         "issued_g": issued_g,
-        "owed_fen": 0,
-        "paid_fen": 0,
+        "accrued_fen": payouts["accrued_fen"],
+        "owed_fen": payouts["owed_fen"],
+        "paid_fen": payouts["paid_fen"],
     }

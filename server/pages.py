@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, send_from_directory
 
-from server import auth, households, trees, villages
+from server import auth, households, villages
 from server.access import PUBLIC, SIGNED_IN, allow
 from server.db import first, get_db
 from server.errors import ApiError
@@ -53,17 +53,15 @@ def logout_submit():
 @bp.get("/H/<code>")
 @allow(PUBLIC)
 def household_page(code: str):
-    """A door plate's public page: the household's trees, carbon and money (no personal data)."""
+    """A door plate's public page: the household's trees, carbon and money totals; its
+    payments after the second factor (server/dashboards/farmer.py)."""
     household, reason = households.resolve_plate(code)
     if household is None:
         current_app.logger.warning("invalid plate scanned: %s (%s)", code[:40], reason)
         return render_template("invalid_plate.html", reason=reason, user=g.user), 404
-    return render_template(
-        "household.html",
-        h=households.public_summary(household),
-        positions=trees.POSITIONS,
-        user=g.user,
-    )
+    from server.dashboards import farmer
+
+    return farmer.household_response(household)
 
 
 @bp.get("/t/<tag>")

@@ -224,6 +224,23 @@ SETTINGS: tuple[Setting, ...] = (
         "services only); otherwise endpoints must be https to a public host.",
     ),
     Setting(
+        "FARMER_UNLOCK_RATE_LIMIT",
+        "10 per minute",
+        "Attempts at a household's second factor (last 4 phone digits) allowed per client "
+        "address, right or wrong.",
+    ),
+    Setting(
+        "FARMER_UNLOCK_LOCKOUT",
+        "5 per 15 minutes",
+        "Wrong second-factor answers a household's plate accepts (from any address) before it "
+        "is locked for the rest of the window; each lockout is written to the audit log.",
+    ),
+    Setting(
+        "FARMER_UNLOCK_MINUTES",
+        10,
+        "How long a browser that passed a household's second factor sees its payments.",
+    ),
+    Setting(
         "LOG_LEVEL",
         "INFO",
         "Log level of the server's own log lines (personal data is never logged).",

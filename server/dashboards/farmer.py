@@ -1,0 +1,154 @@
+"""The farmer's view on the door-plate page `/h/<code>`: totals for anyone who scans the
+plate; each payment (date, amount, transfer reference tail, chain transaction) only after
+a second factor, the last 4 digits of the household's registered phone.
+
+Attempts are rate-limited per client address (FARMER_UNLOCK_RATE_LIMIT) and, counting
+failures only, per household (FARMER_UNLOCK_LOCKOUT): past it the plate is locked for the
+rest of the window. Failures and lockouts go to the audit log, never the digits. An
+unlock is a flag in the signed session cookie, valid FARMER_UNLOCK_MINUTES."""
+
+import hmac
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, session
+from flask_limiter.errors import RateLimitExceeded
+
+from server import audit, households, trees
+from server.access import PUBLIC, allow
+from server.dashboards import money
+from server.db import get_db
+from server.extensions import limiter
+
+bp = Blueprint("farmer", __name__)
+SESSION_KEY = "unlocked_households"
+
+
+def _address_limit() -> str:
+    return current_app.config["FARMER_UNLOCK_RATE_LIMIT"]
+
+
+def _lockout_limit() -> str:
+    return current_app.config["FARMER_UNLOCK_LOCKOUT"]
+
+
+def _plate_key() -> str:
+    code = str((request.view_args or {}).get("code", "")).upper()
+    return f"unlock:{households.household_key(code)}"
+
+
+def _failed(response) -> bool:
+    return response.status_code == 403
+
+
+def _locked(limit) -> None:
+    code = str((request.view_args or {}).get("code", ""))[:40]
+    household = households.get_household(code)
+    if household is not None:
+        audit.record(
+            get_db(),
+            "household.unlock_locked",
+            f"household:{household['code']}",
+            {"limit": str(limit.limit)},
+        )
+
+
+limit_by_address = limiter.shared_limit(_address_limit, scope="farmer-unlock-by-address")
+lock_by_household = limiter.limit(
+    _lockout_limit, key_func=_plate_key, deduct_when=_failed, on_breach=_locked
+)
+
+
+def unlocked(household: dict[str, Any]) -> bool:
+    """Whether this browser passed the second factor for this household lately."""
+    until = (session.get(SESSION_KEY) or {}).get(str(household["id"]))
+    return isinstance(until, int | float) and until > time.time()
+
+
+def _remember(household: dict[str, Any]) -> None:
+    now = time.time()
+    kept = {k: v for k, v in (session.get(SESSION_KEY) or {}).items() if v > now}
+    kept[str(household["id"])] = int(now + 60 * current_app.config["FARMER_UNLOCK_MINUTES"])
+    session[SESSION_KEY] = kept
+
+
+def tail(reference: str | None, keep: int = 4) -> str | None:
+    """A transfer reference shown by its tail only: …1234."""
+    if not reference:
+        return None
+    return "…" + reference[-keep:]
+
+
+def view(household: dict[str, Any]) -> dict[str, Any]:
+    """What the plate page shows of the money: totals always, payments once unlocked."""
+    db = get_db()
+    totals = money.household_totals(db, household["id"])
+    found: dict[str, Any] = {"totals": totals, "unlocked": unlocked(household)}
+    if found["unlocked"]:
+        ledger = money.household_ledger(db, household["id"])
+        found["payments"] = [
+            {
+                "settle_on": s["settle_on"],
+                "paid_on": (s["recorded_at"] or "")[:10],
+                "amount_fen": s["amount_fen"],
+                "status": s["status"],
+                "reference_tail": tail(s["transfer_reference"]),
+                "tx_hash": s["tx_hash"],
+                "chain_state": s["chain_state"],
+            }
+            for s in ledger["settlements"]
+        ]
+        found["accruals"] = ledger["accruals"][:50]
+    return found
+
+
+def household_response(household: dict[str, Any], error: str | None = None, status: int = 200):
+    """The door-plate page (shared by the plain page and the unlock form's answers)."""
+    response = current_app.make_response(
+        (
+            render_template(
+                "household.html",
+                h=households.public_summary(household),
+                positions=trees.POSITIONS,
+                farmer=view(household),
+                unlock_error=error,
+                user=g.user,
+            ),
+            status,
+        )
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/h/<code>/unlock")
+@limit_by_address
+@lock_by_household
+@allow(PUBLIC)
+def unlock(code: str):
+    """Show a household's payments after the last 4 digits of its registered phone."""
+    household, reason = households.resolve_plate(code)
+    if household is None:
+        return render_template("invalid_plate.html", reason=reason, user=g.user), 404
+    digits = request.form.get("phone_tail", "").strip()[:8]
+    if len(digits) != 4 or not digits.isdigit():
+        return household_response(household, "请输入登记手机号的后 4 位数字。", 422)
+    if household["phone_enc"] is None:
+        return household_response(household, "这户没有登记手机号，请到村委会查询。", 422)
+    db = get_db()
+    phone = households.reveal(db, household, "phone", "farmer second factor")
+    if not hmac.compare_digest(phone[-4:].encode(), digits.encode()):
+        audit.record(db, "household.unlock_failed", f"household:{household['code']}")
+        return household_response(household, "手机号后 4 位不对。多次输错会暂时锁定。", 403)
+    audit.record(db, "household.unlocked", f"household:{household['code']}")
+    _remember(household)
+    return redirect(f"/h/{household['code']}#payments", code=303)
+
+
+@bp.errorhandler(RateLimitExceeded)
+def locked_out(_error: RateLimitExceeded):
+    household = households.get_household(str((request.view_args or {}).get("code", ""))[:40])
+    message = "尝试次数太多，已暂时锁定，请稍后再试，或到村委会查询。"
+    if household is None:
+        return render_template("error.html", status=429, message=message), 429
+    return household_response(household, message, 429)

@@ -1,0 +1,208 @@
+"""The farmers' money as the dashboards count it: accrued, paid, pending, owed, overdue.
+
+Reads the payouts tables (migration 0007, docs/payouts.md) and `payout_balances`
+(migration 0009, kept by triggers). T+1, as docs/payouts.md defines it: an accrual of
+Beijing day T is due on T+1; as of day X a household's overdue fen are
+max(0, Σ accruals dated before X − 1 day − Σ paid settlements). Arrival rate is the share
+of what fell due that has arrived: (due − overdue) / due.
+"""
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+FIELDS = ("accrued_fen", "paid_fen", "pending_fen", "owed_fen", "due_fen", "overdue_fen")
+COUNTS = ("payees", "overdue_households")
+
+
+def blank() -> dict[str, int]:
+    return dict.fromkeys((*FIELDS, *COUNTS), 0)
+
+
+def due_before(today: str) -> str:
+    """Accruals dated before this Beijing day have fallen due (they were due yesterday)."""
+    return (date.fromisoformat(today) - timedelta(days=1)).isoformat()
+
+
+def arrival(figures: dict[str, Any]) -> float | None:
+    """Share of the fen that fell due which has arrived; None when nothing fell due yet."""
+    due = figures.get("due_fen") or 0
+    if due <= 0:
+        return None
+    return round((due - (figures.get("overdue_fen") or 0)) / due, 4)
+
+
+def add_up(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    total = blank()
+    for row in rows:
+        for key in total:
+            total[key] += row.get(key) or 0
+    return total
+
+
+_PER_HOUSEHOLD = """
+WITH recent AS (
+    SELECT household_id, sum(amount_fen) AS fen FROM accruals
+    WHERE county_id = :county AND accrued_on >= :due_before GROUP BY household_id
+),
+per AS (
+    SELECT b.household_id, b.village_id, b.accrued_fen, b.paid_fen, b.pending_fen,
+           b.accrued_fen - coalesce(r.fen, 0) AS due_fen, b.last_paid_at
+    FROM payout_balances b LEFT JOIN recent r ON r.household_id = b.household_id
+    WHERE {where}
+)
+"""
+
+
+_BY_VILLAGE = """
+SELECT village_id, count(*) AS payees, sum(accrued_fen) AS accrued_fen,
+       sum(paid_fen) AS paid_fen, sum(pending_fen) AS pending_fen,
+       sum(accrued_fen - paid_fen) AS owed_fen, sum(due_fen) AS due_fen,
+       sum(max(due_fen - paid_fen, 0)) AS overdue_fen,
+       sum(due_fen > paid_fen) AS overdue_households
+FROM per GROUP BY village_id"""
+
+_BY_HOUSEHOLD = """
+SELECT h.code, h.seq, h.head_name_masked AS head_name, v.code AS village_code,
+       v.name AS village_name, per.accrued_fen, per.paid_fen, per.pending_fen,
+       per.accrued_fen - per.paid_fen AS owed_fen, per.due_fen,
+       max(per.due_fen - per.paid_fen, 0) AS overdue_fen, per.last_paid_at
+FROM per JOIN households h ON h.id = per.household_id
+JOIN villages v ON v.id = per.village_id
+ORDER BY {order} LIMIT :limit"""
+
+
+def _where(village_id: int | None, household_id: int | None) -> str:
+    if household_id is not None:
+        return "b.household_id = :household"
+    if village_id is not None:
+        return "b.village_id = :village"
+    return "b.county_id = :county"
+
+
+def by_village(db: Database, county_id: int, today: str | None = None) -> dict[int, dict]:
+    """Per village of the county: money figures summed over its households."""
+    from server.dashboards.figures import beijing_today
+
+    params = {"county": county_id, "due_before": due_before(today or beijing_today())}
+    sql = _PER_HOUSEHOLD.format(where=_where(None, None)) + _BY_VILLAGE  # noqa: S608
+    return {row.pop("village_id"): row for row in db.query(sql, params)}
+
+
+def households(
+    db: Database,
+    county_id: int,
+    *,
+    village_id: int | None = None,
+    household_id: int | None = None,
+    today: str | None = None,
+    order: str = "overdue",
+    limit: int | None = 500,
+) -> list[dict[str, Any]]:
+    """Per household (with its code and village): money figures, worst first."""
+    from server.dashboards.figures import beijing_today
+
+    params = {
+        "county": county_id,
+        "village": village_id,
+        "household": household_id,
+        "due_before": due_before(today or beijing_today()),
+        "limit": -1 if limit is None else limit,
+    }
+    orders = {
+        "overdue": "overdue_fen DESC, owed_fen DESC, h.code",
+        "code": "h.code",
+    }
+    cte = _PER_HOUSEHOLD.format(where=_where(village_id, household_id))
+    sql = cte + _BY_HOUSEHOLD.format(order=orders[order])  # noqa: S608 - fixed clauses
+    rows = list(db.query(sql, params))
+    for row in rows:
+        row["arrival"] = arrival(row)
+    return rows
+
+
+def by_day(db: Database, county_id: int, days: list[str]) -> list[dict[str, Any]]:
+    """Accrued (by sale day) and paid (by Beijing day the transfer was recorded) per day."""
+    accrued = dict(
+        db.execute(
+            """SELECT paid_on, sum(households_fen) FROM sale_splits
+               WHERE county_id = ? AND paid_on >= ? GROUP BY paid_on""",
+            [county_id, days[0]],
+        ).fetchall()
+    )
+    since = f"{(date.fromisoformat(days[0]) - timedelta(days=1)).isoformat()}T16:00:00"
+    paid = dict(
+        db.execute(
+            """SELECT date(recorded_at, '+8 hours') AS day, sum(amount_fen) FROM settlements
+               WHERE county_id = ? AND status = 'paid' AND recorded_at >= ? GROUP BY day""",
+            [county_id, since],
+        ).fetchall()
+    )
+    return [
+        {"day": day, "accrued_fen": accrued.get(day) or 0, "paid_fen": paid.get(day) or 0}
+        for day in days
+    ]
+
+
+def household_ledger(db: Database, household_id: int) -> dict[str, list[dict[str, Any]]]:
+    """A household's accruals (with the sale each came from) and settlements, each with
+    its chain outbox row (state, transaction, block)."""
+    accruals = list(
+        db.query(
+            """SELECT a.id, a.order_id, a.grams, a.amount_fen, a.accrued_on, a.created_at,
+                      o.public_id AS order_public_id, o.tonnes AS order_tonnes,
+                      o.amount_fen AS order_amount_fen, o.buyer_kind, b.seq AS bundle_seq,
+                      b.name AS bundle_name,
+                      c.state AS chain_state, c.tx_hash, c.block_number
+               FROM accruals a JOIN orders o ON o.id = a.order_id
+               JOIN bundles b ON b.id = o.bundle_id
+               LEFT JOIN chain_outbox c ON c.chain_key = 'accrue:accrual:' || a.id
+               WHERE a.household_id = ? ORDER BY a.accrued_on DESC, a.id DESC""",
+            [household_id],
+        )
+    )
+    return {"accruals": accruals, "settlements": settlements_of(db, household_id)}
+
+
+def settlements_of(db: Database, household_id: int) -> list[dict[str, Any]]:
+    """A household's transfers, newest first, with batch day and chain row."""
+    return list(
+        db.query(
+            """SELECT s.id, s.amount_fen, s.status, s.transfer_reference, s.failure_reason,
+                      s.recorded_at, s.created_at, sb.settle_on,
+                      c.state AS chain_state, c.tx_hash, c.block_number
+               FROM settlements s JOIN settlement_batches sb ON sb.id = s.batch_id
+               LEFT JOIN chain_outbox c ON c.chain_key = 'settle:settlement:' || s.id
+               WHERE s.household_id = ? ORDER BY sb.settle_on DESC, s.id DESC""",
+            [household_id],
+        )
+    )
+
+
+def household_totals(db: Database, household_id: int, today: str | None = None) -> dict:
+    """One household's accrued, paid, pending, owed and overdue fen."""
+    from server.dashboards.figures import beijing_today
+
+    row = next(
+        iter(
+            db.query("SELECT county_id FROM payout_balances WHERE household_id = ?", [household_id])
+        ),
+        None,
+    )
+    if row is None:
+        return blank() | {"arrival": None}
+    (found,) = households(
+        db, row["county_id"], household_id=household_id, today=today or beijing_today()
+    )
+    return found
+
+
+def village_paid(db: Database, village_id: int) -> dict[str, int]:
+    row = db.execute(
+        """SELECT count(*), coalesce(sum(accrued_fen), 0), coalesce(sum(paid_fen), 0)
+           FROM payout_balances WHERE village_id = ?""",
+        [village_id],
+    ).fetchone()
+    return {"payees": row[0], "accrued_fen": row[1], "paid_fen": row[2]}
