@@ -102,6 +102,36 @@ def demo_command(app) -> None:
     click.echo(demo.describe(credentials))
 
 
+@main.command("settle")
+@click.option(
+    "--date",
+    "settle_on",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="The settlement day (Beijing). Default: today.",
+)
+@with_app
+def settle_command(app, settle_on: str | None) -> None:
+    """Make the T+1 settlement batch: every household owed at least the minimum transfer."""
+    from server.db import get_db
+    from server.payouts import settlement
+
+    day = settle_on or settlement.today_beijing()
+    try:
+        batch, created = settlement.create_batch(
+            get_db(), day, app.config["PAYOUT_MIN_TRANSFER_FEN"], "cli:settle"
+        )
+    except ValueError as error:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from error
+    fen = batch["total_fen"]
+    click.echo(
+        f"{'Made' if created else 'Already made'} batch {batch['id']} for {batch['settle_on']}: "
+        f"{batch['households']} households, ¥{fen // 100}.{fen % 100:02d} "
+        f"(minimum transfer {batch['min_transfer_fen']} fen). "
+        f"Record the transfers at /finance/settlements/{batch['id']}."
+    )
+
+
 @main.group()
 def users() -> None:
     """Manage staff and measurer accounts."""

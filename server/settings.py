@@ -162,6 +162,11 @@ SETTINGS: tuple[Setting, ...] = (
         "forward to a later T+1 batch.",
     ),
     Setting(
+        "MAX_RETURN_FILE_BYTES",
+        16 * 1024 * 1024,
+        "Largest bank return file (CSV or XLSX) finance may upload, in bytes.",
+    ),
+    Setting(
         "PAYMENT_WEBHOOK_TOLERANCE_SECONDS",
         300,
         "How far a payment webhook's signed timestamp may be from the server clock.",
