@@ -132,6 +132,47 @@ def settle_command(app, settle_on: str | None) -> None:
     )
 
 
+@main.command("reconcile")
+@with_app
+def reconcile_command(app) -> None:
+    """Compare the database with the ledger; print each difference and exit 1 on any."""
+    import signal
+
+    from server.chain.anvil import AnvilNode
+    from server.chain.connection import connect
+    from server.chain.deploy import attach, current_deployment
+    from server.chain.service import anvil_state_path
+    from server.db import get_db
+    from server.reconcile import reconcile
+
+    node = None
+    try:
+        if app.config.get("CHAIN_RPC"):
+            chain = connect(app.config)
+        else:
+            node = AnvilNode(anvil_state_path(app.config["INSTANCE_PATH"]))
+            chain = connect(app.config, "anvil", node.start())
+        db = get_db()
+        if app.config.get("CHAIN_CONTRACT"):
+            attach(chain, db, app.config["CHAIN_CONTRACT"])
+        elif current_deployment(chain, db) is None:
+            raise click.ClickException(f"No ledger deployment recorded for chain {chain.chain_id}.")
+        differences, checked = reconcile(db, chain.ledger, app.config["CODE_KEY"])
+    finally:
+        if node is not None:
+            node.stop(signal.SIGTERM)
+    for difference in differences:
+        click.echo(difference.line())
+    waiting = sum(1 for d in differences if d.waiting)
+    click.echo(
+        f"Compared {checked} ledger items with chain {chain.chain_id} "
+        f"({chain.ledger.address}): {len(differences)} differences"
+        + (f", {waiting} of them not yet confirmed by the chain worker." if waiting else ".")
+    )
+    if differences:
+        sys.exit(1)
+
+
 @main.group()
 def users() -> None:
     """Manage staff and measurer accounts."""

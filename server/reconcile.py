@@ -1,0 +1,251 @@
+"""`sipang reconcile`: recompute every ledger item from the business tables and compare it
+with what the contract holds.
+
+Nothing here trusts the chain outbox's payloads: report anchors come from `verifications`,
+issuance ranges from `issuances` and `tonnes`, retirements from `certificates` and
+`retirements`, split policies from `bundles`, accruals and settlements (and each
+household's totals) from `accruals` and `settlements`, household hashes from the household
+codes. Each difference names its table and row id.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from server.chain.ledger import (
+    ANCHOR_KINDS,
+    ZERO,
+    bytes32,
+    county_salt,
+    hex32,
+    household_hash,
+    key32,
+)
+from server.registry import ledger as registry_ledger
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One item where the database and the chain disagree."""
+
+    table: str
+    row: Any
+    item: str
+    database: Any
+    chain: Any
+    waiting: bool = False  # its outbox row is not confirmed yet
+
+    def line(self) -> str:
+        state = " (outbox row not confirmed yet)" if self.waiting else ""
+        return (
+            f"{self.table} row {self.row}: {self.item}{state}: "
+            f"database {self.database!r}, chain {self.chain!r}"
+        )
+
+
+def _hex(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return hex32(bytes(value)) if len(value) == 32 else "0x" + bytes(value).hex()
+    if isinstance(value, tuple | list):
+        return tuple(_hex(v) for v in value)
+    return value
+
+
+class Reconciler:
+    """Compares one database with one ledger contract."""
+
+    def __init__(self, db: Database, contract, code_key: str):
+        self.db = db
+        self.functions = contract.functions
+        self.code_key = code_key
+        self.salts: dict[str, bytes] = {}
+        self.states = {
+            row["chain_key"]: row["state"]
+            for row in db.query("SELECT chain_key, state FROM chain_outbox")
+        }
+        self.checked = 0
+
+    def _waiting(self, key: str) -> bool:
+        return self.states.get(key) != "confirmed"
+
+    def _compare(self, table, row, item, key, database, chain) -> Iterator[Difference]:
+        self.checked += 1
+        if database != chain:
+            yield Difference(table, row, item, _hex(database), _hex(chain), self._waiting(key))
+
+    def household(self, county_code: str, code: str) -> str:
+        if county_code not in self.salts:
+            self.salts[county_code] = county_salt(self.code_key, county_code)
+        return household_hash(self.salts[county_code], code)
+
+    def anchors(self) -> Iterator[Difference]:
+        kind = ANCHOR_KINDS["verification_report"]
+        for row in self.db.query(
+            "SELECT id, report_sha256 FROM verifications "
+            "WHERE report_sha256 IS NOT NULL ORDER BY id"
+        ):
+            reference = registry_ledger.report_reference(row["id"])
+            stored = self.functions.anchors(kind, key32(reference)).call()
+            yield from self._compare(
+                "verifications",
+                row["id"],
+                f"report anchor {reference}",
+                f"anchor:verification_report:{reference}",
+                bytes32(row["report_sha256"]),
+                bytes(stored),
+            )
+
+    def split_policies(self) -> Iterator[Difference]:
+        for row in self.db.query(
+            """SELECT b.id, b.seq, b.version, b.rules_sha256, c.code FROM bundles b
+               JOIN counties c ON c.id = b.county_id ORDER BY b.id"""
+        ):
+            reference = registry_ledger.bundle_reference(row["code"], row["seq"], row["version"])
+            stored = self.functions.split_policies(key32(reference)).call()
+            yield from self._compare(
+                "bundles",
+                row["id"],
+                f"split policy {reference}",
+                f"split_policy:{reference}",
+                bytes32(row["rules_sha256"]),
+                bytes(stored),
+            )
+
+    def issuances(self) -> Iterator[Difference]:
+        for row in self.db.query("SELECT id FROM issuances ORDER BY id"):
+            for lot, first, count, buffer, details in registry_ledger.issuance_ranges(
+                self.db, row["id"]
+            ):
+                stored = self.functions.issuances(key32(lot), first).call()
+                yield from self._compare(
+                    "issuances",
+                    row["id"],
+                    f"range {lot} {first}+{count}{' buffer' if buffer else ''}",
+                    f"issue:{lot}:{first}",
+                    (count, buffer, bytes32(details)),
+                    (stored[0], stored[1], bytes(stored[2])),
+                )
+        for row in self.db.query("SELECT series, max(seq) AS top FROM tonnes GROUP BY series"):
+            yield from self._compare(
+                "tonnes",
+                row["series"],
+                "tonnes issued in the lot",
+                f"issue:{row['series']}:1",
+                row["top"],
+                self.functions.issued(key32(row["series"])).call(),
+            )
+
+    def retirements(self) -> Iterator[Difference]:
+        for cert in self.db.query("SELECT id, sha256 FROM certificates ORDER BY id"):
+            serials = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT serial FROM retirements WHERE certificate_id = ?", [cert["id"]]
+                )
+            ]
+            for lot, first, count in registry_ledger.runs(serials):
+                stored = self.functions.retirements(key32(lot), first).call()
+                yield from self._compare(
+                    "certificates",
+                    cert["id"],
+                    f"retirement {lot} {first}+{count}",
+                    f"retire:{lot}:{first}",
+                    (count, bytes32(cert["sha256"])),
+                    (stored[0], bytes(stored[1])),
+                )
+
+    def accruals(self) -> Iterator[Difference]:
+        for row in self.db.query(
+            """SELECT a.id, a.amount_fen, a.household_hash, h.code, c.code AS county
+               FROM accruals a JOIN households h ON h.id = a.household_id
+               JOIN villages v ON v.id = h.village_id JOIN counties c ON c.id = v.county_id
+               ORDER BY a.id"""
+        ):
+            expected = self.household(row["county"], row["code"])
+            if row["household_hash"] != expected:
+                self.checked += 1
+                yield Difference(
+                    "accruals", row["id"], "household hash", row["household_hash"], expected
+                )
+            reference = f"accrual:{row['id']}"
+            stored = self.functions.accruals(key32(reference)).call()
+            yield from self._compare(
+                "accruals",
+                row["id"],
+                f"accrual {reference} (household, fen)",
+                f"accrue:{reference}",
+                (bytes32(expected), row["amount_fen"]),
+                (bytes(stored[0]), stored[1]),
+            )
+
+    def settlements(self) -> Iterator[Difference]:
+        for row in self.db.query(
+            """SELECT s.id, s.status, s.amount_fen, s.household_hash, h.code,
+                      c.code AS county FROM settlements s
+               JOIN households h ON h.id = s.household_id
+               JOIN villages v ON v.id = h.village_id JOIN counties c ON c.id = v.county_id
+               ORDER BY s.id"""
+        ):
+            expected = self.household(row["county"], row["code"])
+            reference = f"settlement:{row['id']}"
+            stored = self.functions.settlements(key32(reference)).call()
+            database = (
+                (bytes32(expected), row["amount_fen"]) if row["status"] == "paid" else (ZERO, 0)
+            )
+            yield from self._compare(
+                "settlements",
+                row["id"],
+                f"settlement {reference} ({row['status']}; household, fen)",
+                f"settle:{reference}",
+                database,
+                (bytes(stored[0]), stored[1]),
+            )
+
+    def accounts(self) -> Iterator[Difference]:
+        """Each household's totals, so an item on chain the database lacks shows too."""
+        for row in self.db.query(
+            """SELECT p.household_id, p.code, c.code AS county, p.accrued_fen, p.paid_fen
+               FROM household_payouts p JOIN counties c ON c.id = p.county_id
+               ORDER BY p.household_id"""
+        ):
+            expected = self.household(row["county"], row["code"])
+            stored = self.functions.accounts(bytes32(expected)).call()
+            self.checked += 1
+            if (row["accrued_fen"], row["paid_fen"]) != tuple(stored):
+                yield Difference(
+                    "households",
+                    row["household_id"],
+                    "totals (accrued, settled) in fen",
+                    (row["accrued_fen"], row["paid_fen"]),
+                    tuple(stored),
+                    any(
+                        self._waiting(f"accrue:accrual:{a[0]}")
+                        for a in self.db.execute(
+                            "SELECT id FROM accruals WHERE household_id = ?",
+                            [row["household_id"]],
+                        )
+                    ),
+                )
+
+    def run(self) -> list[Difference]:
+        found: list[Difference] = []
+        for part in (
+            self.anchors,
+            self.split_policies,
+            self.issuances,
+            self.retirements,
+            self.accruals,
+            self.settlements,
+            self.accounts,
+        ):
+            found.extend(part())
+        return found
+
+
+def reconcile(db: Database, contract, code_key: str) -> tuple[list[Difference], int]:
+    """Every difference between the database and the ledger, and how many items were
+    compared."""
+    reconciler = Reconciler(db, contract, code_key)
+    return reconciler.run(), reconciler.checked
