@@ -3,6 +3,7 @@ real sales through the registry and payouts services."""
 
 import csv
 import io
+import random
 import uuid
 from datetime import date, timedelta
 
@@ -428,3 +429,71 @@ def village_b_id(db) -> int:
 
 def _yuan(fen: int) -> str:
     return f"¥{fen // 100:,}.{fen % 100:02d}"
+
+
+def test_fast_figures_equal_the_payouts_definition_for_mixed_days(db, sold):
+    """Accruals of several days, some paid: the indexed figures equal the formula of
+    docs/payouts.md computed row by row from accruals and settlements."""
+
+    for _ in range(2):
+        sell(db, sold["bundle"]["id"], 1)  # today's accruals, not yet due
+    members = list(db.query("SELECT * FROM accruals WHERE order_id = ?", [sold["order"]["id"]]))
+    rnd = random.Random(8)
+    for days in (-6, -3, -2, -1):  # earlier sales' shares, written as the payouts would
+        held = rw.order(db, sold["bundle"]["id"], 1)  # an order row to hang them on
+        db.execute(
+            """INSERT INTO sale_splits (order_id, bundle_id, county_id, buyer_kind, amount_fen,
+               commission_bp, commission_fen, households_fen, collective_fen,
+               maintenance_fen, policy_sha256, paid_on, created_at)
+               VALUES (?, ?, ?, 'individual', 10000, 50, 50, 6467, 1989, 1494, ?, ?, ?)""",
+            [
+                held["id"],
+                held["bundle_id"],
+                members[0]["county_id"],
+                "1" * 64,
+                later(days),
+                members[0]["created_at"],
+            ],
+        )
+        for row in rnd.sample(members, 2):
+            db.execute(
+                """INSERT INTO accruals (order_id, household_id, village_id, county_id, grams,
+                   amount_fen, household_hash, accrued_on, created_at)
+                   VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)""",
+                [
+                    held["id"],
+                    row["household_id"],
+                    row["village_id"],
+                    row["county_id"],
+                    rnd.randint(1, 500),
+                    row["household_hash"],
+                    later(days),
+                    row["created_at"],
+                ],
+            )
+    batch, _ = settlement.create_batch(db, later(0), 1, "user:1")  # the older shares
+    first_transfer = first(db, "SELECT id FROM settlements WHERE batch_id = ?", [batch["id"]])
+    settlement.record_transfer(db, first_transfer["id"], "TRF-MIXED-0001", "user:1")
+    county = county_id(db)
+    for today in (later(-1), later(0), later(1), later(2), later(3)):
+        expected: dict[int, int] = {}
+        for row in db.query("SELECT household_id FROM payout_balances"):
+            h = row["household_id"]
+            due = db.execute(
+                "SELECT coalesce(sum(amount_fen), 0) FROM accruals "
+                "WHERE household_id = ? AND accrued_on < ?",
+                [h, money.due_before(today)],
+            ).fetchone()[0]
+            paid = db.execute(
+                "SELECT coalesce(sum(amount_fen), 0) FROM settlements "
+                "WHERE household_id = ? AND status = 'paid'",
+                [h],
+            ).fetchone()[0]
+            expected[h] = max(due - paid, 0)
+        fast = money.by_village(db, county, today=today)
+        assert sum(v["overdue_fen"] for v in fast.values()) == sum(expected.values()), today
+        assert sum(v["overdue_households"] for v in fast.values()) == sum(
+            1 for fen in expected.values() if fen
+        )
+        worst = money.households(db, county, today=today, limit=2)
+        assert [h["overdue_fen"] for h in worst] == sorted(expected.values(), reverse=True)[:2]

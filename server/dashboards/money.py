@@ -42,11 +42,13 @@ def add_up(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     return total
 
 
-_PER_HOUSEHOLD = """
+_RECENT = """
 WITH recent AS (
     SELECT household_id, sum(amount_fen) AS fen FROM accruals
-    WHERE county_id = :county AND accrued_on >= :due_before GROUP BY household_id
-),
+    WHERE {scope} AND accrued_on >= :due_before GROUP BY household_id
+)"""
+
+_PER_HOUSEHOLD = """,
 per AS (
     SELECT b.household_id, b.village_id, b.accrued_fen, b.paid_fen, b.pending_fen,
            b.accrued_fen - coalesce(r.fen, 0) AS due_fen, b.last_paid_at
@@ -55,14 +57,29 @@ per AS (
 )
 """
 
-
-_BY_VILLAGE = """
-SELECT village_id, count(*) AS payees, sum(accrued_fen) AS accrued_fen,
-       sum(paid_fen) AS paid_fen, sum(pending_fen) AS pending_fen,
-       sum(accrued_fen - paid_fen) AS owed_fen, sum(due_fen) AS due_fen,
-       sum(max(due_fen - paid_fen, 0)) AS overdue_fen,
-       sum(due_fen > paid_fen) AS overdue_households
-FROM per GROUP BY village_id"""
+# The county's worst households without computing every household's overdue: those with
+# no accrual in the last two days owe everything they are owed as overdue, so the index on
+# (county, owed) gives their top N; the few with recent accruals are computed exactly.
+_WORST = """,
+settled AS (
+    SELECT household_id FROM payout_balances
+    WHERE county_id = :county AND household_id NOT IN (SELECT household_id FROM recent)
+    ORDER BY accrued_fen - paid_fen DESC LIMIT :limit
+),
+fresh AS (
+    SELECT household_id FROM (
+        SELECT b.household_id, max(b.accrued_fen - b.paid_fen - r.fen, 0) AS overdue,
+               b.accrued_fen - b.paid_fen AS owed
+        FROM recent r JOIN payout_balances b ON b.household_id = r.household_id
+        ORDER BY overdue DESC, owed DESC LIMIT :limit)
+),
+per AS (
+    SELECT b.household_id, b.village_id, b.accrued_fen, b.paid_fen, b.pending_fen,
+           b.accrued_fen - coalesce(r.fen, 0) AS due_fen, b.last_paid_at
+    FROM payout_balances b LEFT JOIN recent r ON r.household_id = b.household_id
+    WHERE b.household_id IN (SELECT household_id FROM settled UNION SELECT household_id FROM fresh)
+)
+"""
 
 _BY_HOUSEHOLD = """
 SELECT h.code, h.seq, h.head_name_masked AS head_name, v.code AS village_code,
@@ -73,22 +90,48 @@ FROM per JOIN households h ON h.id = per.household_id
 JOIN villages v ON v.id = per.village_id
 ORDER BY {order} LIMIT :limit"""
 
+_VILLAGE_TOTALS = """
+SELECT village_id, count(*) AS payees, sum(accrued_fen) AS accrued_fen,
+       sum(paid_fen) AS paid_fen, sum(pending_fen) AS pending_fen,
+       sum(accrued_fen - paid_fen) AS owed_fen, sum(accrued_fen > paid_fen) AS owing
+FROM payout_balances WHERE county_id = :county GROUP BY village_id"""
 
-def _where(village_id: int | None, household_id: int | None) -> str:
+_VILLAGE_NOT_YET_DUE = """
+SELECT b.village_id, sum(r.fen) AS recent_fen,
+       sum(min(b.accrued_fen - b.paid_fen, r.fen)) AS owed_not_due_fen,
+       sum(b.accrued_fen > b.paid_fen AND b.accrued_fen - b.paid_fen <= r.fen) AS owing_not_due
+FROM recent r JOIN payout_balances b ON b.household_id = r.household_id
+GROUP BY b.village_id"""
+
+
+def _scope(village_id: int | None, household_id: int | None) -> tuple[str, str]:
+    """(the accruals' filter, the balances' filter) for a household, village or county."""
     if household_id is not None:
-        return "b.household_id = :household"
+        return "household_id = :household", "b.household_id = :household"
     if village_id is not None:
-        return "b.village_id = :village"
-    return "b.county_id = :county"
+        return "village_id = :village", "b.village_id = :village"
+    return "county_id = :county", "b.county_id = :county"
 
 
 def by_village(db: Database, county_id: int, today: str | None = None) -> dict[int, dict]:
-    """Per village of the county: money figures summed over its households."""
+    """Per village of the county: money figures summed over its households.
+
+    overdue = Σ owed − Σ over households with accruals not yet due of min(owed, those)."""
     from server.dashboards.figures import beijing_today
 
     params = {"county": county_id, "due_before": due_before(today or beijing_today())}
-    sql = _PER_HOUSEHOLD.format(where=_where(None, None)) + _BY_VILLAGE  # noqa: S608
-    return {row.pop("village_id"): row for row in db.query(sql, params)}
+    found = {row.pop("village_id"): row for row in db.query(_VILLAGE_TOTALS, params)}
+    recent = _RECENT.format(scope="county_id = :county") + _VILLAGE_NOT_YET_DUE
+    for row in db.query(recent, params):
+        entry = found[row["village_id"]]
+        entry["recent_fen"] = row["recent_fen"]
+        entry["owed_not_due_fen"] = row["owed_not_due_fen"]
+        entry["owing_not_due"] = row["owing_not_due"]
+    for entry in found.values():
+        entry["due_fen"] = entry["accrued_fen"] - entry.pop("recent_fen", 0)
+        entry["overdue_fen"] = entry["owed_fen"] - entry.pop("owed_not_due_fen", 0)
+        entry["overdue_households"] = entry.pop("owing") - entry.pop("owing_not_due", 0)
+    return found
 
 
 def households(
@@ -115,8 +158,14 @@ def households(
         "overdue": "overdue_fen DESC, owed_fen DESC, h.code",
         "code": "h.code",
     }
-    cte = _PER_HOUSEHOLD.format(where=_where(village_id, household_id))
-    sql = cte + _BY_HOUSEHOLD.format(order=orders[order])  # noqa: S608 - fixed clauses
+    accruals_scope, balances_scope = _scope(village_id, household_id)
+    recent = _RECENT.format(scope=accruals_scope)
+    whole_county = village_id is None and household_id is None
+    if whole_county and order == "overdue" and limit is not None:
+        per = _WORST
+    else:
+        per = _PER_HOUSEHOLD.format(where=balances_scope)
+    sql = recent + per + _BY_HOUSEHOLD.format(order=orders[order])
     rows = list(db.query(sql, params))
     for row in rows:
         row["arrival"] = arrival(row)

@@ -20,7 +20,9 @@ CREATE TABLE payout_balances (
     pending_fen INTEGER NOT NULL DEFAULT 0,
     last_paid_at TEXT
 );
-CREATE INDEX payout_balances_county ON payout_balances(county_id, village_id);
+CREATE INDEX payout_balances_county
+    ON payout_balances(county_id, village_id, accrued_fen, paid_fen, pending_fen);
+CREATE INDEX payout_balances_owed ON payout_balances(county_id, (accrued_fen - paid_fen));
 CREATE INDEX payout_balances_village ON payout_balances(village_id);
 
 INSERT INTO payout_balances (household_id, village_id, county_id, accrued_fen)
