@@ -286,9 +286,11 @@ def create_demo(db: Database) -> dict[str, Any]:
         raise DemoConflict("County 360423 exists but was not made by `sipang demo`.")
     _refresh_enrolment_codes(db, credentials)
     _save_credentials(credentials)
+    from server.payouts.demo import add_payout_history
     from server.registry.demo import add_registry_history
 
     add_registry_history(db)
+    add_payout_history(db)
     return credentials
 
 

@@ -323,3 +323,25 @@ def test_demo_passwords_and_codes_work(demo_runs):
     credentials = json.loads((instance / "demo-credentials.json").read_text())
     assert set(credentials["staff"]) == {username for _, username, _ in staff}
     assert (instance / "demo-credentials.json").stat().st_mode & 0o077 == 0
+
+
+def test_demo_has_payout_history(demo_runs):
+    db = connect(demo_runs["instance"] / "sipang.db")
+    try:
+        splits = db["sale_splits"].count
+        paid = db.execute("SELECT count(*) FROM orders WHERE paid_at IS NOT NULL").fetchone()[0]
+        (batch,) = db["settlement_batches"].rows
+        statuses = [r["status"] for r in db.query("SELECT status FROM settlements ORDER BY id")]
+        queued = dict(
+            db.execute(
+                "SELECT kind, count(*) FROM chain_outbox WHERE kind IN ('accrue', 'settle') "
+                "GROUP BY kind"
+            ).fetchall()
+        )
+        accruals = db["accruals"].count
+    finally:
+        db.close()
+    assert splits == paid >= 4  # the registry's two sales and the payouts' own
+    assert batch["households"] == len(statuses) >= 2
+    assert statuses.count("failed") == 1 and statuses.count("paid") == len(statuses) - 1
+    assert queued == {"accrue": accruals, "settle": len(statuses) - 1}
