@@ -13,6 +13,7 @@ from server.db import first, insert, transaction
 from server.errors import ApiError
 from server.households import pii_context
 from server.payouts.accruals import BEIJING
+from server.push import triggers as push
 
 
 def today_beijing() -> str:
@@ -155,6 +156,8 @@ def record_transfer(
         chain.settle(
             db, settlement_reference(settlement_id), row["household_hash"], row["amount_fen"]
         )
+        code = first(db, "SELECT code FROM households WHERE id = ?", [row["household_id"]])
+        push.money_sent(db, row["household_id"], code["code"], row["amount_fen"])
         audit.record(
             db,
             "payout.settled",
