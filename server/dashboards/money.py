@@ -44,7 +44,7 @@ def add_up(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 _RECENT = """
 WITH recent AS (
-    SELECT household_id, sum(amount_fen) AS fen FROM accruals
+    SELECT household_id, sum(amount_fen) AS fen FROM accruals {index}
     WHERE {scope} AND accrued_on >= :due_before GROUP BY household_id
 )"""
 
@@ -104,6 +104,17 @@ FROM recent r JOIN payout_balances b ON b.household_id = r.household_id
 GROUP BY b.village_id"""
 
 
+def _recent(scope: str) -> str:
+    """The households' accruals not yet due, read by the index on the scope and day (the
+    planner otherwise likes to walk every accrual in household order to skip a sort)."""
+    index = {
+        "county_id = :county": "INDEXED BY accruals_county_day",
+        "village_id = :village": "INDEXED BY accruals_village",
+        "household_id = :household": "INDEXED BY accruals_household",
+    }[scope]
+    return _RECENT.format(scope=scope, index=index)
+
+
 def _scope(village_id: int | None, household_id: int | None) -> tuple[str, str]:
     """(the accruals' filter, the balances' filter) for a household, village or county."""
     if household_id is not None:
@@ -121,7 +132,7 @@ def by_village(db: Database, county_id: int, today: str | None = None) -> dict[i
 
     params = {"county": county_id, "due_before": due_before(today or beijing_today())}
     found = {row.pop("village_id"): row for row in db.query(_VILLAGE_TOTALS, params)}
-    recent = _RECENT.format(scope="county_id = :county") + _VILLAGE_NOT_YET_DUE
+    recent = _recent("county_id = :county") + _VILLAGE_NOT_YET_DUE
     for row in db.query(recent, params):
         entry = found[row["village_id"]]
         entry["recent_fen"] = row["recent_fen"]
@@ -159,7 +170,7 @@ def households(
         "code": "h.code",
     }
     accruals_scope, balances_scope = _scope(village_id, household_id)
-    recent = _RECENT.format(scope=accruals_scope)
+    recent = _recent(accruals_scope)
     whole_county = village_id is None and household_id is None
     if whole_county and order == "overdue" and limit is not None:
         per = _WORST
