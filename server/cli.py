@@ -159,8 +159,8 @@ def reconcile_command(app) -> None:
             raise click.ClickException(f"No ledger deployment recorded for chain {chain.chain_id}.")
         differences, checked = reconcile(db, chain.ledger, app.config["CODE_KEY"])
     finally:
-        if node is not None:
-            node.stop(signal.SIGTERM)
+        if node is not None:  # only read: stop it without writing its state file
+            node.stop(signal.SIGKILL)
     for difference in differences:
         click.echo(difference.line())
     waiting = sum(1 for d in differences if d.waiting)
