@@ -497,3 +497,15 @@ def test_fast_figures_equal_the_payouts_definition_for_mixed_days(db, sold):
         )
         worst = money.households(db, county, today=today, limit=2)
         assert [h["overdue_fen"] for h in worst] == sorted(expected.values(), reverse=True)[:2]
+
+
+def test_households_list_and_its_overdue_filter(client, db, sold):
+    sign_in(client)
+
+    everyone = client.get("/bureau/households").get_data(as_text=True)
+    late = client.get("/bureau/households?only=overdue").get_data(as_text=True)
+
+    for code in sold["grown"]["households"]:
+        assert f"/bureau/households/{code}" in everyone
+        assert f"/bureau/households/{code}" not in late  # due tomorrow, not late yet
+    assert "没有逾期的农户" in late

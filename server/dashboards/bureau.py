@@ -144,6 +144,26 @@ def sales_page():
     )
 
 
+@bp.get("/bureau/households")
+@allow(*WATCHERS)
+def households_page():
+    """Drill-down: the county's households worst first (`?only=overdue` for the late ones);
+    the first 1,000 — the export has them all."""
+    county = county_for_request()
+    rows = money.households(get_db(), county["id"], limit=1000)
+    only_overdue = request.args.get("only") == "overdue"
+    if only_overdue:
+        rows = [row for row in rows if row["overdue_fen"] > 0]
+    return render_template(
+        "dashboards/households.html",
+        user=g.user,
+        county=county,
+        households=rows,
+        only_overdue=only_overdue,
+        query=f"?county={county['code']}" if g.user["role"] != "bureau" else "",
+    )
+
+
 @bp.get("/bureau/villages/<village_code>")
 @allow(*WATCHERS, scope="village")
 def village_page(village_code: str):
