@@ -189,6 +189,11 @@ class Reconciler:
                ORDER BY s.id"""
         ):
             expected = self.household(row["county"], row["code"])
+            if row["household_hash"] != expected:
+                self.checked += 1
+                yield Difference(
+                    "settlements", row["id"], "household hash", row["household_hash"], expected
+                )
             reference = f"settlement:{row['id']}"
             stored = self.functions.settlements(key32(reference)).call()
             database = (

@@ -112,7 +112,7 @@ def ledger_reader():
 
     from server.contracts import LEDGER, load_artifact
 
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 3}))
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 2}))
     contract = w3.eth.contract(
         address=Web3.to_checksum_address(deployment["address"]), abi=load_artifact(LEDGER)["abi"]
     )
@@ -155,6 +155,7 @@ def certificate_record(db: Database, cert: dict[str, Any], contract=None) -> dic
                 item["on_chain_matches"] = tuple(stored) == (count, bytes32(cert["sha256"]))
             except Exception:  # noqa: BLE001 - a node that cannot answer leaves it unknown
                 item["on_chain_matches"] = None
+                contract = None  # and is not asked again for this page
         items.append(item)
     states = {item["state"] for item in items}
     if not items or "missing" in states:
