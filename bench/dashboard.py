@@ -4,8 +4,9 @@
 Generates one county straight into a migrated SQLite file (bulk inserts, foreign keys off
 while generating): villages of 500 households, trees, one issued period per village, a
 bundle per 10 villages, paid orders over 60 days, their accruals (through the real
-`accruals` table, so migration 0009's triggers keep `payout_balances`), and paid T+1
-transfers for most households up to three days ago. Then times, warm, through the real app:
+`accruals` table, so migration 0009's triggers keep `payout_balances`), paid T+1
+transfers for most households up to three days ago, and a confirmed chain outbox row for
+every accrual and transfer (the chain box reads them). Then times, warm, through the real app:
 the bureau's county figures, its whole page, the 20 worst households, a village drill-down,
 the public village and county pages, a household drill-down and a door-plate page.
 Prints a table (p50 / p95 / max ms), then one JSON line.
@@ -279,6 +280,16 @@ def generate(app, households: int, trees: int, accruals: int, seed: int = 7) -> 
                 for h, v, fen in paid
             ],
         )
+        # the ledger side: every accrual and transfer confirmed through the chain outbox
+        for kind, table in (("accrue", "accruals"), ("settle", "settlements")):
+            prefix = "accrual" if kind == "accrue" else "settlement"
+            conn.execute(
+                f"""INSERT INTO chain_outbox (kind, chain_key, payload, state, tx_hash,
+                    block_number, created_at, created_ms, confirm_ms)
+                    SELECT '{kind}', '{kind}:{prefix}:' || id, '{{}}', 'confirmed',
+                           '0x' || printf('%064x', id), 1 + id / 64, created_at, 0,
+                           1200 + id % 900 FROM {table}"""  # noqa: S608 - names from code
+            )
         conn.execute("COMMIT")
         conn.execute("PRAGMA foreign_keys=on")
         conn.execute("ANALYZE")

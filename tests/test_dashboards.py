@@ -176,6 +176,7 @@ def test_drill_down_village_lists_households_and_sales(client, db, sold):
     for code in sold["grown"]["households"]:
         assert f"/bureau/households/{code}" in text
     assert sold["order"]["public_id"][:8] in text
+    assert _yuan(sold["order"]["farmers_fen"]) in text  # the village's accrued total
 
 
 def test_drill_down_household_shows_accruals_transfers_and_chain_rows(client, db, sold):

@@ -172,14 +172,18 @@ def village_page(village_code: str):
     village = g.village
     county = first(db, "SELECT * FROM counties WHERE id = ?", [village["county_id"]])
     registry = figures.registry_by_village(db, county["id"], village["id"])[village["id"]]
-    payouts = money.by_village(db, county["id"]).get(village["id"], money.blank())
+    rows = money.households(db, county["id"], village_id=village["id"], limit=None)
+    payouts = money.add_up(rows) | {
+        "payees": len(rows),
+        "overdue_households": sum(1 for row in rows if row["overdue_fen"] > 0),
+    }
     return render_template(
         "dashboards/bureau_village.html",
         user=g.user,
         county=county,
         village=village,
         f=registry | payouts | {"arrival": money.arrival(payouts)},
-        households=money.households(db, county["id"], village_id=village["id"], limit=None),
+        households=rows,
         sales=figures.sales(db, county["id"], village_id=village["id"]),
     )
 
