@@ -4,7 +4,7 @@
 // straight to the network (writes reach the server only through the outbox, never a cache).
 // Bump VERSION whenever a shell file changes: the page then offers "update available".
 
-const VERSION = "v1";
+const VERSION = "v2";
 const PREFIX = "sipang-shell-";
 const SHELL_CACHE = `${PREFIX}${VERSION}`;
 const DATA_CACHE = "sipang-data";
@@ -21,6 +21,8 @@ const SHELL = [
   "/app/js/idb.js",
   "/app/js/outbox.js",
   "/app/js/photo.js",
+  "/app/js/push.js",
+  "/app/js/push-panel.js",
   "/app/js/scan.js",
   "/app/js/scheduler.js",
   "/app/js/screens.js",
@@ -119,4 +121,48 @@ self.addEventListener("fetch", (event) => {
   } else if (path.startsWith("/app/") && path !== "/app/sw.js") {
     event.respondWith(cacheFirst(request));
   } // anything else (other /api/ calls above all): the browser's own fetch, never cached
+});
+
+// --- Web Push (docs/push.md) -------------------------------------------------------------
+// The server sends {title, body, url}: short Chinese text and the screen to open. A click
+// brings an open window of ours to that screen, else opens a new one. Only our own origin's
+// addresses are opened.
+
+function notificationUrl(url) {
+  try {
+    const target = new URL(url || "/app/", self.location.origin);
+    return target.origin === self.location.origin ? target.href : `${self.location.origin}/app/`;
+  } catch {
+    return `${self.location.origin}/app/`;
+  }
+}
+
+self.addEventListener("push", (event) => {
+  let message = {};
+  try {
+    message = event.data ? event.data.json() : {};
+  } catch {
+    message = { body: event.data.text() };
+  }
+  const url = notificationUrl(message.url);
+  event.waitUntil(self.registration.showNotification(message.title || "四旁", {
+    body: message.body || "", icon: "/app/icons/icon-192.png", lang: "zh-CN", tag: url, data: { url },
+  }));
+});
+
+/** Show `url` in a window: one of ours already open (navigated there), else a new one. */
+async function openNotification(url) {
+  const windows = await self.clients.matchAll({ type: "window" });
+  const open = windows.find((client) => client.url === url) ?? windows.find((client) => "navigate" in client);
+  if (open) {
+    const shown = open.url === url ? open : await open.navigate(url);
+    await (shown ?? open).focus().catch(() => {});
+    return shown ?? open;
+  }
+  return self.clients.openWindow(url);
+}
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(openNotification(notificationUrl(event.notification.data?.url)));
 });

@@ -3,6 +3,7 @@
 import { h, heading, say } from "./dom.js";
 import { language, t } from "./i18n.js";
 import { exportOutbox, opsByState } from "./outbox.js";
+import { pushPanel } from "./push-panel.js";
 import { app, bytes } from "./state.js";
 
 const STORAGE_WARN_SHARE = 0.8;
@@ -67,5 +68,6 @@ export async function screenOutbox(ctx) {
     exportStatus, storage,
     total ? null : h("p", {}, t("outbox.empty")),
     section("rejected", groups.rejected), section("held", groups.held), section("pending", groups.pending),
-    section("done", groups.done, 20));
+    section("done", groups.done, 20),
+    pushPanel({ explain: "push.explain_measurer", token: app.device?.token, kinds: ["record_flagged"] }));
 }

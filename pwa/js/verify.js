@@ -6,6 +6,7 @@ import { $, h, heading, link, notice, say, uuidv7 } from "./dom.js";
 import { number, t } from "./i18n.js";
 import { request, withStore } from "./idb.js";
 import { getMeta, setMeta } from "./outbox.js";
+import { pushPanel } from "./push-panel.js";
 import { SyncScheduler } from "./scheduler.js";
 
 const ACCOUNT = "verifier"; // meta keys: the signed-in verifier, the samples, the queue
@@ -181,7 +182,8 @@ export async function screenSamples(ctx) {
   ctx.refresh = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
   return h("section", {}, heading("verify.samples"),
     h("p", { class: "meta" }, t("verify.signed_in", { name: account.user.display_name })),
-    refresh, status, holder, signOut);
+    refresh, status, holder,
+    pushPanel({ explain: "push.explain_verifier", token: account.token, kinds: ["sample_assigned"] }), signOut);
 }
 
 async function sampleOf(id) {
