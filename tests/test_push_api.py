@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from server.push.owners import household_token
 from tests import registry_world as rw
-from tests.conftest import bearer
+from tests.conftest import PHONE, bearer
 
 
 def b64url(raw: bytes) -> str:
@@ -171,3 +171,46 @@ def test_the_public_key_is_the_instance_key_and_stays(app, client, instance):
     assert (instance / "vapid_private.pem").stat().st_mode & 0o777 == 0o600
     again = create_app({"INSTANCE_PATH": str(instance)}).test_client().get("/api/v1/push/key")
     assert again.json["public_key"] == first
+
+
+def test_a_farmer_past_the_second_factor_subscribes_from_the_plate_page(client, db, world):
+    code = world.household_a
+    url = "/api/v1/push/subscriptions"
+    before = client.post(url, json={"subscription": subscription(), "household": code})
+    assert (before.status_code, before.json["error"]["code"]) == (403, "household_not_verified")
+    assert 'id="push-enable"' not in client.get(f"/h/{code}").get_data(as_text=True)
+
+    csrf = client.get("/api/v1/auth/csrf").json["csrf_token"]
+    opened = client.post(
+        f"/h/{code}/unlock",
+        data={"phone_tail": PHONE[-4:]},
+        headers={"X-CSRFToken": csrf},
+        follow_redirects=True,
+    )
+    assert opened.status_code == 200
+    page = opened.get_data(as_text=True)
+    assert 'id="push-enable"' in page and "开启到账通知" in page
+
+    forged = client.post(url, json={"subscription": subscription(), "household": code})
+    assert (forged.status_code, forged.json["error"]["code"]) == (400, "csrf_failed")
+    made = client.post(
+        url,
+        json={"subscription": subscription(), "household": code, "kinds": ["money_sent"]},
+        headers={"X-CSRFToken": csrf},
+    )
+    assert made.status_code == 201, made.json
+    assert made.json["subscription"]["owner"] == "household"
+    other = client.post(
+        url,
+        json={"subscription": subscription(), "household": world.household_c},
+        headers={"X-CSRFToken": csrf},
+    )
+    assert other.status_code == 403
+    assert db.execute("SELECT count(*) FROM push_subscriptions").fetchone()[0] == 1
+
+
+def test_the_order_page_offers_notification_until_the_certificate(client, order_id):
+    page = client.get(f"/orders/{order_id}").get_data(as_text=True)
+    assert 'id="push-enable"' in page and "证书生成时通知我" in page
+    assert "data-csrf" not in page  # the order id proves the owner; no session needed
+    assert 'import { enablePush, pushPermission } from "/app/js/push.js"' in page

@@ -1,6 +1,6 @@
-"""Who a push subscription speaks for, proven by the request: a household (a signed token
-given after the farmer's second factor), an order (its link's secret id), or a measurer's
-phone or a verifier (bearer token)."""
+"""Who a push subscription speaks for, proven by the request: a household (this browser
+passed its second factor on the door-plate page, or a signed push token given after it),
+an order (its link's secret id), or a measurer's phone or a verifier (bearer token)."""
 
 from typing import Any
 
@@ -10,6 +10,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from server import households
 from server.db import get_db
 from server.errors import ApiError
+from server.extensions import csrf
 from server.registry import orders
 
 SALT = "sipang-push-household"
@@ -25,7 +26,22 @@ def household_token(code: str) -> str:
     return _serializer().dumps({"household": code})
 
 
+def _unlocked_here(code: str) -> dict[str, Any] | None:
+    """The household, when this browser just passed its second factor on the door-plate page
+    (a flag in the signed session cookie, server/dashboards/farmer.py); cookies ride along
+    on cross-site requests, so the request must also carry the page's CSRF token."""
+    from server.dashboards.farmer import unlocked
+
+    found = households.get_household(code)
+    if found is None or not unlocked(found):
+        return None
+    csrf.protect()
+    return found
+
+
 def _verified_household(code: str, token: str | None) -> dict[str, Any]:
+    if token is None and (found := _unlocked_here(code)) is not None:
+        return found
     try:
         claims = _serializer().loads(
             token or "", max_age=current_app.config["PUSH_HOUSEHOLD_TOKEN_SECONDS"]
