@@ -69,7 +69,11 @@ class PushService:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 service.received.append(
-                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                    {
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
                 )
                 status = service.statuses.pop(0) if service.statuses else 201
                 self.send_response(status)
@@ -415,3 +419,43 @@ def test_sipang_push_work_once_sends_the_queue(push_app, client, db, world, push
     assert result.exit_code == 0, result.output
     assert "sent=1" in result.output
     assert browser.decrypt(push_service.received[0]["body"])["title"] == "碳汇证书已生成"
+
+
+def test_a_settlement_pushes_money_sent_to_the_farmer(push_app, client, db, world, push_service):
+    """The issue's own case: a T+1 transfer recorded → the farmer's phone decrypts the notice."""
+    from server.payouts import settlement
+
+    with push_app.app_context():
+        bundle, _, grown = rw.stocked_bundle(db, world.user_ids["verifier"])
+        order = rw.order(db, bundle["id"], 2)
+        orders.confirm_payment(db, order, "bank", "ICBC-PUSH-S001", "user:3")
+    code = grown["households"][0]
+    with push_app.test_request_context():
+        token = household_token(code)
+    browser = Browser(push_service.endpoint())
+    made = client.post(
+        "/api/v1/push/subscriptions",
+        json={
+            "subscription": browser.subscription(),
+            "household": code,
+            "token": token,
+            "quiet_hours": None,  # this test must not depend on the hour it runs at
+        },
+    )
+    assert made.status_code == 201, made.json
+    with push_app.app_context():
+        batch, _ = settlement.create_batch(db, "2099-01-02", 1, "user:3")
+        row = first(db, "SELECT * FROM settlements WHERE batch_id = ?", [batch["id"]])
+        settlement.record_transfer(db, row["id"], "ICBC-T1-PUSH-1", "user:3")
+    assert push_service.received == []
+    assert make_sender(push_app.config, db, clock=due_clock(db)).run_once()["sent"] == 1
+    (request,) = push_service.received
+    assert browser.decrypt(request["body"]) == {
+        "title": "碳汇收益已汇出",
+        "body": f"¥{row['amount_fen'] / 100:.2f} 已汇往您登记的银行账户，请留意到账。",
+        "url": f"/h/{code}",
+    }
+    assert request["headers"]["urgency"] == "normal"
+    check_vapid(
+        request["headers"], client.get("/api/v1/push/key").json["public_key"], push_service.url
+    )
