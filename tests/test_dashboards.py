@@ -510,3 +510,16 @@ def test_households_list_and_its_overdue_filter(client, db, sold):
         assert f"/bureau/households/{code}" in everyone
         assert f"/bureau/households/{code}" not in late  # due tomorrow, not late yet
     assert "没有逾期的农户" in late
+
+
+def test_chain_box_counts_what_waits_for_the_ledger(client, db, sold):
+    accruals = db.execute("SELECT count(*) FROM accruals").fetchone()[0]
+    waiting = db.execute("SELECT count(*) FROM chain_outbox WHERE state = 'pending'").fetchone()
+    sign_in(client)
+
+    chain = client.get("/api/v1/dashboard").json["chain"]
+
+    assert chain["waiting_by_kind"]["accrue"]["pending"] == accruals == 3
+    assert chain["pending"] == waiting[0]
+    assert chain["confirmed"] == 0 and chain["oldest_waiting_at"] is not None
+    assert "农户应得" in client.get("/bureau").get_data(as_text=True)

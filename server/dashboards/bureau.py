@@ -7,7 +7,6 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
 from server.access import allow
-from server.chain.outbox import status as chain_status
 from server.dashboards import charts, exports, figures, money
 from server.db import first, get_db
 from server.errors import ApiError
@@ -90,7 +89,7 @@ def _live_context(county: dict[str, Any]) -> dict[str, Any]:
     return {
         "s": summary,
         "charts": _charts(summary),
-        "chain": chain_status(db),
+        "chain": figures.chain_summary(db),
         "worst": money.households(db, county["id"], limit=20),
         "query": f"?county={county['code']}" if g.user["role"] != "bureau" else "",
     }
@@ -126,7 +125,7 @@ def summary_api():
     """A county's dashboard figures as JSON (bureau: its own county; others `?county=`)."""
     county = county_for_request()
     db = get_db()
-    return jsonify(figures.county_summary(db, county["id"]) | {"chain": chain_status(db)})
+    return jsonify(figures.county_summary(db, county["id"]) | {"chain": figures.chain_summary(db)})
 
 
 @bp.get("/bureau/sales")

@@ -184,3 +184,47 @@ def county_summary(db: Database, county_id: int, days: int = 30) -> dict[str, An
         "sales_by_day": sales_by_day(db, county_id, days),
         "payouts_by_day": money.by_day(db, county_id, days_back(days)),
     }
+
+
+def chain_summary(db: Database) -> dict[str, Any]:
+    """The chain box of the bureau dashboard: what has not reached the ledger yet, by kind
+    and state; the confirmed count; the last block; confirmation p50/p95 of the last
+    1,000 rows. A lighter cousin of `GET /api/v1/chain/status`, which groups every outbox
+    row by kind (≈200 ms at a million rows)."""
+    from server.chain.outbox import STATES, percentile
+
+    counts = dict.fromkeys(STATES, 0)
+    by_kind: dict[str, dict[str, int]] = {}
+    for row in db.query(
+        """SELECT kind, state, count(*) AS n FROM chain_outbox
+           WHERE state IN ('pending', 'submitted', 'failed') GROUP BY kind, state"""
+    ):
+        counts[row["state"]] += row["n"]
+        by_kind.setdefault(row["kind"], dict.fromkeys(STATES, 0))[row["state"]] = row["n"]
+    counts["confirmed"] = db.execute(
+        "SELECT count(*) FROM chain_outbox WHERE state = 'confirmed'"
+    ).fetchone()[0]
+    recent = [
+        row[0]
+        for row in db.execute(
+            """SELECT confirm_ms FROM chain_outbox WHERE state = 'confirmed'
+               AND confirm_ms IS NOT NULL ORDER BY id DESC LIMIT 1000"""
+        )
+    ]
+    oldest = db.execute(  # by the state index: the planner otherwise walks the whole table
+        """SELECT min(created_at) FROM chain_outbox INDEXED BY chain_outbox_state
+           WHERE state IN ('pending', 'submitted')"""
+    ).fetchone()[0]
+    last_block = db.execute(
+        "SELECT max(block_number) FROM chain_txs WHERE state = 'mined'"
+    ).fetchone()[0]
+    total = sum(counts.values())
+    return {
+        **counts,
+        "total": total,
+        "confirmed_ratio": round(counts["confirmed"] / total, 4) if total else None,
+        "waiting_by_kind": by_kind,
+        "oldest_waiting_at": oldest,
+        "last_block": last_block,
+        "confirmation_ms": {"p50": percentile(recent, 0.5), "p95": percentile(recent, 0.95)},
+    }

@@ -35,7 +35,7 @@
   }
 
   function soon() {
-    if (!timer) timer = setTimeout(refresh, 200);
+    if (!timer) timer = setTimeout(refresh, 500); // a burst of events, one refresh
   }
 
   function connect(again) {
