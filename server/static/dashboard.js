@@ -1,6 +1,6 @@
 // The bureau dashboard's live updates, framework-free: Socket.IO (Engine.IO 4) spoken over a
-// plain WebSocket on namespace /live. Any event but the welcome re-renders the live part of the
-// page from the server (/bureau/live), so figures, tables and charts have one renderer.
+// plain WebSocket on namespace /live. A sale or payout event (registry.*, payouts.*) re-renders
+// the live part of the page from the server (/bureau/live): one renderer for every figure.
 (function () {
   "use strict";
   const root = document.querySelector("[data-live-url]");
@@ -52,7 +52,7 @@
       } else if (data.startsWith("44/live")) say("实时更新：未获授权，请重新登录");
       else if (data.startsWith("42/live,")) {
         const name = JSON.parse(data.slice(data.indexOf("[")))[0];
-        if (name !== "welcome") soon();
+        if (/^(registry|payouts)\./.test(name)) soon(); // money news; not sync arrivals
       }
     };
     socket.onclose = function () {
