@@ -101,6 +101,7 @@ def test_unpaid_after_t_plus_one_is_overdue_and_paid_is_not(db, sold):
     paid = money.by_village(db, county, today=later(2))[village_b_id(db)]
     assert (paid["paid_fen"], paid["owed_fen"], paid["overdue_fen"]) == (farmers, 0, 0)
     assert money.arrival(paid) == 1.0
+    assert figures.county_summary(db, county)["payouts_by_day"][-1]["paid_fen"] == farmers
     worst = money.households(db, county, today=later(2))
     assert {h["overdue_fen"] for h in worst} == {0}
     assert sum(h["paid_fen"] for h in worst) == farmers

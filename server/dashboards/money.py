@@ -8,7 +8,7 @@ of what fell due that has arrived: (due − overdue) / due.
 """
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -193,13 +193,14 @@ def by_day(db: Database, county_id: int, days: list[str]) -> list[dict[str, Any]
         ).fetchall()
     )
     since = f"{(date.fromisoformat(days[0]) - timedelta(days=1)).isoformat()}T16:00:00"
-    paid = dict(
-        db.execute(
-            """SELECT date(recorded_at, '+8 hours') AS day, sum(amount_fen) FROM settlements
-               WHERE county_id = ? AND status = 'paid' AND recorded_at >= ? GROUP BY day""",
-            [county_id, since],
-        ).fetchall()
-    )
+    paid: dict[str, int] = {}
+    for hour, fen in db.execute(  # by UTC hour (cheaper than date() per row), then days
+        """SELECT substr(recorded_at, 1, 13) AS hour, sum(amount_fen) FROM settlements
+           WHERE county_id = ? AND status = 'paid' AND recorded_at >= ? GROUP BY hour""",
+        [county_id, since],
+    ):
+        day = (datetime.fromisoformat(hour + ":00:00") + timedelta(hours=8)).date().isoformat()
+        paid[day] = paid.get(day, 0) + fen
     return [
         {"day": day, "accrued_fen": accrued.get(day) or 0, "paid_fen": paid.get(day) or 0}
         for day in days
