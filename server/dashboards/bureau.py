@@ -79,6 +79,7 @@ def _charts(summary: dict[str, Any]) -> dict[str, Any]:
             ],
             title="各村农户分成：已到账、待付、逾期（元）",
             unit="元",
+            width=1280,
         ),
     }
 

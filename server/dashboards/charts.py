@@ -26,14 +26,15 @@ def bars(
     title: str,
     unit: str,
     label_every: int = 1,
+    width: int = WIDTH,
 ) -> Markup:
     """Grouped bars: one group per label, one bar per series; accessible title and values."""
     top = _nice_max(max((v for _, values in series for v in values), default=0))
-    plot_w, plot_h = WIDTH - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
+    plot_w, plot_h = width - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
     group_w = plot_w / max(len(labels), 1)
     bar_w = max(group_w * 0.8 / max(len(series), 1), 1)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {HEIGHT}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
     ]
@@ -41,7 +42,7 @@ def bars(
         value = top * step / 4
         y = PAD_TOP + plot_h - plot_h * step / 4
         parts.append(
-            f'<line x1="{PAD_LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<line x1="{PAD_LEFT}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{PAD_LEFT - 4}" y="{y + 4:.1f}" class="axis" text-anchor="end">'
             f"{value:g}</text>"
         )
