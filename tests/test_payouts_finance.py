@@ -88,6 +88,14 @@ def test_settle_command_and_the_finance_screen(app, client, db, world):
     )
 
     rows = list(db.query("SELECT * FROM settlements WHERE batch_id = 1 ORDER BY id"))
+    export = client.get("/finance/settlements/1/transfers.csv")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    lines = export.data.decode("utf-8-sig").splitlines()
+    assert lines[0] == "明细编号,户号,户主姓名,银行卡号,金额,附言"
+    assert len(lines) == 3 and BANK in export.text
+    assert f"{rows[0]['id']},{code}," in export.text
+    exported = first(db, "SELECT * FROM audit_log ORDER BY seq DESC")
+    assert exported["action"] == "pii.bank_details_exported" and BANK not in exported["detail"]
     paid = client.post(
         f"/finance/transfers/{rows[0]['id']}",
         data={"csrf_token": csrf, "outcome": "paid", "reference": "ICBC-20990101-01"},

@@ -1,7 +1,10 @@
 """The finance screen (server-rendered, Chinese): T+1 batches, each household's bank details
 (decrypted only here, each view audited), transfer references and bank return files."""
 
-from flask import Blueprint, current_app, g, redirect, render_template, request
+import csv
+import io
+
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request
 
 from server.access import allow
 from server.db import first, get_db
@@ -132,3 +135,40 @@ def upload_return(batch_id: int):
     except ApiError as problem:
         return _batch_page(found, error=problem.message, status=problem.status)
     return _batch_page(found, result=result)
+
+
+@bp.get("/settlements/<int:batch_id>/transfers.csv")
+@allow("finance")
+def transfers_csv(batch_id: int):
+    """The batch's waiting transfers as a bank bulk-transfer file (UTF-8 CSV with BOM):
+    number, household, name, account, amount; decrypted and audited like the page."""
+    found = _batch(batch_id)
+    rows = settlement.batch_rows(
+        get_db(), found["id"], _actor(), action="pii.bank_details_exported"
+    )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["明细编号", "户号", "户主姓名", "银行卡号", "金额", "附言"])
+    for row in rows:
+        if row["status"] != "pending":
+            continue
+        fen = row["amount_fen"]
+        writer.writerow(
+            [
+                row["id"],
+                row["code"],
+                row["head_name"],
+                row["bank_account"] or "",
+                f"{fen // 100}.{fen % 100:02d}",
+                f"四旁碳汇分成 {found['settle_on']}",
+            ]
+        )
+    name = f"sipang-transfers-{found['settle_on']}.csv"
+    return Response(
+        "\ufeff" + out.getvalue(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )

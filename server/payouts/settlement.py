@@ -224,7 +224,9 @@ def announce_settled(db: Database, row: dict[str, Any]) -> None:
     )
 
 
-def batch_rows(db: Database, batch_id: int, actor: str) -> list[dict[str, Any]]:
+def batch_rows(
+    db: Database, batch_id: int, actor: str, action: str = "pii.bank_details_viewed"
+) -> list[dict[str, Any]]:
     """A batch's transfers with each household's name and bank account decrypted — the one
     place they are; the access is written to the audit log."""
     rows = list(
@@ -246,7 +248,7 @@ def batch_rows(db: Database, batch_id: int, actor: str) -> list[dict[str, Any]]:
         )
     audit.record(
         db,
-        "pii.bank_details_viewed",
+        action,
         f"settlement_batch:{batch_id}",
         {"households": len(rows), "fields": ["head_name", "bank_account"]},
         actor=actor,
