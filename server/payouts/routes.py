@@ -137,6 +137,12 @@ def upload_return(batch_id: int):
     return _batch_page(found, result=result)
 
 
+def _cell(text: str | None) -> str:
+    """Text a spreadsheet will not run as a formula."""
+    text = text or ""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 @bp.get("/settlements/<int:batch_id>/transfers.csv")
 @allow("finance")
 def transfers_csv(batch_id: int):
@@ -157,7 +163,7 @@ def transfers_csv(batch_id: int):
             [
                 row["id"],
                 row["code"],
-                row["head_name"],
+                _cell(row["head_name"]),
                 row["bank_account"] or "",
                 f"{fen // 100}.{fen % 100:02d}",
                 f"四旁碳汇分成 {found['settle_on']}",
