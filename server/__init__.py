@@ -101,6 +101,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.dashboards import bureau, farmer
     from server.dashboards import public as village_public
     from server.extensions import csrf, init_compression, limiter, socketio
+    from server.payouts import api as payouts_api
     from server.payouts import routes as payouts
     from server.push import routes as push
     from server.registry import api as registry
@@ -135,6 +136,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         market,
         registry_pages,
         payouts,
+        payouts_api,
         bureau,
         farmer,
         village_public,

@@ -13,7 +13,7 @@ def payout_sample(app, world, endpoint: str, rule: str, caller: str | None):
     from server.payouts import settlement
     from tests.registry_world import _restore
 
-    if endpoint.split(".")[0] != "payouts":
+    if endpoint.split(".")[0] not in ("payouts", "payouts_api"):
         return None
     with app.app_context():
         access = rule_for(endpoint)
@@ -40,4 +40,8 @@ def payout_sample(app, world, endpoint: str, rule: str, caller: str | None):
             }
         },
     }
-    return url, bodies.get(endpoint, {})
+    if endpoint in bodies:
+        return url, bodies[endpoint]
+    if access.body is not None:
+        return url, {"json": dict(access.body["example"])}
+    return url, {}

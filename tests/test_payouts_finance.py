@@ -15,7 +15,7 @@ from server.households import pii_context
 from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
-from tests.conftest import BANK, PASSWORD
+from tests.conftest import BANK, PASSWORD, bearer
 
 
 @pytest.fixture
@@ -158,3 +158,51 @@ def test_a_sale_announces_its_accruals_live(app, db, world, ctx):
         "total_fen": made["farmers_fen"],
     }
     live.disconnect(namespace="/live")
+
+
+def test_the_bank_integration_api(app, client, db, world):
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=2
+        )
+        made = rw.order(db, bundle["id"], tonnes=2)
+        orders.confirm_payment(db, made, "bank", "ICBC-API-1", "user:3")
+    finance = bearer(world.tokens["finance"])
+    made = client.post(
+        "/api/v1/settlement-batches", json={"settle_on": "2099-06-01"}, headers=finance
+    )
+    assert made.status_code == 201 and made.json["created"] is True
+    batch = made.json["batch"]
+    assert batch["households"] == 2 and batch["total_fen"] == made_total(db)
+    again = client.post(
+        "/api/v1/settlement-batches", json={"settle_on": "2099-06-01"}, headers=finance
+    )
+    assert again.status_code == 200 and again.json["batch"]["id"] == batch["id"]
+    shown = client.get(f"/api/v1/settlement-batches/{batch['id']}", headers=finance).json["batch"]
+    first_id, second_id = (s["id"] for s in shown["settlements"])
+    assert all(s["status"] == "pending" for s in shown["settlements"])
+    url = "/api/v1/settlements/{}/outcome"
+    paid = client.post(
+        url.format(first_id), json={"outcome": "paid", "reference": "ICBC-API-T1"}, headers=finance
+    )
+    assert paid.status_code == 200 and paid.json["changed"] is True
+    assert paid.json["settlement"]["status"] == "paid"
+    replay = client.post(
+        url.format(first_id), json={"outcome": "paid", "reference": "ICBC-API-T1"}, headers=finance
+    )
+    assert replay.json["changed"] is False
+    other = client.post(
+        url.format(first_id), json={"outcome": "paid", "reference": "ICBC-API-T2"}, headers=finance
+    )
+    assert (other.status_code, other.json["error"]["code"]) == (409, "already_recorded")
+    missing = client.post(url.format(second_id), json={"outcome": "paid"}, headers=finance)
+    assert missing.status_code == 422
+    failed = client.post(
+        url.format(second_id), json={"outcome": "failed", "reason": "账户冻结"}, headers=finance
+    )
+    assert failed.json["settlement"]["status"] == "failed"
+    assert client.get("/api/v1/settlement-batches/999", headers=finance).status_code == 404
+
+
+def made_total(db) -> int:
+    return db.execute("SELECT sum(amount_fen) FROM accruals").fetchone()[0]
