@@ -8,12 +8,13 @@ household's totals) from `accruals` and `settlements`, household hashes from the
 codes. Each difference names its table and row id.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
+from server.chain.connection import HTTPProvider  # web3, imported the way the chain does
 from server.chain.ledger import (
     ANCHOR_KINDS,
     ZERO,
@@ -24,6 +25,25 @@ from server.chain.ledger import (
     key32,
 )
 from server.registry import ledger as registry_ledger
+
+BATCH_CALLS = 250
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Check:
+    """One ledger item to compare: the database's value and the contract call to read."""
+
+    table: str
+    row: Any
+    item: str
+    key: str | list[str]  # its chain outbox key(s), to tell waiting rows apart
+    database: Any
+    call: Any  # a web3 ContractFunction, called later (in JSON-RPC batches)
+    transform: Callable[[Any], Any] = _same
 
 
 @dataclass(frozen=True)
@@ -70,74 +90,69 @@ class Reconciler:
     def _waiting(self, key: str) -> bool:
         return self.states.get(key) != "confirmed"
 
-    def _compare(self, table, row, item, key, database, chain) -> Iterator[Difference]:
-        self.checked += 1
-        if database != chain:
-            yield Difference(table, row, item, _hex(database), _hex(chain), self._waiting(key))
-
     def household(self, county_code: str, code: str) -> str:
         if county_code not in self.salts:
             self.salts[county_code] = county_salt(self.code_key, county_code)
         return household_hash(self.salts[county_code], code)
 
-    def anchors(self) -> Iterator[Difference]:
+    def anchors(self) -> Iterator["Difference | Check"]:
         kind = ANCHOR_KINDS["verification_report"]
         for row in self.db.query(
             "SELECT id, report_sha256 FROM verifications "
             "WHERE report_sha256 IS NOT NULL ORDER BY id"
         ):
             reference = registry_ledger.report_reference(row["id"])
-            stored = self.functions.anchors(kind, key32(reference)).call()
-            yield from self._compare(
+            yield Check(
                 "verifications",
                 row["id"],
                 f"report anchor {reference}",
                 f"anchor:verification_report:{reference}",
                 bytes32(row["report_sha256"]),
-                bytes(stored),
+                self.functions.anchors(kind, key32(reference)),
+                bytes,
             )
 
-    def split_policies(self) -> Iterator[Difference]:
+    def split_policies(self) -> Iterator["Difference | Check"]:
         for row in self.db.query(
             """SELECT b.id, b.seq, b.version, b.rules_sha256, c.code FROM bundles b
                JOIN counties c ON c.id = b.county_id ORDER BY b.id"""
         ):
             reference = registry_ledger.bundle_reference(row["code"], row["seq"], row["version"])
-            stored = self.functions.split_policies(key32(reference)).call()
-            yield from self._compare(
+            yield Check(
                 "bundles",
                 row["id"],
                 f"split policy {reference}",
                 f"split_policy:{reference}",
                 bytes32(row["rules_sha256"]),
-                bytes(stored),
+                self.functions.split_policies(key32(reference)),
+                bytes,
             )
 
-    def issuances(self) -> Iterator[Difference]:
+    def issuances(self) -> Iterator["Difference | Check"]:
         for row in self.db.query("SELECT id FROM issuances ORDER BY id"):
             for lot, first, count, buffer, details in registry_ledger.issuance_ranges(
                 self.db, row["id"]
             ):
-                stored = self.functions.issuances(key32(lot), first).call()
-                yield from self._compare(
+                yield Check(
                     "issuances",
                     row["id"],
                     f"range {lot} {first}+{count}{' buffer' if buffer else ''}",
                     f"issue:{lot}:{first}",
                     (count, buffer, bytes32(details)),
-                    (stored[0], stored[1], bytes(stored[2])),
+                    self.functions.issuances(key32(lot), first),
+                    lambda stored: (stored[0], stored[1], bytes(stored[2])),
                 )
         for row in self.db.query("SELECT series, max(seq) AS top FROM tonnes GROUP BY series"):
-            yield from self._compare(
+            yield Check(
                 "tonnes",
                 row["series"],
                 "tonnes issued in the lot",
                 f"issue:{row['series']}:1",
                 row["top"],
-                self.functions.issued(key32(row["series"])).call(),
+                self.functions.issued(key32(row["series"])),
             )
 
-    def retirements(self) -> Iterator[Difference]:
+    def retirements(self) -> Iterator["Difference | Check"]:
         for cert in self.db.query("SELECT id, sha256 FROM certificates ORDER BY id"):
             serials = [
                 r[0]
@@ -146,17 +161,17 @@ class Reconciler:
                 )
             ]
             for lot, first, count in registry_ledger.runs(serials):
-                stored = self.functions.retirements(key32(lot), first).call()
-                yield from self._compare(
+                yield Check(
                     "certificates",
                     cert["id"],
                     f"retirement {lot} {first}+{count}",
                     f"retire:{lot}:{first}",
                     (count, bytes32(cert["sha256"])),
-                    (stored[0], bytes(stored[1])),
+                    self.functions.retirements(key32(lot), first),
+                    lambda stored: (stored[0], bytes(stored[1])),
                 )
 
-    def accruals(self) -> Iterator[Difference]:
+    def accruals(self) -> Iterator["Difference | Check"]:
         for row in self.db.query(
             """SELECT a.id, a.amount_fen, a.household_hash, h.code, c.code AS county
                FROM accruals a JOIN households h ON h.id = a.household_id
@@ -170,17 +185,17 @@ class Reconciler:
                     "accruals", row["id"], "household hash", row["household_hash"], expected
                 )
             reference = f"accrual:{row['id']}"
-            stored = self.functions.accruals(key32(reference)).call()
-            yield from self._compare(
+            yield Check(
                 "accruals",
                 row["id"],
                 f"accrual {reference} (household, fen)",
                 f"accrue:{reference}",
                 (bytes32(expected), row["amount_fen"]),
-                (bytes(stored[0]), stored[1]),
+                self.functions.accruals(key32(reference)),
+                lambda stored: (bytes(stored[0]), stored[1]),
             )
 
-    def settlements(self) -> Iterator[Difference]:
+    def settlements(self) -> Iterator["Difference | Check"]:
         for row in self.db.query(
             """SELECT s.id, s.status, s.amount_fen, s.household_hash, h.code,
                       c.code AS county FROM settlements s
@@ -195,20 +210,20 @@ class Reconciler:
                     "settlements", row["id"], "household hash", row["household_hash"], expected
                 )
             reference = f"settlement:{row['id']}"
-            stored = self.functions.settlements(key32(reference)).call()
             database = (
                 (bytes32(expected), row["amount_fen"]) if row["status"] == "paid" else (ZERO, 0)
             )
-            yield from self._compare(
+            yield Check(
                 "settlements",
                 row["id"],
                 f"settlement {reference} ({row['status']}; household, fen)",
                 f"settle:{reference}",
                 database,
-                (bytes(stored[0]), stored[1]),
+                self.functions.settlements(key32(reference)),
+                lambda stored: (bytes(stored[0]), stored[1]),
             )
 
-    def accounts(self) -> Iterator[Difference]:
+    def accounts(self) -> Iterator["Difference | Check"]:
         """Each household's totals, so an item on chain the database lacks shows too."""
         for row in self.db.query(
             """SELECT p.household_id, p.code, c.code AS county, p.accrued_fen, p.paid_fen
@@ -216,26 +231,25 @@ class Reconciler:
                ORDER BY p.household_id"""
         ):
             expected = self.household(row["county"], row["code"])
-            stored = self.functions.accounts(bytes32(expected)).call()
-            self.checked += 1
-            if (row["accrued_fen"], row["paid_fen"]) != tuple(stored):
-                yield Difference(
-                    "households",
-                    row["household_id"],
-                    "totals (accrued, settled) in fen",
-                    (row["accrued_fen"], row["paid_fen"]),
-                    tuple(stored),
-                    any(
-                        self._waiting(f"accrue:accrual:{a[0]}")
-                        for a in self.db.execute(
-                            "SELECT id FROM accruals WHERE household_id = ?",
-                            [row["household_id"]],
-                        )
-                    ),
+            accruals = [
+                a[0]
+                for a in self.db.execute(
+                    "SELECT id FROM accruals WHERE household_id = ?", [row["household_id"]]
                 )
+            ]
+            yield Check(
+                "households",
+                row["household_id"],
+                "totals (accrued, settled) in fen",
+                [f"accrue:accrual:{a}" for a in accruals],
+                (row["accrued_fen"], row["paid_fen"]),
+                self.functions.accounts(bytes32(expected)),
+                tuple,
+            )
 
     def run(self) -> list[Difference]:
         found: list[Difference] = []
+        checks: list[Check] = []
         for part in (
             self.anchors,
             self.split_policies,
@@ -245,8 +259,40 @@ class Reconciler:
             self.settlements,
             self.accounts,
         ):
-            found.extend(part())
+            for item in part():
+                (checks if isinstance(item, Check) else found).append(item)
+        for check, stored in zip(checks, self._call_all(checks), strict=True):
+            self.checked += 1
+            chain = check.transform(stored)
+            if check.database != chain:
+                keys = [check.key] if isinstance(check.key, str) else check.key
+                found.append(
+                    Difference(
+                        check.table,
+                        check.row,
+                        check.item,
+                        _hex(check.database),
+                        _hex(chain),
+                        any(self._waiting(key) for key in keys),
+                    )
+                )
         return found
+
+    def _call_all(self, checks: list["Check"]) -> list[Any]:
+        """Every check's contract call: JSON-RPC batches of BATCH_CALLS over HTTP, else
+        one by one (py-evm)."""
+        if not checks:
+            return []
+        w3 = checks[0].call.w3
+        if not isinstance(w3.provider, HTTPProvider):
+            return [check.call.call() for check in checks]
+        results: list[Any] = []
+        for start in range(0, len(checks), BATCH_CALLS):
+            with w3.batch_requests() as batch:
+                for check in checks[start : start + BATCH_CALLS]:
+                    batch.add(check.call)
+                results.extend(batch.execute())
+        return results
 
 
 def reconcile(db: Database, contract, code_key: str) -> tuple[list[Difference], int]:
