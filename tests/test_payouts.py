@@ -240,7 +240,7 @@ def test_bank_return_file_applies_once(db, world, ctx):
     sheet = book.active
     sheet.append(["settlement", "amount_fen", "status", "reference", "reason"])
     sheet.append([rows[0]["id"], rows[0]["amount_fen"], "paid", "BK-0001", None])
-    sheet.append([rows[2]["id"], rows[2]["amount_fen"], "paid", "BK-0003", None])
+    sheet.append([rows[2]["id"], float(rows[2]["amount_fen"]), "paid", "BK-0003", None])
     out = io.BytesIO()
     book.save(out)
     xlsx = returns.apply_file(db, "return.xlsx", out.getvalue(), "user:3")
@@ -255,3 +255,7 @@ def test_yuan_amounts_are_read_exactly():
     assert returns.yuan_to_fen("¥1,234.05") == 123405
     with pytest.raises(ValueError):
         returns.yuan_to_fen("0.001")
+    assert returns.whole("1230.0") == 1230 and returns.whole(" 7 ") == 7
+    for bad in ("", "1.5", "x"):
+        with pytest.raises(ValueError):
+            returns.whole(bad)

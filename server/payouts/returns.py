@@ -40,6 +40,17 @@ def yuan_to_fen(text: str) -> int:
     return int(fen)
 
 
+def whole(text: str) -> int:
+    """'1230' or a spreadsheet's '1230.0' → 1230; ValueError on anything else."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation as error:
+        raise ValueError(f"not a number: {text!r}") from error
+    if value != value.to_integral_value():
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(value)
+
+
 def read_table(filename: str, data: bytes) -> list[list[str]]:
     """The file's rows as text cells: XLSX (first sheet) or CSV (UTF-8 or GB18030)."""
     if data[:2] == b"PK" or filename.lower().endswith(".xlsx"):
@@ -92,9 +103,9 @@ def parse(filename: str, data: bytes) -> list[dict[str, Any]]:
     for number, row in enumerate(table[1:], start=2):
         cell = _cells(row, where)
         try:
-            settlement_id = int(re.sub(r"^S0*", "", cell("settlement")) or "x")
+            settlement_id = whole(re.sub(r"^S0*", "", cell("settlement")))
             amount = (
-                int(cell("amount_fen"))
+                whole(cell("amount_fen"))
                 if "amount_fen" in where
                 else yuan_to_fen(cell("amount_yuan"))
             )
