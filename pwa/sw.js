@@ -4,7 +4,7 @@
 // straight to the network (writes reach the server only through the outbox, never a cache).
 // Bump VERSION whenever a shell file changes: the page then offers "update available".
 
-const VERSION = "v2";
+const VERSION = "v3";
 const PREFIX = "sipang-shell-";
 const SHELL_CACHE = `${PREFIX}${VERSION}`;
 const DATA_CACHE = "sipang-data";
@@ -15,6 +15,7 @@ const SHELL = [
   "/app/manifest.webmanifest",
   "/app/css/app.css",
   "/app/js/app.js",
+  "/app/js/board.js",
   "/app/js/carbon.js",
   "/app/js/dom.js",
   "/app/js/i18n.js",
@@ -116,7 +117,8 @@ self.addEventListener("fetch", (event) => {
   const path = url.pathname;
   if (request.mode === "navigate") {
     if (path.startsWith("/app/")) event.respondWith(navigation(request));
-  } else if (path.startsWith("/api/v1/carbon/methods") || path === "/api/v1/species") {
+  } else if (path.startsWith("/api/v1/carbon/methods") || path === "/api/v1/species"
+    || path.startsWith("/v/")) { // the methodology, and the village's public page (本村专区)
     event.respondWith(networkFirst(request));
   } else if (path.startsWith("/app/") && path !== "/app/sw.js") {
     event.respondWith(cacheFirst(request));

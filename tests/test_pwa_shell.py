@@ -18,7 +18,7 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 import server.pwa
-from tests.browser import GPRS, kill_phone, open_phone, serving
+from tests.browser import GPRS, kill_phone, open_phone, serious_violations, serving
 from tests.test_pwa_bad_input import enrolment_code, fill_tree
 from tests.test_pwa_journey import WAIT_MS, ready, wait_until
 
@@ -67,13 +67,11 @@ def test_a_new_version_is_offered_and_replaces_the_old(app, world, shell_copy, t
         enrol(page, site, app, world)
         page.wait_for_function("navigator.serviceWorker.controller !== null")
         assert page.is_hidden("#update")  # the first install is not an update
-        old = caches(page)
-        assert "sipang-shell-v1" in old
-
         worker = shell_copy / "sw.js"
-        worker.write_text(
-            worker.read_text().replace('const VERSION = "v1"', 'const VERSION = "v2"')
-        )
+        version = int(re.search(r'const VERSION = "v(\d+)"', worker.read_text()).group(1))
+        old, new = f"sipang-shell-v{version}", f"sipang-shell-v{version + 1}"
+        assert old in caches(page)
+        worker.write_text(worker.read_text().replace(f'"v{version}"', f'"v{version + 1}"'))
         css = shell_copy / "css" / "app.css"
         css.write_text(css.read_text() + "\nbody { --release: 2; }\n")
 
@@ -87,8 +85,8 @@ def test_a_new_version_is_offered_and_replaces_the_old(app, world, shell_copy, t
             page.evaluate("getComputedStyle(document.body).getPropertyValue('--release')").strip()
             == "2"
         )
-        page.wait_for_function("caches.keys().then((k) => !k.includes('sipang-shell-v1'))")
-        assert "sipang-shell-v2" in caches(page)
+        page.wait_for_function(f"caches.keys().then((k) => !k.includes('{old}'))")
+        assert new in caches(page)
         phone.close()
 
 
@@ -187,3 +185,22 @@ def test_the_service_worker_precaches_every_file_the_app_needs():
     needed |= {f"/app/icons/{p.name}" for p in (root / "icons").glob("*.png")}
     assert needed <= listed, sorted(needed - listed)
     assert len(modules) > 10  # the import walk found the app's modules
+
+
+def test_the_village_board_opens_offline_after_one_visit(app, world, tmp_path):
+    with serving(app) as site, sync_playwright() as playwright:
+        phone = open_phone(playwright, tmp_path / "phone")
+        page = phone.pages[0]
+        enrol(page, site, app, world)
+        page.wait_for_function("navigator.serviceWorker.controller !== null")
+        page.click("a[href='#/board']")
+        ready(page, "board")
+        online = page.inner_text("main")
+        assert "长水村" in online and "在册树木" in online and "已付给农户" in online
+
+        phone.set_offline(True)
+        page.reload()
+        ready(page, "board")
+        assert page.inner_text("main") == online  # the copy the service worker kept
+        assert serious_violations(page) == []
+        phone.close()

@@ -2,6 +2,7 @@
 // scheduler and the service worker. Everything reads and writes IndexedDB first, so it all
 // works with no signal at all.
 
+import { screenBoard } from "./board.js";
 import { $, link, notice } from "./dom.js";
 import { language, loadLanguage, t } from "./i18n.js";
 import { getMeta, status } from "./outbox.js";
@@ -117,6 +118,7 @@ const ROUTES = [
   [/^#\/tree\/new\/([^/]+)$/, "tree-new", (ctx, household) => screenTreeForm(ctx, { household })],
   [/^#\/tree\/([^/]+)\/measure$/, "tree-measure", (ctx, treeId) => screenTreeForm(ctx, { treeId })],
   [/^#\/outbox$/, "outbox", screenOutbox],
+  [/^#\/board$/, "board", screenBoard],
   [/^#\/verify$/, "verify", screenSamples],
   [/^#\/verify\/(\d+)$/, "verify-sample", screenSample],
   [/^#\/verify\/(\d+)\/([^/]+)$/, "verify-remeasure", async (ctx, id, treeId) => {

@@ -86,6 +86,7 @@ export async function screenVillage(ctx) {
   return h("section", {},
     heading("village.title", { village: app.device.village_code }),
     scan.node, manual.node,
+    link("#/board", "village.board", {}, "button"),
     h("h2", {}, t("village.households", { count: rows.length })),
     rows.length
       ? h("ul", { class: "list", id: "households" }, rows.map((row) => h("li", {},
