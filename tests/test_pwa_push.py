@@ -9,8 +9,12 @@ import time
 
 from playwright.sync_api import sync_playwright
 
+from server.db import get_db
 from server.push.kinds import KINDS
+from tests import registry_world as rw
 from tests.browser import open_phone, serving
+from tests.conftest import PASSWORD, bearer
+from tests.test_pwa_bad_input import browser, phone, playwright  # noqa: F401 — fixtures
 from tests.test_pwa_journey import WAIT_MS, ready
 from tests.test_pwa_shell import enrol
 
@@ -73,8 +77,8 @@ def test_a_push_shows_the_notice_and_its_click_opens_the_screen(app, world, tmp_
             "reason": "缺少照片",
         }
     )
-    with serving(app) as site, sync_playwright() as playwright:
-        phone = open_phone(playwright, tmp_path / "phone")
+    with serving(app) as site, sync_playwright() as driver:
+        phone = open_phone(driver, tmp_path / "phone")
         phone.grant_permissions(["notifications"], origin=site)
         page = phone.pages[0]
         enrol(page, site, app, world)
@@ -116,8 +120,8 @@ def test_a_push_shows_the_notice_and_its_click_opens_the_screen(app, world, tmp_
 
 
 def test_the_notification_button_explains_what_happened(app, world, tmp_path):
-    with serving(app) as site, sync_playwright() as playwright:
-        phone = open_phone(playwright, tmp_path / "phone")
+    with serving(app) as site, sync_playwright() as driver:
+        phone = open_phone(driver, tmp_path / "phone")
         phone.grant_permissions(["notifications"], origin=site)
         page = phone.pages[0]
         enrol(page, site, app, world)
@@ -148,3 +152,33 @@ def test_the_notification_button_explains_what_happened(app, world, tmp_path):
             ready(page, "outbox")
             assert page.inner_text("#push-status").startswith("通知已被禁止")
         phone.close()
+
+
+def test_a_sample_notice_opens_the_sample_even_before_the_phone_has_it(
+    app,
+    client,
+    world,
+    browser,  # noqa: F811
+):
+    with serving(app) as site:
+        page = phone(browser).new_page()
+        page.goto(f"{site}/app/#/verify")
+        ready(page, "verify")
+        page.fill("#username", "verifier")
+        page.fill("#password", PASSWORD)
+        page.click("#signin")
+        page.wait_for_selector("#refresh-samples")  # signed in, no sample yet
+        with app.app_context():
+            grown = rw.grow_village(get_db(), world.village_b, trees_per_household=3)
+        assigned = client.post(
+            f"/api/v1/credit-calculations/{grown['calculation_id']}/verification",
+            headers=bearer(world.tokens["bureau"]),
+            json={"verifier_id": world.user_ids["verifier"]},
+        )
+        sample = assigned.json["verification"]
+        message = KINDS["sample_assigned"].payload(
+            {"verification_id": sample["id"], "village": "西山村", "trees": 3}
+        )
+        page.goto(f"{site}{message['url']}")  # where the notification's click leads
+        ready(page, "verify-sample")
+        assert "西山村" in page.inner_text("main")

@@ -193,7 +193,8 @@ async function sampleOf(id) {
 export async function screenSample(ctx, id) {
   const account = await getMeta(ACCOUNT);
   if (!account) return signIn();
-  const sample = await sampleOf(id);
+  // A sample just assigned (opened from its notification) is fetched before giving up.
+  const sample = (await sampleOf(id)) ?? (await refreshSamples().catch(() => null), await sampleOf(id));
   if (!sample) return notice("verify.unknown_sample", {}, link("#/verify", "verify.back"));
   const queue = (await getMeta(QUEUE)) ?? [];
   const mine = new Map(queue.filter((q) => q.verification_id === sample.id).map((q) => [q.tree_id, q]));
