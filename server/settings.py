@@ -225,8 +225,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PUSH_ALLOW_HTTP_ENDPOINTS",
         False,
-        "Accept plain-http push endpoints on loopback addresses (tests and local push "
-        "services only); otherwise endpoints must be https to a public host.",
+        "Accept plain-http push endpoints on loopback addresses, and send to them (tests and "
+        "local push services only); otherwise endpoints must be https to a public host.",
     ),
     Setting(
         "FARMER_UNLOCK_RATE_LIMIT",

@@ -21,7 +21,7 @@ from server import trees
 from server.db import first
 from server.push import make_sender, triggers
 from server.push.owners import household_token
-from server.push.queue import quiet_until
+from server.push.queue import notify, quiet_until
 from server.registry import orders, verification
 from tests import registry_world as rw
 from tests.conftest import bearer
@@ -272,8 +272,6 @@ def test_money_sent_reaches_the_farmer_after_quiet_hours(push_app, client, db, w
     ).fetchone()[0]
     # 23:30 in the county (15:30 UTC): held until 07:00 county time (23:00 UTC)
     evening = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
-    from server.push.queue import notify
-
     notify(
         db,
         "money_sent",
@@ -414,7 +412,9 @@ def test_sipang_push_work_once_sends_the_queue(push_app, client, db, world, push
     from server.cli import main
 
     result = CliRunner().invoke(
-        main, ["push", "work", "--once", "--instance", push_app.config["INSTANCE_PATH"]]
+        main,
+        ["push", "work", "--once", "--instance", push_app.config["INSTANCE_PATH"]],
+        env={"SIPANG_PUSH_ALLOW_HTTP_ENDPOINTS": "true"},  # the local push service
     )
     assert result.exit_code == 0, result.output
     assert "sent=1" in result.output
@@ -459,3 +459,55 @@ def test_a_settlement_pushes_money_sent_to_the_farmer(push_app, client, db, worl
     check_vapid(
         request["headers"], client.get("/api/v1/push/key").json["public_key"], push_service.url
     )
+
+
+def test_an_endpoint_that_resolves_inside_is_never_posted_to(app, db, world, push_service):
+    """A name can point anywhere after the subscription was checked: the worker resolves it
+    and refuses private and loopback addresses (unless PUSH_ALLOW_HTTP_ENDPOINTS)."""
+    browser = Browser(f"https://localhost:{push_service.server.server_port}/push/x")
+    sub = browser.subscription()
+    db["push_subscriptions"].insert(
+        {
+            "owner_type": "order",
+            "owner_id": "1",
+            "endpoint": sub["endpoint"],
+            "p256dh": sub["keys"]["p256dh"],
+            "auth": sub["keys"]["auth"],
+            "kinds": '["certificate_ready"]',
+            "created_at": "2026-01-01T00:00:00.000Z",
+            "updated_at": "2026-01-01T00:00:00.000Z",
+        }
+    )
+    params = {"order_id": "x" * 24, "tonnes": 1, "certificate_id": "SPC-2026-000009"}
+    assert notify(db, "certificate_ready", 1, params) == 1
+    db.conn.commit()
+    assert make_sender(app.config, db, clock=due_clock(db)).run_once()["failed"] == 1
+    assert push_service.received == []
+    row = next(db["push_messages"].rows)
+    assert row["state"] == "failed" and "refused" in row["last_error"]
+
+
+def test_the_serve_worker_thread_sends_what_is_queued(push_app, client, db, world, push_service):
+    """`sipang serve` runs the same worker in a thread (start_worker); it sends and stops."""
+    import time
+
+    from server.push import start_worker
+
+    order = paid_order(push_app, db, world)
+    browser = Browser(push_service.endpoint())
+    client.post(
+        "/api/v1/push/subscriptions",
+        json={"subscription": browser.subscription(), "order": order["public_id"]},
+    )
+    service = start_worker(push_app)
+    try:
+        with push_app.app_context():
+            orders.confirm_payment(db, order, "bank", "ICBC-PUSH-0006", "user:3")
+        deadline = time.monotonic() + 60  # a bound on waiting, never a pass/fail on speed
+        while not push_service.received:
+            assert time.monotonic() < deadline, "the worker thread sent nothing"
+            time.sleep(0.05)
+    finally:
+        service.stop()
+    assert browser.decrypt(push_service.received[0]["body"])["title"] == "碳汇证书已生成"
+    assert not service._thread.is_alive()

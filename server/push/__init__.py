@@ -25,6 +25,7 @@ def make_sender(config: dict[str, Any], db: Database, **options: Any):
         "timeout": config["PUSH_TIMEOUT_SECONDS"],
         "retry_max_s": config["PUSH_RETRY_MAX_SECONDS"],
         "max_attempts": config["PUSH_MAX_ATTEMPTS"],
+        "allow_loopback": config["PUSH_ALLOW_HTTP_ENDPOINTS"],
     }
     return PushSender(db, load_or_create(config["INSTANCE_PATH"]), **(settings | options))
 

@@ -7,14 +7,17 @@ deleted with its messages. 408, 429 and 5xx and network errors: retried with ful
 backoff (honouring Retry-After) until PUSH_MAX_ATTEMPTS. Other 4xx: failed.
 """
 
+import ipaddress
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from py_vapid import Vapid
@@ -31,6 +34,24 @@ RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
 def iso_at(seconds: float) -> str:
     return iso(datetime.fromtimestamp(seconds, UTC))
+
+
+class NotPublic(Exception):
+    """The endpoint's host resolves to an address that is not on the public internet."""
+
+
+def check_public(url: str, allow_loopback: bool) -> None:
+    """Refuse to POST to private, loopback or link-local addresses (the endpoint came from a
+    browser, so a hostile one could aim the server at its own network)."""
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except OSError as error:  # DNS down or no such host: a network error, retried
+        raise requests.ConnectionError(str(error)) from error
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not (address.is_global or (allow_loopback and address.is_loopback)):
+            raise NotPublic(f"{parts.hostname} resolves to {address}")
 
 
 def retry_after(value: str | None, now: float) -> float:
@@ -60,6 +81,7 @@ class PushSender:
         retry_base_s: float = 10.0,
         retry_max_s: float = 3600.0,
         max_attempts: int = 8,
+        allow_loopback: bool = False,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         session: requests.Session | None = None,
@@ -68,6 +90,7 @@ class PushSender:
         self.timeout = timeout
         self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
         self.max_attempts = max_attempts
+        self.allow_loopback = allow_loopback
         self.clock = clock
         self.rng = rng or random.Random()
         self.session = session or requests.Session()
@@ -115,6 +138,7 @@ class PushSender:
         now = self.clock()
         expires = datetime.fromisoformat(message["expires_at"].replace("Z", "+00:00"))
         ttl = max(0, int(expires.timestamp() - now))
+        check_public(message["endpoint"], self.allow_loopback)
         try:
             response = webpush(
                 subscription_info={
@@ -142,6 +166,8 @@ class PushSender:
         try:
             status = self._post(message)
             error = None
+        except NotPublic as failure:
+            status, error = 400, f"refused: {failure}"[:300]  # never retried
         except (requests.RequestException, WebPushException, OSError) as failure:
             status, error = None, f"{type(failure).__name__}: {failure}"[:300]
         now = self.clock()
