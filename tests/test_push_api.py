@@ -190,6 +190,7 @@ def test_a_farmer_past_the_second_factor_subscribes_from_the_plate_page(client, 
     assert opened.status_code == 200
     page = opened.get_data(as_text=True)
     assert 'id="push-enable"' in page and "开启到账通知" in page
+    assert "21:00 至 07:00 不打扰" in page  # the farmer may turn quiet hours off
 
     forged = client.post(url, json={"subscription": subscription(), "household": code})
     assert (forged.status_code, forged.json["error"]["code"]) == (400, "csrf_failed")
@@ -213,4 +214,5 @@ def test_the_order_page_offers_notification_until_the_certificate(client, order_
     page = client.get(f"/orders/{order_id}").get_data(as_text=True)
     assert 'id="push-enable"' in page and "证书生成时通知我" in page
     assert "data-csrf" not in page  # the order id proves the owner; no session needed
+    assert "不打扰" not in page  # buyers asked for the notice: no quiet hours
     assert 'import { enablePush, pushPermission } from "/app/js/push.js"' in page

@@ -182,3 +182,25 @@ def test_a_sample_notice_opens_the_sample_even_before_the_phone_has_it(
         page.goto(f"{site}{message['url']}")  # where the notification's click leads
         ready(page, "verify-sample")
         assert "西山村" in page.inner_text("main")
+
+
+def test_the_door_plate_page_offers_payment_notices_after_the_second_factor(app, world, tmp_path):
+    with serving(app) as site, sync_playwright() as driver:
+        phone = open_phone(driver, tmp_path / "phone")
+        page = phone.pages[0]
+        page.goto(f"{site}/h/{world.household_a}")
+        assert page.locator("#push-enable").count() == 0  # not before the second factor
+        page.fill("#phone-tail", "5678")
+        page.click("#payments button[type=submit]")
+        page.wait_for_selector("#push-enable")
+        assert page.is_checked("#push-quiet")
+        # Headless Chromium blocks notifications unless granted: said at once, and on a tap.
+        page.wait_for_function(
+            "document.querySelector('#push-status').textContent.startsWith('通知已被禁止')"
+        )
+        page.evaluate("document.querySelector('#push-status').textContent = ''")
+        page.click("#push-enable")
+        page.wait_for_function(
+            "document.querySelector('#push-status').textContent.startsWith('通知已被禁止')"
+        )
+        phone.close()

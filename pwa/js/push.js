@@ -54,8 +54,9 @@ async function send(method, body, { token, csrf }) {
  * Ask permission (call from a click), subscribe, and tell the server who this is for:
  * `owner` is {} with a bearer `token` (a measurer's phone or a verifier), { order }, or
  * { household } (with `csrf` after the second factor, or { household, token: pushToken }).
+ * `extra` adds preferences, e.g. { quiet_hours: null }. Calling it again updates them.
  */
-export async function enablePush({ owner = {}, token = null, csrf = null, kinds } = {}) {
+export async function enablePush({ owner = {}, token = null, csrf = null, kinds, extra = {} } = {}) {
   if (!pushSupported()) return { state: "unsupported" };
   const answer = await Notification.requestPermission();
   if (answer === "denied") return { state: "denied" };
@@ -68,7 +69,7 @@ export async function enablePush({ owner = {}, token = null, csrf = null, kinds 
         registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(found.public_key) }),
         new Promise((resolve, reject) => setTimeout(() => reject(new Error("timeout")), SUBSCRIBE_TIMEOUT_MS)),
       ]));
-    const body = { subscription: subscription.toJSON(), ...owner, ...(kinds ? { kinds } : {}) };
+    const body = { subscription: subscription.toJSON(), ...owner, ...(kinds ? { kinds } : {}), ...extra };
     const saved = await send("POST", body, { token, csrf });
     return { state: "subscribed", subscription: saved.subscription };
   } catch (error) {
