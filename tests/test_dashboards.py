@@ -348,7 +348,9 @@ def test_plate_shows_totals_to_anyone_and_payments_only_after_the_phone_digits(
 ):
     code, phone_tail, amount = _household_with_phone_and_payment(db, world)
 
-    page = client.get(f"/h/{code}").get_data(as_text=True)
+    plain = client.get(f"/h/{code}")
+    assert plain.headers["Cache-Control"] == "no-cache"
+    page = plain.get_data(as_text=True)
     assert f"¥{amount / 100:.2f}" in page  # the total, for anyone
     assert "TRF-" not in page and "9876" not in page
     assert 'name="phone_tail"' in page

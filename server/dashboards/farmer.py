@@ -104,20 +104,22 @@ def view(household: dict[str, Any]) -> dict[str, Any]:
 
 def household_response(household: dict[str, Any], error: str | None = None, status: int = 200):
     """The door-plate page (shared by the plain page and the unlock form's answers)."""
+    farmer = view(household)
     response = current_app.make_response(
         (
             render_template(
                 "household.html",
                 h=households.public_summary(household),
                 positions=trees.POSITIONS,
-                farmer=view(household),
+                farmer=farmer,
                 unlock_error=error,
                 user=g.user,
             ),
             status,
         )
     )
-    response.headers["Cache-Control"] = "private, no-store"
+    # with payments on it the page is kept nowhere; without, it may be kept and revalidated
+    response.headers["Cache-Control"] = "private, no-store" if farmer["unlocked"] else "no-cache"
     return response
 
 
