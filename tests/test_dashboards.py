@@ -95,6 +95,7 @@ def test_unpaid_after_t_plus_one_is_overdue_and_paid_is_not(db, sold):
     late = money.by_village(db, county, today=later(2))[village_b_id(db)]
     assert (late["overdue_fen"], late["overdue_households"]) == (farmers, 3)
     assert money.arrival(late) == 0.0
+    assert figures.county_summary(db, county)["payouts_by_day"][-1]["paid_fen"] == 0
 
     pay_everyone(db, later(1))
 

@@ -183,16 +183,15 @@ def households(
     return rows
 
 
-def by_day(db: Database, county_id: int, days: list[str]) -> list[dict[str, Any]]:
-    """Accrued (by sale day) and paid (by Beijing day the transfer was recorded) per day."""
-    accrued = dict(
-        db.execute(
-            """SELECT paid_on, sum(households_fen) FROM sale_splits
-               WHERE county_id = ? AND paid_on >= ? GROUP BY paid_on""",
-            [county_id, days[0]],
-        ).fetchall()
-    )
-    since = f"{(date.fromisoformat(days[0]) - timedelta(days=1)).isoformat()}T16:00:00"
+# Paid fen per (database, county, Beijing day) for days that can no longer change: a paid
+# transfer is final and stamped with the time it was recorded, so once a day is over (with a
+# day's margin) its total is fixed. Saves re-reading a month of transfers on every refresh.
+_CLOSED_DAYS: dict[tuple[str, int, str], int] = {}
+
+
+def _paid_by_day(db: Database, county_id: int, since_day: str) -> dict[str, int]:
+    """Paid fen per Beijing day (by the time the transfer was recorded), from `since_day`."""
+    since = f"{(date.fromisoformat(since_day) - timedelta(days=1)).isoformat()}T16:00:00"
     paid: dict[str, int] = {}
     for hour, fen in db.execute(  # by UTC hour (cheaper than date() per row), then days
         """SELECT substr(recorded_at, 1, 13) AS hour, sum(amount_fen) FROM settlements
@@ -201,6 +200,31 @@ def by_day(db: Database, county_id: int, days: list[str]) -> list[dict[str, Any]
     ):
         day = (datetime.fromisoformat(hour + ":00:00") + timedelta(hours=8)).date().isoformat()
         paid[day] = paid.get(day, 0) + fen
+    return paid
+
+
+def by_day(db: Database, county_id: int, days: list[str]) -> list[dict[str, Any]]:
+    """Accrued (by sale day) and paid (by Beijing day the transfer was recorded) per day."""
+    from server.dashboards.figures import beijing_today
+
+    accrued = dict(
+        db.execute(
+            """SELECT paid_on, sum(households_fen) FROM sale_splits
+               WHERE county_id = ? AND paid_on >= ? GROUP BY paid_on""",
+            [county_id, days[0]],
+        ).fetchall()
+    )
+    database = db.execute("PRAGMA database_list").fetchone()[2]
+    closed_before = (date.fromisoformat(beijing_today()) - timedelta(days=1)).isoformat()
+    closed = [day for day in days if day < closed_before]
+    if any((database, county_id, day) not in _CLOSED_DAYS for day in closed):
+        found = _paid_by_day(db, county_id, days[0])
+        for day in closed:
+            _CLOSED_DAYS[(database, county_id, day)] = found.get(day, 0)
+        paid = found
+    else:
+        paid = {day: _CLOSED_DAYS[(database, county_id, day)] for day in closed}
+        paid |= _paid_by_day(db, county_id, closed_before)
     return [
         {"day": day, "accrued_fen": accrued.get(day) or 0, "paid_fen": paid.get(day) or 0}
         for day in days
