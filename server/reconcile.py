@@ -112,6 +112,25 @@ class Reconciler:
                 bytes,
             )
 
+    def settlement_batches(self) -> Iterator["Difference | Check"]:
+        from server.payouts.settlement import batch_reference, batch_root
+
+        kind = ANCHOR_KINDS["settlement_batch"]
+        for row in self.db.query("SELECT id, settle_on FROM settlement_batches ORDER BY id"):
+            root = batch_root(self.db, row["id"])
+            if root is None:  # transfers still wait; anchored once all are recorded
+                continue
+            reference = batch_reference(row["settle_on"])
+            yield Check(
+                "settlement_batches",
+                row["id"],
+                f"batch anchor {reference}",
+                f"anchor:settlement_batch:{reference}",
+                bytes32(root),
+                self.functions.anchors(kind, key32(reference)),
+                bytes,
+            )
+
     def split_policies(self) -> Iterator["Difference | Check"]:
         for row in self.db.query(
             """SELECT b.id, b.seq, b.version, b.rules_sha256, c.code FROM bundles b
@@ -257,6 +276,7 @@ class Reconciler:
             self.retirements,
             self.accruals,
             self.settlements,
+            self.settlement_batches,
             self.accounts,
         ):
             for item in part():

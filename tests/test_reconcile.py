@@ -51,7 +51,13 @@ def test_tampered_rows_are_named_by_table_and_row(app, db, flow):
     cert = first(db, "SELECT id FROM certificates")["id"]
     verification = first(db, "SELECT id FROM verifications WHERE report_sha256 IS NOT NULL")["id"]
     accrual = first(db, "SELECT id FROM accruals ORDER BY id")["id"]
+    batch = first(db, "SELECT id FROM settlement_batches")["id"]
     with db.conn:
+        db.execute("DROP TRIGGER settlements_status_moves")
+        db.execute(
+            "UPDATE settlements SET status = 'paid', transfer_reference = 'X-1' "
+            "WHERE status = 'failed'"
+        )
         db.execute("UPDATE certificates SET sha256 = ? WHERE id = ?", ["1" * 64, cert])
         db.execute(
             "UPDATE verifications SET report_sha256 = ? WHERE id = ?", ["2" * 64, verification]
@@ -66,6 +72,8 @@ def test_tampered_rows_are_named_by_table_and_row(app, db, flow):
         line.startswith(f"verifications row {verification}: report anchor") for line in found
     )
     assert any(line.startswith(f"accruals row {accrual}: household hash") for line in found)
+    assert any(line.startswith(f"settlement_batches row {batch}: batch anchor") for line in found)
+    assert any(line.startswith("settlements row") for line in found)
 
 
 def test_a_payment_on_chain_the_database_does_not_know_is_found(app, db, flow):

@@ -2,6 +2,8 @@
 transfer recorded by finance (reference, or the bank's return file), paid ones written to
 the ledger (`settle`), failed ones owed again."""
 
+import hashlib
+import json
 from datetime import date, datetime
 from typing import Any
 
@@ -81,6 +83,7 @@ def create_batch(
                 for row in due
             ],
         )
+        anchor_if_complete(db, batch_id)  # a batch with no transfers is finished at once
         audit.record(
             db,
             "payout.batch_created",
@@ -111,6 +114,35 @@ def _announce_batch(db: Database, batch: dict[str, Any]) -> None:
             },
             row["county_id"],
         )
+
+
+def batch_reference(settle_on: str) -> str:
+    return f"settlement_batch:{settle_on}"
+
+
+def batch_root(db: Database, batch_id: int) -> str | None:
+    """sha256 of a finished batch's transfers — `[[id, household hash, fen, status], …]` by
+    id, compact JSON — or None while any transfer waits."""
+    rows = [
+        [r["id"], r["household_hash"], r["amount_fen"], r["status"]]
+        for r in db.query(
+            "SELECT id, household_hash, amount_fen, status FROM settlements "
+            "WHERE batch_id = ? ORDER BY id",
+            [batch_id],
+        )
+    ]
+    if any(status == "pending" for *_, status in rows):
+        return None
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def anchor_if_complete(db: Database, batch_id: int) -> None:
+    """Anchor a batch on the ledger once none of its transfers waits (inside the caller's
+    transaction), so the bureau can check the whole list against the chain."""
+    root = batch_root(db, batch_id)
+    if root is not None:
+        batch = first(db, "SELECT settle_on FROM settlement_batches WHERE id = ?", [batch_id])
+        chain.anchor(db, "settlement_batch", batch_reference(batch["settle_on"]), root)
 
 
 def get_settlement(db: Database, settlement_id: int) -> dict[str, Any] | None:
@@ -165,6 +197,7 @@ def record_transfer(
             {"amount_fen": row["amount_fen"], "batch": row["batch_id"]},
             actor=actor,
         )
+        anchor_if_complete(db, row["batch_id"])
     row = get_settlement(db, settlement_id)
     if announce:
         announce_settled(db, row)
@@ -200,6 +233,7 @@ def record_failure(
             {"amount_fen": row["amount_fen"], "batch": row["batch_id"]},
             actor=actor,
         )
+        anchor_if_complete(db, row["batch_id"])
     row = get_settlement(db, settlement_id)
     if announce:
         announce_settled(db, row)
