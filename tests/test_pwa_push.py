@@ -7,8 +7,6 @@ endpoint; the button's own paths (failed, denied) are checked here."""
 import json
 import time
 
-from playwright.sync_api import sync_playwright
-
 from server.db import get_db
 from server.push.kinds import KINDS
 from tests import registry_world as rw
@@ -68,7 +66,12 @@ NOTIFICATIONS = """async () => (await navigator.serviceWorker.ready.then((r) =>
     icon: n.icon, tag: n.tag}))"""
 
 
-def test_a_push_shows_the_notice_and_its_click_opens_the_screen(app, world, tmp_path):
+def test_a_push_shows_the_notice_and_its_click_opens_the_screen(
+    app,
+    world,
+    tmp_path,
+    playwright,  # noqa: F811
+):
     payload = KINDS["record_flagged"].payload(
         {
             "household_code": world.household_a,
@@ -77,8 +80,8 @@ def test_a_push_shows_the_notice_and_its_click_opens_the_screen(app, world, tmp_
             "reason": "缺少照片",
         }
     )
-    with serving(app) as site, sync_playwright() as driver:
-        phone = open_phone(driver, tmp_path / "phone")
+    with serving(app) as site:
+        phone = open_phone(playwright, tmp_path / "phone")
         phone.grant_permissions(["notifications"], origin=site)
         page = phone.pages[0]
         enrol(page, site, app, world)
@@ -119,9 +122,14 @@ def test_a_push_shows_the_notice_and_its_click_opens_the_screen(app, world, tmp_
         phone.close()
 
 
-def test_the_notification_button_explains_what_happened(app, world, tmp_path):
-    with serving(app) as site, sync_playwright() as driver:
-        phone = open_phone(driver, tmp_path / "phone")
+def test_the_notification_button_explains_what_happened(
+    app,
+    world,
+    tmp_path,
+    playwright,  # noqa: F811
+):
+    with serving(app) as site:
+        phone = open_phone(playwright, tmp_path / "phone")
         phone.grant_permissions(["notifications"], origin=site)
         page = phone.pages[0]
         enrol(page, site, app, world)
@@ -184,9 +192,14 @@ def test_a_sample_notice_opens_the_sample_even_before_the_phone_has_it(
         assert "西山村" in page.inner_text("main")
 
 
-def test_the_door_plate_page_offers_payment_notices_after_the_second_factor(app, world, tmp_path):
-    with serving(app) as site, sync_playwright() as driver:
-        phone = open_phone(driver, tmp_path / "phone")
+def test_the_door_plate_page_offers_payment_notices_after_the_second_factor(
+    app,
+    world,
+    tmp_path,
+    playwright,  # noqa: F811
+):
+    with serving(app) as site:
+        phone = open_phone(playwright, tmp_path / "phone")
         page = phone.pages[0]
         page.goto(f"{site}/h/{world.household_a}")
         assert page.locator("#push-enable").count() == 0  # not before the second factor
