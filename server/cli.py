@@ -430,6 +430,18 @@ def push() -> None:
     """Web Push notifications: the queue and the worker that sends it."""
 
 
+@push.command("status")
+@with_app
+def push_status(app) -> None:
+    """Print subscriptions by owner, push messages by state and the latest failures as JSON."""
+    import json
+
+    from server.db import get_db
+    from server.push.queue import status
+
+    click.echo(json.dumps(status(get_db()), ensure_ascii=False, indent=2))
+
+
 @push.command("work")
 @click.option("--once", is_flag=True, help="Send what is due, then exit (for cron and tests).")
 @with_app

@@ -418,6 +418,14 @@ def test_sipang_push_work_once_sends_the_queue(push_app, client, db, world, push
     )
     assert result.exit_code == 0, result.output
     assert "sent=1" in result.output
+    shown = CliRunner().invoke(
+        main, ["push", "status", "--instance", push_app.config["INSTANCE_PATH"]]
+    )
+    assert json.loads(shown.output) == {
+        "subscriptions": {"order": 1},
+        "messages": {"sent": 1},
+        "failures": [],
+    }
     assert browser.decrypt(push_service.received[0]["body"])["title"] == "碳汇证书已生成"
 
 

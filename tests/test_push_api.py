@@ -216,3 +216,17 @@ def test_the_order_page_offers_notification_until_the_certificate(client, order_
     assert "data-csrf" not in page  # the order id proves the owner; no session needed
     assert "不打扰" not in page  # buyers asked for the notice: no quiet hours
     assert 'import { enablePush, pushPermission } from "/app/js/push.js"' in page
+
+
+@pytest.mark.parametrize("setting", ["21:00", "25:00-07:00", "07:00-07:00", "night"])
+def test_a_malformed_quiet_hours_setting_stops_the_app_at_start(instance, setting):
+    from server import create_app
+
+    with pytest.raises(ValueError, match="PUSH_QUIET_HOURS"):
+        create_app({"INSTANCE_PATH": str(instance), "PUSH_QUIET_HOURS": setting})
+
+
+def test_quiet_hours_can_be_switched_off_for_the_whole_county(instance):
+    from server import create_app
+
+    create_app({"INSTANCE_PATH": str(instance), "PUSH_QUIET_HOURS": ""})

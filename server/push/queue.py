@@ -75,3 +75,18 @@ def notify(
         )
         queued += 1
     return queued
+
+
+def status(db: Database) -> dict[str, Any]:
+    """Subscriptions by owner, messages by state, and the latest failures (no endpoints)."""
+    subscriptions = dict(
+        db.execute(
+            "SELECT owner_type, count(*) FROM push_subscriptions GROUP BY owner_type"
+        ).fetchall()
+    )
+    messages = dict(db.execute("SELECT state, count(*) FROM push_messages GROUP BY state"))
+    failures = db.query(
+        "SELECT id, kind, attempts, last_status, last_error, created_at FROM push_messages "
+        "WHERE state = 'failed' ORDER BY id DESC LIMIT 5"
+    )
+    return {"subscriptions": subscriptions, "messages": messages, "failures": list(failures)}

@@ -10,6 +10,8 @@ from server.push.kinds import KINDS
 from server.validation import json_body
 
 bp = Blueprint("push", __name__, url_prefix="/api/v1/push")
+# A malformed PUSH_QUIET_HOURS stops the app at start, not at a farmer's first subscription.
+bp.record_once(lambda state: subscriptions.parse_quiet_hours(state.app.config["PUSH_QUIET_HOURS"]))
 
 
 @bp.get("/key")

@@ -4,6 +4,7 @@ with the kinds the subscriber wants and, for farmers, their quiet hours."""
 import base64
 import ipaddress
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -150,6 +151,18 @@ def check_keys(keys: dict[str, str]) -> tuple[str, str]:
     return encode(p256dh), encode(auth)
 
 
+def parse_quiet_hours(text: str | None) -> tuple[str | None, str | None]:
+    """`HH:MM-HH:MM` (the PUSH_QUIET_HOURS setting) as (start, end); (None, None) if empty."""
+    if not text:
+        return None, None
+    found = re.fullmatch(
+        r"\s*((?:[01]\d|2[0-3]):[0-5]\d)\s*-\s*((?:[01]\d|2[0-3]):[0-5]\d)\s*", text
+    )
+    if found is None or found[1] == found[2]:
+        raise ValueError(f"PUSH_QUIET_HOURS must look like 21:00-07:00, not {text!r}")
+    return found[1], found[2]
+
+
 def check_kinds(owner_type: str, kinds: list[str] | None) -> list[str]:
     allowed = OWNER_KINDS[owner_type]
     if kinds is None:
@@ -181,8 +194,7 @@ def save(
             raise _problem("quiet_hours", "are for households only")
         quiet_start = quiet_end = None
     elif quiet == "default":
-        quiet_start, _, quiet_end = (default_quiet_hours or "-").partition("-")
-        quiet_start, quiet_end = quiet_start or None, quiet_end or None
+        quiet_start, quiet_end = parse_quiet_hours(default_quiet_hours)
     elif quiet is None:
         quiet_start = quiet_end = None
     else:
