@@ -110,6 +110,18 @@ class Payouts(RuleBasedStateMachine):
         ):
             assert row["amount_fen"] >= minimum
 
+    @rule()
+    def a_whole_day(self):
+        """Sell and pay a tonne, make the next T+1 batch and pay its first transfer: the path a
+        random walk reaches only sometimes, taken on purpose in every run that draws it."""
+        self.sell(1, False, True)
+        self.settle(1, 1)
+        pending = self.db.execute(
+            "SELECT id FROM settlements WHERE status = 'pending' ORDER BY id LIMIT 1"
+        ).fetchone()
+        if pending:
+            settlement.record_transfer(self.db, pending[0], f"BK-{pending[0]}", "t")
+
     @rule(data=st.data(), outcome=st.sampled_from(["paid", "failed", "over"]))
     def record(self, data, outcome):
         pending = [
