@@ -329,3 +329,20 @@ def test_a_tagged_tree_is_found_by_its_tag_remeasured_and_marked_dead(browser, s
         ["tree.status", 3, "dead"],
     ]
     context.close()
+
+
+def test_storage_nearly_full_is_on_every_screen(browser, site, app, world):
+    """The browser reports 85 % of the site's quota used: the banner says so, not only the
+    upload screen (the figure is the browser's own `navigator.storage.estimate()` answer,
+    set here because a test cannot fill a real disk)."""
+    context = phone(browser)
+    context.add_init_script(
+        "navigator.storage.estimate = async () => ({usage: 85 * 2 ** 20, quota: 100 * 2 ** 20});"
+    )
+    page = enrolled(context, site, app, world)
+    page.wait_for_function("document.querySelector('#queue').textContent.includes('存储快满了')")
+    page.evaluate("location.hash = '#/outbox'")
+    ready(page, "outbox")
+    page.wait_for_selector("#storage[data-tone=error]")
+    assert "85%" in page.inner_text("#storage")
+    context.close()

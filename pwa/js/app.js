@@ -16,6 +16,7 @@ import {
   pendingCount as verifierPending, screenRemeasure, screenSample, screenSamples, startVerifier,
 } from "./verify.js";
 
+const STORAGE_WARN_SHARE = 0.8;
 const CLOCK_WARN_MS = 5 * 60 * 1000; // the server flags records from a clock this far off
 let current = null; // the screen on show: {leave(), refresh?}
 let renders = 0;
@@ -65,6 +66,7 @@ async function refreshBanner() {
     : t("banner.synced")];
   if (s.photosPending) parts.push(t("banner.photos", { count: s.photosPending }));
   if (s.rejected) parts.push(t("banner.rejected", { count: s.rejected }));
+  if (await storageNearlyFull()) parts.push(t("banner.storage_full"));
   const offset = await clockOffsetMs();
   if (Math.abs(offset ?? 0) > CLOCK_WARN_MS) {
     parts.push(t(offset > 0 ? "banner.clock_ahead" : "banner.clock_behind", { minutes: Math.round(Math.abs(offset) / 60000) }));
@@ -74,6 +76,16 @@ async function refreshBanner() {
   else if (syncProblem(snap?.lastError)) parts.push(t(syncProblem(snap.lastError)));
   queue.textContent = parts.join(" · ");
   $("#banner").dataset.tone = s.pending || s.photosPending ? "waiting" : "ok";
+}
+
+/** True when the browser's storage for this site is at least 80 % used (DESIGN.md §5). */
+async function storageNearlyFull() {
+  try {
+    const { usage = 0, quota = 0 } = (await navigator.storage?.estimate?.()) ?? {};
+    return quota > 0 && usage / quota >= STORAGE_WARN_SHARE;
+  } catch {
+    return false;
+  }
 }
 
 let updateRequested = false;
