@@ -8,7 +8,7 @@ import { language, loadLanguage, t } from "./i18n.js";
 import { getMeta, status } from "./outbox.js";
 import { SyncScheduler } from "./scheduler.js";
 import { screenEnrol, screenHousehold, screenVillage } from "./screens.js";
-import { ago, app, refreshMethod } from "./state.js";
+import { ago, app, refreshMethod, storageUse } from "./state.js";
 import { clockOffsetMs, syncOnce } from "./sync.js";
 import { screenTreeForm } from "./tree-form.js";
 import { screenOutbox } from "./upload.js";
@@ -16,7 +16,6 @@ import {
   pendingCount as verifierPending, screenRemeasure, screenSample, screenSamples, startVerifier,
 } from "./verify.js";
 
-const STORAGE_WARN_SHARE = 0.8;
 const CLOCK_WARN_MS = 5 * 60 * 1000; // the server flags records from a clock this far off
 let current = null; // the screen on show: {leave(), refresh?}
 let renders = 0;
@@ -66,7 +65,7 @@ async function refreshBanner() {
     : t("banner.synced")];
   if (s.photosPending) parts.push(t("banner.photos", { count: s.photosPending }));
   if (s.rejected) parts.push(t("banner.rejected", { count: s.rejected }));
-  if (await storageNearlyFull()) parts.push(t("banner.storage_full"));
+  if ((await storageUse())?.nearlyFull) parts.push(t("banner.storage_full"));
   const offset = await clockOffsetMs();
   if (Math.abs(offset ?? 0) > CLOCK_WARN_MS) {
     parts.push(t(offset > 0 ? "banner.clock_ahead" : "banner.clock_behind", { minutes: Math.round(Math.abs(offset) / 60000) }));
@@ -76,16 +75,6 @@ async function refreshBanner() {
   else if (syncProblem(snap?.lastError)) parts.push(t(syncProblem(snap.lastError)));
   queue.textContent = parts.join(" · ");
   $("#banner").dataset.tone = s.pending || s.photosPending ? "waiting" : "ok";
-}
-
-/** True when the browser's storage for this site is at least 80 % used (DESIGN.md §5). */
-async function storageNearlyFull() {
-  try {
-    const { usage = 0, quota = 0 } = (await navigator.storage?.estimate?.()) ?? {};
-    return quota > 0 && usage / quota >= STORAGE_WARN_SHARE;
-  } catch {
-    return false;
-  }
 }
 
 let updateRequested = false;

@@ -100,3 +100,17 @@ export async function refreshMethod({ force = false } = {}) {
   } catch { /* offline or refused: keep the cached set */ }
   return app.method;
 }
+
+const STORAGE_WARN_SHARE = 0.8; // DESIGN.md §5: warn when the site's storage is this full
+
+/** The browser's storage for this site: {usage, quota, share, nearlyFull}, or null if unknown. */
+export async function storageUse() {
+  try {
+    const { usage = 0, quota = 0 } = (await navigator.storage?.estimate?.()) ?? {};
+    if (!quota) return null;
+    const share = usage / quota;
+    return { usage, quota, share, nearlyFull: share >= STORAGE_WARN_SHARE };
+  } catch {
+    return null;
+  }
+}

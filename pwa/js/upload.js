@@ -4,9 +4,8 @@ import { h, heading, say } from "./dom.js";
 import { language, t } from "./i18n.js";
 import { exportOutbox, opsByState } from "./outbox.js";
 import { pushPanel } from "./push-panel.js";
-import { app, bytes } from "./state.js";
+import { app, bytes, storageUse } from "./state.js";
 
-const STORAGE_WARN_SHARE = 0.8;
 
 function opRow(op) {
   const photo = op.photo;
@@ -26,16 +25,14 @@ export async function screenOutbox(ctx) {
   const groups = await opsByState();
   const storage = h("p", { class: "message", id: "storage", role: "status" });
   const exportStatus = h("p", { class: "message", role: "status" });
-  if (navigator.storage?.estimate) {
-    navigator.storage.estimate().then(async ({ usage = 0, quota = 0 }) => {
-      const persisted = await navigator.storage.persisted?.().catch(() => false);
-      const share = quota ? usage / quota : 0;
-      storage.textContent = [t("outbox.storage", { used: bytes(usage), quota: bytes(quota), pct: Math.round(share * 100) }),
-        share >= STORAGE_WARN_SHARE ? t("outbox.storage_full") : null,
-        persisted ? t("outbox.persisted") : t("outbox.not_persisted")].filter(Boolean).join(" ");
-      storage.dataset.tone = share >= STORAGE_WARN_SHARE ? "error" : "info";
-    });
-  }
+  storageUse().then(async (use) => {
+    if (!use) return;
+    const persisted = await navigator.storage.persisted?.().catch(() => false);
+    storage.textContent = [t("outbox.storage", { used: bytes(use.usage), quota: bytes(use.quota), pct: Math.round(use.share * 100) }),
+      use.nearlyFull ? t("outbox.storage_full") : null,
+      persisted ? t("outbox.persisted") : t("outbox.not_persisted")].filter(Boolean).join(" ");
+    storage.dataset.tone = use.nearlyFull ? "error" : "info";
+  });
   const exportButton = h("button", {
     type: "button", class: "big", id: "export",
     onclick: async () => {

@@ -8,6 +8,7 @@ import { request, withStore } from "./idb.js";
 import { getMeta, setMeta } from "./outbox.js";
 import { pushPanel } from "./push-panel.js";
 import { SyncScheduler } from "./scheduler.js";
+import { app } from "./state.js";
 
 const ACCOUNT = "verifier"; // meta keys: the signed-in verifier, the samples, the queue
 const SAMPLES = "verifier_samples";
@@ -123,7 +124,7 @@ async function signIn() {
         await setMeta(ACCOUNT, { token: found.token, user: found.user });
         await refreshSamples();
         location.hash = "#/verify";
-        window.dispatchEvent(new HashChangeEvent("hashchange"));
+        app.route();
       } catch (failure) {
         submit.disabled = false;
         const key = failure.status === 0 ? "verify.offline"
@@ -176,10 +177,10 @@ export async function screenSamples(ctx) {
       await api("DELETE", "/api/v1/auth/tokens/current", { token: account.token }).catch(() => {});
       for (const key of [ACCOUNT, SAMPLES, QUEUE]) await setMeta(key, null);
       location.hash = "#/verify";
-      window.dispatchEvent(new HashChangeEvent("hashchange"));
+      app.route();
     },
   }, t("verify.signout"));
-  ctx.refresh = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
+  ctx.refresh = () => app.route();
   return h("section", {}, heading("verify.samples"),
     h("p", { class: "meta" }, t("verify.signed_in", { name: account.user.display_name })),
     refresh, status, holder,
@@ -221,7 +222,7 @@ export async function screenSample(ctx, id) {
     },
   }, h("label", { for: "note" }, t("verify.note")), note,
   h("button", { type: "submit", class: "big primary", id: "decide", disabled: !allDone }, t("verify.decide")));
-  ctx.refresh = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
+  ctx.refresh = () => app.route();
   return h("section", {},
     heading("verify.sample_title", { village: sample.village_name, id: sample.id }),
     h("p", { class: "meta" }, t("verify.sample_intro", { n: sample.trees.length, seed: sample.seed })),
