@@ -153,15 +153,22 @@ def paid_order(app, db, world) -> dict:
         return rw.order(db, bundle["id"], 2)
 
 
-def test_certificate_ready_is_pushed_encrypted_and_signed(
-    push_app, client, db, world, push_service
-):
-    order = paid_order(push_app, db, world)
+def watched_order(app, client, db, world, push_service):
+    """An order whose buyer asked to be told when its certificate is ready: the order, the
+    buyer's browser and the subscription answer."""
+    order = paid_order(app, db, world)
     browser = Browser(push_service.endpoint())
     made = client.post(
         "/api/v1/push/subscriptions",
         json={"subscription": browser.subscription(), "order": order["public_id"]},
     )
+    return order, browser, made
+
+
+def test_certificate_ready_is_pushed_encrypted_and_signed(
+    push_app, client, db, world, push_service
+):
+    order, browser, made = watched_order(push_app, client, db, world, push_service)
     assert made.status_code == 201, made.json
     assert made.json["subscription"]["kinds"] == ["certificate_ready"]
     with push_app.app_context():
@@ -188,12 +195,7 @@ def test_certificate_ready_is_pushed_encrypted_and_signed(
 
 
 def test_a_410_removes_the_subscription(push_app, client, db, world, push_service):
-    order = paid_order(push_app, db, world)
-    browser = Browser(push_service.endpoint())
-    client.post(
-        "/api/v1/push/subscriptions",
-        json={"subscription": browser.subscription(), "order": order["public_id"]},
-    )
+    order, browser, _ = watched_order(push_app, client, db, world, push_service)
     with push_app.app_context():
         orders.confirm_payment(db, order, "bank", "ICBC-PUSH-0002", "user:3")
     push_service.statuses = [410]
@@ -204,12 +206,7 @@ def test_a_410_removes_the_subscription(push_app, client, db, world, push_servic
 
 
 def test_a_5xx_is_retried_after_a_backoff(push_app, client, db, world, push_service):
-    order = paid_order(push_app, db, world)
-    browser = Browser(push_service.endpoint())
-    client.post(
-        "/api/v1/push/subscriptions",
-        json={"subscription": browser.subscription(), "order": order["public_id"]},
-    )
+    order, browser, _ = watched_order(push_app, client, db, world, push_service)
     with push_app.app_context():
         orders.confirm_payment(db, order, "bank", "ICBC-PUSH-0003", "user:3")
     push_service.statuses = [503, 500]
@@ -399,12 +396,7 @@ def test_subscribing_again_updates_kinds_and_unsubscribe_removes(push_app, clien
 
 
 def test_sipang_push_work_once_sends_the_queue(push_app, client, db, world, push_service, runner):
-    order = paid_order(push_app, db, world)
-    browser = Browser(push_service.endpoint())
-    client.post(
-        "/api/v1/push/subscriptions",
-        json={"subscription": browser.subscription(), "order": order["public_id"]},
-    )
+    order, browser, _ = watched_order(push_app, client, db, world, push_service)
     with push_app.app_context():
         orders.confirm_payment(db, order, "bank", "ICBC-PUSH-0005", "user:3")
     from click.testing import CliRunner
@@ -501,12 +493,7 @@ def test_the_serve_worker_thread_sends_what_is_queued(push_app, client, db, worl
 
     from server.push import start_worker
 
-    order = paid_order(push_app, db, world)
-    browser = Browser(push_service.endpoint())
-    client.post(
-        "/api/v1/push/subscriptions",
-        json={"subscription": browser.subscription(), "order": order["public_id"]},
-    )
+    order, browser, _ = watched_order(push_app, client, db, world, push_service)
     service = start_worker(push_app)
     try:
         with push_app.app_context():
