@@ -241,9 +241,60 @@ SETTINGS: tuple[Setting, ...] = (
         "is locked for the rest of the window; each lockout is written to the audit log.",
     ),
     Setting(
+        "FARMER_UNLOCK_DAILY",
+        "20 per day",
+        "Wrong second-factor answers a household accepts in a day from all addresses together; "
+        "bounds guessing whatever the number of addresses (10,000 codes would take years).",
+    ),
+    Setting(
+        "PROXY_HOPS",
+        0,
+        "How many reverse proxies (nginx) stand in front of the app; the client address, "
+        "scheme and host are read from that many X-Forwarded-* entries and no more. 0 when "
+        "clients connect directly; 1 behind deploy/nginx.conf.",
+    ),
+    Setting(
+        "HSTS_SECONDS",
+        0,
+        "max-age of the Strict-Transport-Security header sent on HTTPS requests; 0 sends none. "
+        "Set e.g. 31536000 in production behind TLS.",
+    ),
+    Setting(
         "FARMER_UNLOCK_MINUTES",
         10,
         "How long a browser that passed a household's second factor sees its payments.",
+    ),
+    Setting(
+        "SMS_PROVIDER",
+        "console",
+        "Who sends text messages (buyers' one-time codes, farmers' money sent): `console` "
+        "logs them with the phone masked (for `make run`), `aliyun` sends through Aliyun SMS.",
+    ),
+    Setting(
+        "SMS_ACCESS_KEY_ID",
+        None,
+        "AccessKey ID of the RAM user allowed to call Aliyun SMS (give it in the environment).",
+    ),
+    Setting(
+        "SMS_ACCESS_KEY_SECRET",
+        None,
+        "AccessKey secret of that RAM user; give it in the environment, never in a file.",
+    ),
+    Setting(
+        "SMS_SIGN_NAME",
+        None,
+        "The approved SMS signature (签名) Aliyun puts in front of every message.",
+    ),
+    Setting(
+        "SMS_TEMPLATES",
+        None,
+        "JSON object naming the approved Aliyun template code of each message, e.g. "
+        '`{"buyer_code": "SMS_1", "farmer_money_sent": "SMS_2"}`.',
+    ),
+    Setting(
+        "SMS_ENDPOINT",
+        "dysmsapi.aliyuncs.com",
+        "Host (or http(s) URL) of the Aliyun SMS API; change it only for a regional endpoint.",
     ),
     Setting(
         "LOG_LEVEL",

@@ -3,9 +3,12 @@ plate; each payment (date, amount, transfer reference tail, chain transaction) o
 a second factor, the last 4 digits of the household's registered phone.
 
 Attempts are rate-limited per client address (FARMER_UNLOCK_RATE_LIMIT) and, counting
-failures only, per household (FARMER_UNLOCK_LOCKOUT): past it the plate is locked for the
-rest of the window. Failures and lockouts go to the audit log, never the digits. An
-unlock is a flag in the signed session cookie, valid FARMER_UNLOCK_MINUTES."""
+failures only, per household (FARMER_UNLOCK_LOCKOUT, and FARMER_UNLOCK_DAILY whatever the
+address): past either the plate is locked for the rest of the window. The household limits
+are keyed on the household the code resolves to, never on the URL's text, so a code spelt
+another way (whitespace, lower case, an old plate) shares its household's count. Failures
+and lockouts go to the audit log, never the digits. An unlock is a flag in the signed
+session cookie, valid FARMER_UNLOCK_MINUTES."""
 
 import hmac
 import time
@@ -13,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session
 from flask_limiter.errors import RateLimitExceeded
+from limits import parse_many
 
 from server import audit, households, trees
 from server.access import PUBLIC, allow
@@ -28,35 +32,32 @@ def _address_limit() -> str:
     return current_app.config["FARMER_UNLOCK_RATE_LIMIT"]
 
 
-def _lockout_limit() -> str:
-    return current_app.config["FARMER_UNLOCK_LOCKOUT"]
+def _household_limits():
+    config = current_app.config
+    return [
+        *parse_many(config["FARMER_UNLOCK_LOCKOUT"]),
+        *parse_many(config["FARMER_UNLOCK_DAILY"]),
+    ]
 
 
-def _plate_key() -> str:
-    code = str((request.view_args or {}).get("code", "")).upper()
-    return f"unlock:{households.household_key(code)}"
+def _household_counter(household: dict[str, Any]) -> str:
+    """The failures' counter of one household (its row id: every spelling of its code)."""
+    return f"farmer-unlock-failures:household:{household['id']}"
 
 
-def _failed(response) -> bool:
-    return response.status_code == 403
+def household_locked(household: dict[str, Any]) -> bool:
+    """Whether the household took its allowance of wrong answers in a current window."""
+    counter = _household_counter(household)
+    return any(not limiter.limiter.test(limit, counter) for limit in _household_limits())
 
 
-def _locked(limit) -> None:
-    code = str((request.view_args or {}).get("code", ""))[:40]
-    household = households.get_household(code)
-    if household is not None:
-        audit.record(
-            get_db(),
-            "household.unlock_locked",
-            f"household:{household['code']}",
-            {"limit": str(limit.limit)},
-        )
+def _count_failure(household: dict[str, Any]) -> None:
+    counter = _household_counter(household)
+    for limit in _household_limits():
+        limiter.limiter.hit(limit, counter)
 
 
 limit_by_address = limiter.shared_limit(_address_limit, scope="farmer-unlock-by-address")
-lock_by_household = limiter.limit(
-    _lockout_limit, key_func=_plate_key, deduct_when=_failed, on_breach=_locked
-)
 
 
 def unlocked(household: dict[str, Any]) -> bool:
@@ -125,21 +126,24 @@ def household_response(household: dict[str, Any], error: str | None = None, stat
 
 @bp.post("/h/<code>/unlock")
 @limit_by_address
-@lock_by_household
 @allow(PUBLIC)
 def unlock(code: str):
     """Show a household's payments after the last 4 digits of its registered phone."""
     household, reason = households.resolve_plate(code)
     if household is None:
         return render_template("invalid_plate.html", reason=reason, user=g.user), 404
+    db = get_db()
+    if household_locked(household):
+        audit.record(db, "household.unlock_locked", f"household:{household['code']}")
+        return household_response(household, LOCKED_MESSAGE, 429)
     digits = request.form.get("phone_tail", "").strip()[:8]
     if len(digits) != 4 or not digits.isdigit():
         return household_response(household, "请输入登记手机号的后 4 位数字。", 422)
     if household["phone_enc"] is None:
         return household_response(household, "这户没有登记手机号，请到村委会查询。", 422)
-    db = get_db()
     phone = households.reveal(db, household, "phone", "farmer second factor")
     if not hmac.compare_digest(phone[-4:].encode(), digits.encode()):
+        _count_failure(household)
         audit.record(db, "household.unlock_failed", f"household:{household['code']}")
         return household_response(household, "手机号后 4 位不对。多次输错会暂时锁定。", 403)
     audit.record(db, "household.unlocked", f"household:{household['code']}")
@@ -147,10 +151,12 @@ def unlock(code: str):
     return redirect(f"/h/{household['code']}#payments", code=303)
 
 
+LOCKED_MESSAGE = "尝试次数太多，已暂时锁定，请稍后再试，或到村委会查询。"
+
+
 @bp.errorhandler(RateLimitExceeded)
 def locked_out(_error: RateLimitExceeded):
     household = households.get_household(str((request.view_args or {}).get("code", ""))[:40])
-    message = "尝试次数太多，已暂时锁定，请稍后再试，或到村委会查询。"
     if household is None:
-        return render_template("error.html", status=429, message=message), 429
-    return household_response(household, message, 429)
+        return render_template("error.html", status=429, message=LOCKED_MESSAGE), 429
+    return household_response(household, LOCKED_MESSAGE, 429)
