@@ -114,6 +114,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     init_compression(app)
     socketio.init_app(app, async_mode="threading")
+    from server import sms
+
+    sms.init_app(app)
     for module in (
         pages,
         health,
