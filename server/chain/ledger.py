@@ -21,6 +21,7 @@ ANCHOR_KINDS: dict[str, int] = {
     "roster_version": 3,
     "certificate": 4,
     "settlement_batch": 5,
+    "buffer_cancellation": 16,  # serials cancelled for carbon lost after crediting
 }
 
 DONE, NOT_DONE, CONFLICT = "done", "not_done", "conflict"

@@ -174,3 +174,17 @@ def certificate_record(db: Database, cert: dict[str, Any], contract=None) -> dic
         "on_chain_matches": matches,
         "certificate": "0x" + cert["sha256"],
     }
+
+
+def cancellation_root(loss_id: int, serials: list[str], grams: int) -> str:
+    """sha256 of what a loss cancelled: the loss, its grams and the serials, in order."""
+    document = {"grams": grams, "loss": loss_id, "serials": sorted(serials)}
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def queue_cancellation(db: Database, loss_id: int, serials: list[str], grams: int) -> None:
+    """Anchor the serials cancelled for a loss (`loss:<id>`)."""
+    chain.anchor(
+        db, "buffer_cancellation", f"loss:{loss_id}", cancellation_root(loss_id, serials, grams)
+    )
