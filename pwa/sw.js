@@ -4,7 +4,7 @@
 // straight to the network (writes reach the server only through the outbox, never a cache).
 // Bump VERSION whenever a shell file changes: the page then offers "update available".
 
-const VERSION = "v7";
+const VERSION = "v8";
 const PREFIX = "sipang-shell-";
 const SHELL_CACHE = `${PREFIX}${VERSION}`;
 const DATA_CACHE = "sipang-data";
@@ -18,8 +18,10 @@ const SHELL = [
   "/app/js/board.js",
   "/app/js/carbon.js",
   "/app/js/dom.js",
+  "/app/js/geo.js",
   "/app/js/i18n.js",
   "/app/js/idb.js",
+  "/app/js/map.js",
   "/app/js/outbox.js",
   "/app/js/photo.js",
   "/app/js/push.js",
@@ -32,6 +34,8 @@ const SHELL = [
   "/app/js/tree-form.js",
   "/app/js/upload.js",
   "/app/js/verify.js",
+  "/app/js/verify-tree.js",
+  "/app/js/village.js",
   "/app/js/widgets.js",
   "/app/i18n/zh.json",
   "/app/i18n/en.json",

@@ -1,5 +1,6 @@
 """Households (一户一码): their codes, encrypted personal data and masked views."""
 
+import json
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify
@@ -189,6 +190,33 @@ def reveal(db: Database, household: dict[str, Any], field: str, purpose: str) ->
         db, "pii.revealed", f"household:{household['code']}", {"field": field, "purpose": purpose}
     )
     return value
+
+
+def roster_for_phone(db: Database, household_ids: list[int], device_id: str) -> list[dict]:
+    """The households as a measurer's phone keeps them: code, number, masked head name (王*三)
+    and door number, never the full name or a phone. Door numbers are decrypted for the
+    phone's roster and that access is audited once per page."""
+    rows = list(
+        db.query(
+            """SELECT code, seq, status, head_name_masked, door_number_enc FROM households
+               WHERE id IN (SELECT value FROM json_each(?)) ORDER BY seq""",
+            [json.dumps(household_ids)],
+        )
+    )
+    out = []
+    for row in rows:
+        door = row.pop("door_number_enc")
+        row["head_name"] = row.pop("head_name_masked")
+        row["door_number"] = pii.decrypt(door, pii_context(row["code"], "door_number"))
+        out.append(row)
+    if any(row["door_number"] for row in out):
+        audit.record(
+            db,
+            "pii.roster_pulled",
+            f"device:{device_id}",
+            {"households": len(out), "fields": ["door_number"]},
+        )
+    return out
 
 
 def tree_count(db: Database, household_id: int) -> int:

@@ -226,6 +226,7 @@ def _tree_rows(db, ids: list[str]) -> list[dict[str, Any]]:
         """SELECT t.id, h.code AS household, t.species_id, t.position, t.status,
                                t.tag, t.version, t.planting_year,
                                m.id AS measurement_id, m.dbh_mm, m.height_cm, m.client_time,
+                               m.latitude, m.longitude,
                                m.photo_sha256, e.co2e_g,
                                (SELECT count(*) FROM blobs b WHERE b.sha256 = m.photo_sha256)
                                  AS photo_received,
@@ -270,12 +271,11 @@ def pull():
     for change in changes:
         if change["entity_id"] not in ids[change["entity"]]:
             ids[change["entity"]].append(change["entity_id"])
-    household_rows = list(
-        db.query(
-            "SELECT code, seq, status FROM households WHERE id IN "
-            "(SELECT value FROM json_each(?)) ORDER BY seq",
-            [json.dumps(ids["household"])],
-        )
+    household_rows = households.roster_for_phone(db, ids["household"], g.device["id"])
+    village = first(
+        db,
+        "SELECT code, name, township, latitude, longitude FROM villages WHERE id = ?",
+        [g.device["village_id"]],
     )
     method = load_method()
     newest = db.execute(
@@ -287,6 +287,7 @@ def pull():
         {
             "cursor": next_cursor,
             "more": next_cursor < newest,
+            "village": village,
             "households": household_rows,
             "trees": _tree_rows(db, ids["tree"]),
             "method": {"version": method.version, "sha256": method.sha256},

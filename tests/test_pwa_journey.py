@@ -120,7 +120,7 @@ def register_tree(page, index: int, species: str, dbh: str, height: str, positio
         check_accessible(page, "tree form")
     page.click("#save")
     page.wait_for_selector("#saved")
-    page.click("#saved a.button")  # back to the household
+    page.click("#back-household")  # the one "返回这一户" button
     ready(page, "household")
 
 

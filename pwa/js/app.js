@@ -7,14 +7,15 @@ import { $, link, notice } from "./dom.js";
 import { language, loadLanguage, t } from "./i18n.js";
 import { getMeta, status } from "./outbox.js";
 import { SyncScheduler } from "./scheduler.js";
-import { screenEnrol, screenHousehold, screenVillage } from "./screens.js";
+import { screenMap } from "./map.js";
+import { screenEnrol, screenHousehold } from "./screens.js";
 import { ago, app, refreshMethod, storageUse } from "./state.js";
 import { clockOffsetMs, syncOnce } from "./sync.js";
 import { screenTreeForm } from "./tree-form.js";
 import { screenOutbox } from "./upload.js";
-import {
-  pendingCount as verifierPending, screenRemeasure, screenSample, screenSamples, startVerifier,
-} from "./verify.js";
+import { screenVillage } from "./village.js";
+import { pendingCount as verifierPending, screenSample, screenSamples, startVerifier } from "./verify.js";
+import { screenRemeasure } from "./verify-tree.js";
 
 const CLOCK_WARN_MS = 5 * 60 * 1000; // the server flags records from a clock this far off
 let current = null; // the screen on show: {leave(), refresh?}
@@ -120,6 +121,7 @@ const ROUTES = [
   [/^#\/tree\/([^/]+)\/measure$/, "tree-measure", (ctx, treeId) => screenTreeForm(ctx, { treeId })],
   [/^#\/outbox$/, "outbox", screenOutbox],
   [/^#\/board$/, "board", screenBoard],
+  [/^#\/map$/, "map", screenMap],
   [/^#\/verify$/, "verify", screenSamples],
   [/^#\/verify\/(\d+)$/, "verify-sample", screenSample],
   [/^#\/verify\/(\d+)\/([^/]+)$/, "verify-remeasure", async (ctx, id, treeId) => {

@@ -121,7 +121,7 @@ export function status() {
 export async function opsByState() {
   const [all, photos] = await withStore(["ops", "photos"], "readonly", ({ ops, photos }) =>
     Promise.all([request(ops.getAll()), request(photos.getAll())]));
-  const progress = new Map(photos.map(({ blob, thumbnail, ...rest }) => [rest.sha256, rest]));
+  const progress = new Map(photos.map(({ blob, ...rest }) => [rest.sha256, rest]));
   const groups = { pending: [], held: [], done: [], rejected: [] };
   for (const op of all) {
     const photo = progress.get(op.payload?.photo_sha256) ?? null;

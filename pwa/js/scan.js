@@ -24,12 +24,22 @@ function normalise(text) {
   return text.trim().toUpperCase();
 }
 
-/** What a scanned or typed text is: {type: household|tag|enrol|unknown, value, valid, village}. */
-export function parseCode(text) {
+/** A tag as printed under its QR ("T00017-J", the village left off) in full, for `village`. */
+function printedTag(text, village) {
+  const bare = text.toUpperCase().replace(/[^0-9A-Z]/g, "");
+  const match = village && bare.match(/^T(\d{5})([0-9A-Z])$/);
+  return match ? `${village}-T${match[1]}-${match[2]}` : text;
+}
+
+/**
+ * What a scanned or typed text is: {type: household|tag|enrol|unknown, value, valid, village}.
+ * With `village` (the phone's), a tag typed as printed ("T00017-J") is read as that village's.
+ */
+export function parseCode(text, village = null) {
   const raw = String(text || "").trim();
   const url = raw.match(/\/([HTE])\/([0-9A-Za-z-]+)\/?$/i);
   if (url && url[1].toUpperCase() === "E") return { type: "enrol", value: url[2].toUpperCase(), valid: true };
-  const value = normalise(url ? url[2] : raw);
+  const value = normalise(url ? url[2] : printedTag(raw, village));
   let match = value.match(HOUSEHOLD);
   if (match) {
     const valid = Number(match[2]) >= 1 && match[3][0] !== "Z"

@@ -1,33 +1,14 @@
-// The measurer's village screens: enrol the phone, the village, a household and its trees.
+// The measurer's screens: enrol the phone, a household and its trees (the village: village.js).
 
 import { h, heading, link, notice, say } from "./dom.js";
 import { number, t } from "./i18n.js";
 import { recordOperation } from "./outbox.js";
 import { parseCode } from "./scan.js";
 import {
-  app, householdProblem, households, refreshMethod, speciesName, villageTrees,
+  app, householdLabel, householdProblem, refreshMethod, speciesName, villageTrees,
 } from "./state.js";
 import { enrol, syncOnce } from "./sync.js";
-import { manualEntry, scanPanel } from "./widgets.js";
-
-async function openCode(text, message) {
-  const code = parseCode(text);
-  navigator.vibrate?.(40);
-  if (code.type === "household") {
-    const { problem } = await householdProblem(code.value);
-    if (problem) return say(message, `code.${problem}`, { code: code.value, village: code.village });
-    location.hash = `#/household/${code.value}`;
-  } else if (code.type === "tag") {
-    if (!code.valid) return say(message, "code.tag_invalid", { code: code.value });
-    if (code.village !== app.device.village_code) return say(message, "code.other_village", { code: code.value });
-    const tree = (await villageTrees()).find((x) => x.tag === code.value);
-    if (!tree) return say(message, "code.tag_unbound", { code: code.value });
-    location.hash = `#/tree/${tree.id}/measure`;
-  } else {
-    say(message, code.type === "enrol" ? "code.enrol_here" : "code.unknown");
-  }
-}
-
+import { scanPanel } from "./widgets.js";
 
 export async function screenEnrol(ctx) {
   const label = h("input", { id: "label", type: "text", required: true, maxlength: "100", value: t("enrol.label_default") });
@@ -73,28 +54,6 @@ export async function screenEnrol(ctx) {
     heading("enrol.title"),
     app.device ? h("p", { class: "message", "data-tone": "info" }, t("enrol.already", { village: app.device.village_code })) : null,
     h("p", {}, t("enrol.intro")), scan.node, form, link("#/verify", "enrol.verifier"));
-}
-
-export async function screenVillage(ctx) {
-  const [rows, trees] = await Promise.all([households(), villageTrees()]);
-  const counts = new Map();
-  for (const tree of trees) counts.set(tree.household, (counts.get(tree.household) ?? 0) + 1);
-  rows.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
-  const scan = scanPanel(ctx, openCode, "village.scan");
-  const manual = manualEntry("household-code", "village.manual", "village.manual_placeholder", "village.open", openCode);
-  ctx.refresh = () => app.route();
-  return h("section", {},
-    heading("village.title", { village: app.device.village_code }),
-    scan.node, manual.node,
-    link("#/board", "village.board", {}, "button"),
-    h("h2", {}, t("village.households", { count: rows.length })),
-    rows.length
-      ? h("ul", { class: "list", id: "households" }, rows.map((row) => h("li", {},
-        h("a", { href: `#/household/${row.code}`, class: "item" },
-          h("strong", {}, t("household.number", { seq: row.seq })),
-          h("span", { class: "code" }, row.code),
-          h("span", {}, t("village.tree_count", { count: counts.get(row.code) ?? 0 }))))))
-      : h("p", { class: "message", "data-tone": "info" }, t("village.empty")));
 }
 
 function treeCard(tree) {
@@ -153,7 +112,7 @@ export async function screenHousehold(ctx, text) {
   trees.sort((a, b) => (a.status === "alive" ? 0 : 1) - (b.status === "alive" ? 0 : 1) || (a.id < b.id ? -1 : 1));
   ctx.refresh = () => app.route();
   return h("section", {},
-    heading("household.title", { seq: household.seq }),
+    h("h1", { tabindex: "-1" }, householdLabel(household)),
     h("p", { class: "code" }, code.value),
     household.status && household.status !== "active" ? h("p", { class: "message" }, t("household.status", { status: household.status })) : null,
     link(`#/tree/new/${code.value}`, "household.add_tree", {}, "button big primary"),

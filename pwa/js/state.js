@@ -24,6 +24,17 @@ export function ago(ms) {
   return hours < 48 ? t("age.hours", { n: hours }) : t("age.days", { n: Math.floor(hours / 24) });
 }
 
+/** A moment in Beijing time, as people write it: "12月7日 21:05" (the year when not this one). */
+export function beijingTime(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "";
+  const thisYear = new Date().getFullYear() === when.getFullYear();
+  return when.toLocaleString(language() === "zh" ? "zh-CN" : "en-GB", {
+    timeZone: "Asia/Shanghai", year: thisYear ? undefined : "numeric", month: language() === "zh" ? "long" : "short",
+    day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false,
+  });
+}
+
 export const bytes = (n) => (n >= 1e6 ? t("unit.mb", { n: number(n / 1e6) }) : t("unit.kb", { n: number(n / 1e3, 0) }));
 export const speciesOf = (id) => app.method?.species.find((s) => s.id === id) ?? null;
 export const speciesName = (id) => {
@@ -39,6 +50,42 @@ async function fetchJson(url) {
 }
 
 export const households = () => withStore("households", "readonly", (s) => s.getAll());
+
+/** The enrolled village as the last pull described it: {code, name, township, latitude, longitude}. */
+export const villageInfo = async () => (await getMeta("village")) ?? { code: app.device?.village_code, name: null };
+
+const BEIJING_MS = 8 * 3600 * 1000;
+
+/** When this measuring season began: 1 January, Beijing time (ms since the epoch). */
+export function seasonStart(now = Date.now()) {
+  return Date.UTC(new Date(now + BEIJING_MS).getUTCFullYear(), 0, 1) - BEIJING_MS;
+}
+
+export const measuredThisSeason = (tree) => !!tree.client_time && Date.parse(tree.client_time) >= seasonStart();
+
+/** A household's state this season: "flagged" (a tree awaits review), "measured" (every
+ * standing tree measured since the season began) or "todo". */
+export function householdState(trees) {
+  const alive = trees.filter((tree) => (tree.status ?? "alive") === "alive");
+  if (alive.some((tree) => tree.open_flags?.length)) return "flagged";
+  return alive.length && alive.every(measuredThisSeason) ? "measured" : "todo";
+}
+
+/** "第 0042 户 · 王*三" with the door number when the roster has one. */
+export function householdLabel(row) {
+  const seq = String(row.seq ?? "").padStart(4, "0");
+  return [t("household.number", { seq }), row.head_name ?? null, row.door_number ?? null].filter(Boolean).join(" · ");
+}
+
+/** Whether `query` (part of a name, a door or household number, or a code) finds `row`. */
+export function householdMatches(row, query) {
+  const wanted = query.trim().toLowerCase().replace(/\s+/g, "");
+  if (!wanted) return true;
+  const name = row.head_name ?? "";
+  const seq = String(row.seq ?? "");
+  return [name, name.replace(/\*/g, ""), row.door_number ?? "", seq, seq.padStart(4, "0"), row.code]
+    .some((text) => text.toLowerCase().replace(/\s+/g, "").includes(wanted));
+}
 
 /** The village's trees as pulled, with this phone's unsynced operations laid over them. */
 export async function villageTrees() {

@@ -14,7 +14,7 @@ const QUICK_MS = 4000; // a chunk answered this fast lets the next one double
 const ASSUMED_BYTES_PER_S = 2000; // 16 kbps: request timeouts allow at least this
 const RETRYABLE = new Set([408, 425, 429]); // and every 5xx
 const STATUSES = new Set(["applied", "duplicate", "rejected", "held"]);
-const SYNC_META = ["next_seq", "cursor", "method", "gap"]; // a new device starts these afresh
+const SYNC_META = ["next_seq", "cursor", "method", "gap", "village", "roster_format"]; // a new device starts these afresh
 
 // A failed round: `permanent` when the same request would fail again, else `retryAfterMs`.
 export class SyncError extends Error {
@@ -190,8 +190,13 @@ async function uploadPhotos(ctx, onProgress) {
 }
 
 // Pull pages after the stored cursor; each page and its cursor are stored in one transaction.
+// The roster's shape on the phone: 2 added the masked head name, door number and the village.
+// A phone holding an older roster pulls the village again from the start.
+const ROSTER_FORMAT = 2;
+
 async function pull(ctx) {
-  let cursor = (await getMeta("cursor")) ?? 0;
+  const fresh = (await getMeta("roster_format")) !== ROSTER_FORMAT;
+  let cursor = fresh ? 0 : (await getMeta("cursor")) ?? 0;
   let received = 0;
   for (;;) {
     const path = `/api/v1/sync/pull?cursor=${cursor}`;
@@ -208,6 +213,8 @@ async function pull(ctx) {
       stores.meta.put({ key: "cursor", value: page.cursor });
       if (page.method) stores.meta.put({ key: "method", value: page.method });
       stores.meta.put({ key: "gap", value: page.gap ?? null });
+      if (page.village) stores.meta.put({ key: "village", value: page.village });
+      stores.meta.put({ key: "roster_format", value: ROSTER_FORMAT });
     });
     received += households.length + trees.length;
     cursor = page.cursor;

@@ -7,7 +7,7 @@ import { number, t } from "./i18n.js";
 import { recordOperations } from "./outbox.js";
 import { parseCode } from "./scan.js";
 import { app, householdProblem, refreshMethod, speciesName, speciesOf, villageTrees } from "./state.js";
-import { gpsPanel, photoPanel, plausibility, speciesPicker } from "./widgets.js";
+import { gpsPanel, photoPanel, plausibility, scanPanel, speciesPicker } from "./widgets.js";
 
 const POSITIONS = ["house", "village", "road", "water"]; // 四旁: 宅旁 村旁 路旁 水旁
 
@@ -75,17 +75,17 @@ export async function screenTreeForm(ctx, { household, treeId }) {
 
   function validate() {
     const { s, values, heightM } = read();
-    if (!s) return ["form.need_species"];
-    if (s.route === "excluded") return ["form.species_excluded_error", { reason: s.excluded_reason }];
-    if (!tree && !$("input[name=position]:checked", form)) return ["form.need_position"];
-    if (!values.length || !values.every((cm) => cm >= 0.1 && cm <= 300)) return ["error.dbh_range"];
-    if (heightM !== null && !(heightM >= 0.3 && heightM <= 80)) return ["error.height_range"];
-    if (heightM === null && needsHeight(s)) return ["estimate.needs_height", { species: s.name_zh }];
+    if (!s) return ["species", "form.need_species"];
+    if (s.route === "excluded") return ["species", "form.species_excluded_error", { reason: s.excluded_reason }];
+    if (!tree && !$("input[name=position]:checked", form)) return ["position", "form.need_position"];
+    if (!values.length || !values.every((cm) => cm >= 0.1 && cm <= 300)) return ["dbh", "error.dbh_range"];
+    if (heightM !== null && !(heightM >= 0.3 && heightM <= 80)) return ["height", "error.height_range"];
+    if (heightM === null && needsHeight(s)) return ["height", "estimate.needs_height", { species: s.name_zh }];
     if (!tree && tag.value.trim()) {
-      const found = parseCode(tag.value);
-      if (found.type !== "tag" || !found.valid) return ["code.tag_invalid", { code: tag.value.trim() }];
-      if (found.village !== app.device.village_code) return ["code.other_village", { code: found.value }];
-      if (trees.some((x) => x.tag === found.value)) return ["form.tag_taken", { code: found.value }];
+      const found = parseCode(tag.value, app.device.village_code);
+      if (found.type !== "tag" || !found.valid) return ["tag", "code.tag_invalid", { code: tag.value.trim() }];
+      if (found.village !== app.device.village_code) return ["tag", "code.other_village", { code: found.value }];
+      if (trees.some((x) => x.tag === found.value)) return ["tag", "form.tag_taken", { code: found.value }];
     }
     return null;
   }
@@ -97,9 +97,13 @@ export async function screenTreeForm(ctx, { household, treeId }) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const invalid = validate();
+    for (const p of form.querySelectorAll(".field-error")) say(p);
     if (invalid) {
-      say(formError, ...invalid);
-      return formError.focus();
+      const [field, ...message] = invalid;
+      say(fieldErrors[field], ...message);
+      say(formError, "form.fix_marked");
+      const input = { species: "#species", position: "input[name=position]", dbh: "#dbh", height: "#height", tag: "#tag" }[field];
+      return ($(input, form) ?? formError).focus();
     }
     const { s, values, heightM } = read();
     save.disabled = true;
@@ -111,7 +115,7 @@ export async function screenTreeForm(ctx, { household, treeId }) {
       const operations = [];
       if (!tree) { // a new tree: its registration and first measurement are saved together
         const payload = { household_code: code.value, species_id: s.id, position: $("input[name=position]:checked", form).value };
-        if (tag.value.trim()) payload.tag = parseCode(tag.value).value;
+        if (tag.value.trim()) payload.tag = parseCode(tag.value, app.device.village_code).value;
         operations.push({ kind: "tree.register", recordId: id, payload, baseVersion: null });
       }
       const payload = { measurement_id: uuidv7(), stems_mm: values.map((cm) => Math.round(cm * 10)) };
@@ -125,11 +129,17 @@ export async function screenTreeForm(ctx, { household, treeId }) {
       gps.stop();
       app.scheduler.kick("save");
       app.refreshBanner();
+      const recap = [speciesName(s.id), t("tree.dbh", { cm: number(values.length > 1 ? equivalentDbh(values) : values[0]) }),
+        heightM !== null ? t("tree.height", { m: number(heightM) }) : null,
+        !tree && tag.value.trim() ? t("tree.tag", { tag: parseCode(tag.value, app.device.village_code).value }) : null,
+        fix ? t("form.recap_gps", { m: Math.round(fix.accuracy) }) : t("form.recap_no_gps"),
+        picture ? t("form.recap_photo") : t("form.recap_no_photo")].filter(Boolean).join(" · ");
       form.replaceWith(h("section", { class: "saved", id: "saved" },
         h("p", { role: "status", class: "message", "data-tone": "ok", tabindex: "-1" }, t("form.saved")),
-        h("div", { class: "row" },
-          tree ? null : h("button", { type: "button", class: "big primary", onclick: () => app.route() }, t("form.another")),
-          link(`#/household/${code.value}`, "common.back_household", {}, "button big"))));
+        h("p", { class: "recap", id: "recap" }, recap),
+        tree ? null : h("button", { type: "button", class: "big primary", onclick: () => app.route() }, t("form.another"))));
+      back.textContent = t("common.back_household");
+      back.classList.add("big");
       $("#saved p").focus();
     } catch (error) {
       save.disabled = false;
@@ -142,26 +152,38 @@ export async function screenTreeForm(ctx, { household, treeId }) {
 
   if (!tree) picker = speciesPicker(update);
   addStem(true);
+  const fieldErrors = Object.fromEntries(["species", "position", "dbh", "height", "tag"].map((name) => [name,
+    h("p", { class: "message field-error", role: "alert", id: `${name}-error` })]));
+  const tagScan = tree ? null : scanPanel(ctx, (text, message) => {
+    const found = parseCode(text, app.device.village_code);
+    if (found.type !== "tag") return say(message, "form.tag_scan_not_tag");
+    tag.value = found.value;
+    tagScan.stop();
+    say(message, "form.tag_read", { tag: found.value }, "ok");
+  }, "form.tag_scan", { id: "tag-scan", cls: "small" });
   form.append(...[
     tree ? h("p", { class: "lead" }, speciesName(tree.species_id), " · ", t(`position.${tree.position}`)) : picker.node,
+    tree ? null : fieldErrors.species,
     tree ? null : h("fieldset", { class: "positions" }, h("legend", {}, t("form.position")),
       POSITIONS.map((p) => h("label", { class: "tile" }, h("input", { type: "radio", name: "position", value: p, required: true }), t(`position.${p}`)))),
+    tree ? null : fieldErrors.position,
     tree?.dbh_mm ? h("p", { class: "meta" }, t("form.previous", {
       cm: number(tree.dbh_mm / 10), m: tree.height_cm ? number(tree.height_cm / 100) : "—",
     })) : null,
-    h("div", { class: "field" }, h("label", { for: "dbh" }, t("form.dbh")), stems,
+    h("div", { class: "field" }, h("label", { for: "dbh" }, t("form.dbh")), stems, fieldErrors.dbh,
       h("button", { type: "button", class: "small", onclick: () => addStem() }, t("form.stem_add"))),
-    h("div", { class: "field" }, heightLabel, height),
-    tree ? null : h("div", { class: "field" }, h("label", { for: "tag" }, t("form.tag")), tag),
+    h("div", { class: "field" }, heightLabel, height, fieldErrors.height),
+    tree ? null : h("div", { class: "field" }, h("label", { for: "tag" }, t("form.tag")), tag, fieldErrors.tag, tagScan.node),
     gps.node, photo.node,
     h("section", { class: "result", "aria-label": t("estimate.title") }, h("h2", {}, t("estimate.title")), estimate, warningList),
     formError, save].filter(Boolean));
   height.addEventListener("input", update);
   update();
   heightLabel.textContent ||= t("form.height_optional");
+  const back = link(`#/household/${code.value}`, "common.back_household");
+  back.id = "back-household";
   return h("section", {},
     heading(tree ? "form.title_measure" : "form.title_new"),
     h("p", { class: "code" }, t("form.household", { code: code.value })),
-    form,
-    link(`#/household/${code.value}`, "common.back_household"));
+    form, back);
 }

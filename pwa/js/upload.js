@@ -1,19 +1,31 @@
 // The upload screen: every record and its state, photo progress, storage, export.
 
 import { h, heading, say } from "./dom.js";
-import { language, t } from "./i18n.js";
+import { number, t } from "./i18n.js";
 import { exportOutbox, opsByState } from "./outbox.js";
 import { pushPanel } from "./push-panel.js";
-import { app, bytes, storageUse } from "./state.js";
+import { app, beijingTime, bytes, households, speciesName, storageUse, villageTrees } from "./state.js";
 
+/** What a record is, in words: "王*三家 · 樟树 · 胸径 23.4 cm" (never its hex id). */
+function recordName(op, trees, homes) {
+  const tree = trees.get(op.record_id);
+  const code = tree?.household ?? op.payload.household_code;
+  const home = homes.get(code);
+  const who = home?.head_name ? t("outbox.household_of", { name: home.head_name })
+    : home ? t("household.number", { seq: String(home.seq).padStart(4, "0") }) : code ?? "";
+  const species = op.payload.species_id ?? tree?.species_id;
+  const stems = op.payload.stems_mm ?? (op.payload.dbh_mm ? [op.payload.dbh_mm] : null);
+  const what = op.kind === "tree.measure" && stems ? t("tree.dbh", { cm: number(Math.max(...stems) / 10) })
+    : op.kind === "tree.status" ? t(`status.${op.payload.status}`) : t(`kind.${op.kind}`);
+  return [who, species ? speciesName(species) : null, what].filter(Boolean).join(" · ");
+}
 
-function opRow(op) {
+function opRow(op, names) {
   const photo = op.photo;
   const sent = photo ? (app.photoProgress.get(photo.sha256) ?? photo.offset ?? 0) : 0;
   return h("li", { class: `op ${op.state}`, "data-seq": op.device_seq },
-    h("p", {}, h("strong", {}, t(`kind.${op.kind}`)), " ", h("span", { class: "code" }, op.record_id.slice(0, 8)),
-      " ", h("span", { class: `badge ${op.state}` }, t(`state.${op.state}`))),
-    h("p", { class: "meta" }, new Date(op.client_time).toLocaleString(language() === "zh" ? "zh-CN" : "en")),
+    h("p", {}, h("strong", {}, names(op)), " ", h("span", { class: `badge ${op.state}` }, t(`state.${op.state}`))),
+    h("p", { class: "meta" }, t(`kind.${op.kind}`), " · ", beijingTime(op.client_time)),
     op.state === "rejected" ? h("p", { class: "message", "data-tone": "error" }, t("outbox.reason", { reason: op.result?.reason ?? op.result?.code ?? "" })) : null,
     op.state === "held" ? h("p", { class: "meta" }, t("outbox.held")) : null,
     photo ? h("div", { class: "progress" },
@@ -22,7 +34,13 @@ function opRow(op) {
 }
 
 export async function screenOutbox(ctx) {
-  const groups = await opsByState();
+  const [groups, treeList, homeList] = await Promise.all([opsByState(), villageTrees(), households()]);
+  const trees = new Map(treeList.map((tree) => [tree.id, tree]));
+  const homes = new Map(homeList.map((row) => [row.code, row]));
+  const names = (op) => recordName(op, trees, homes);
+  // One "waiting" count, as the banner's: held operations wait too, behind a missing one.
+  const waiting = [...groups.pending, ...groups.held].sort((a, b) => a.device_seq - b.device_seq);
+  const syncStatus = h("p", { class: "message", role: "status", id: "sync-status" });
   const storage = h("p", { class: "message", id: "storage", role: "status" });
   const exportStatus = h("p", { class: "message", role: "status" });
   storageUse().then(async (use) => {
@@ -55,16 +73,26 @@ export async function screenOutbox(ctx) {
   ctx.progress = () => app.route();
   const section = (state, ops, limit = 100) => (ops.length ? h("section", {},
     h("h2", {}, t(`outbox.group_${state}`, { count: ops.length })),
-    h("ul", { class: "ops" }, ops.slice(-limit).reverse().map(opRow))) : null);
+    h("ul", { class: "ops", id: `ops-${state}` }, ops.slice(-limit).reverse().map((op) => opRow(op, names)))) : null);
   const total = Object.values(groups).reduce((n, ops) => n + ops.length, 0);
+  const photos = [...waiting, ...groups.done.slice(-20)].filter((op) => op.photo?.thumbnail).reverse();
+  const syncNow = () => {
+    if (!navigator.onLine) return say(syncStatus, "outbox.no_signal", {}, "warn");
+    say(syncStatus, "outbox.sync_started", {}, "info");
+    app.scheduler.kick("manual");
+    app.refreshBanner();
+  };
   return h("section", {},
     heading("outbox.title"),
     h("div", { class: "row" },
-      h("button", { type: "button", class: "big primary", id: "sync-now", onclick: () => { app.scheduler.kick("manual"); app.refreshBanner(); } }, t("outbox.sync_now")),
+      h("button", { type: "button", class: "big primary", id: "sync-now", onclick: syncNow }, t("outbox.sync_now")),
       exportButton),
-    exportStatus, storage,
+    syncStatus, exportStatus, storage,
     total ? null : h("p", {}, t("outbox.empty")),
-    section("rejected", groups.rejected), section("held", groups.held), section("pending", groups.pending),
+    section("rejected", groups.rejected), section("pending", waiting),
+    photos.length ? h("section", {}, h("h2", {}, t("outbox.gallery", { count: photos.length })),
+      h("ul", { class: "gallery", id: "gallery" }, photos.map((op) => h("li", {},
+        h("figure", {}, h("img", { src: op.photo.thumbnail, alt: names(op) }), h("figcaption", {}, names(op))))))) : null,
     section("done", groups.done, 20),
     pushPanel({ explain: "push.explain_measurer", token: app.device?.token, kinds: ["record_flagged"] }));
 }

@@ -2,7 +2,8 @@
 // a blind re-measurement of each sampled tree, queued offline and sent when there is signal
 // (each with a client_id made on the phone, so a retry never counts twice), then the decision.
 
-import { $, h, heading, link, notice, say, uuidv7 } from "./dom.js";
+import { h, heading, link, notice, say } from "./dom.js";
+import { drawMap, mapLegend, watchPosition, wayText } from "./geo.js";
 import { number, t } from "./i18n.js";
 import { request, withStore } from "./idb.js";
 import { getMeta, setMeta } from "./outbox.js";
@@ -45,7 +46,7 @@ async function api(method, path, { token, body } = {}) {
 }
 
 /** The queue of re-measurements, read and changed in one transaction. */
-function changeQueue(change) {
+export function changeQueue(change) {
   return withStore("meta", "readwrite", async (meta) => {
     const queue = (await request(meta.get(QUEUE)))?.value ?? [];
     const result = change(queue);
@@ -103,7 +104,7 @@ export function startVerifier(changed) {
 
 // --- screens -----------------------------------------------------------------------------
 
-async function signIn() {
+export async function signIn() {
   const username = h("input", { id: "username", autocomplete: "username", required: true, autocapitalize: "none" });
   const password = h("input", { id: "password", type: "password", autocomplete: "current-password", required: true });
   const status = h("p", { class: "message", role: "status", id: "signin-status" });
@@ -187,7 +188,7 @@ export async function screenSamples(ctx) {
     pushPanel({ explain: "push.explain_verifier", token: account.token, kinds: ["sample_assigned"] }), signOut);
 }
 
-async function sampleOf(id) {
+export async function sampleOf(id) {
   return ((await getMeta(SAMPLES)) ?? []).find((sample) => String(sample.id) === String(id)) ?? null;
 }
 
@@ -223,17 +224,41 @@ export async function screenSample(ctx, id) {
   }, h("label", { for: "note" }, t("verify.note")), note,
   h("button", { type: "submit", class: "big primary", id: "decide", disabled: !allDone }, t("verify.decide")));
   ctx.refresh = () => app.route();
+  const gps = h("p", { class: "message", role: "status", id: "verify-gps" });
+  const mapBox = h("div", { class: "map-box" });
+  const ways = new Map(sample.trees.map((tree) => [tree.tree_id, h("p", { class: "way" })]));
+  let me = null;
+  const draw = () => {
+    const points = sample.trees.map((tree) => ({
+      latitude: tree.latitude, longitude: tree.longitude, href: `#/verify/${sample.id}/${tree.tree_id}`,
+      kind: mine.get(tree.tree_id) || tree.remeasured_client_id ? "done" : "todo", label: tree.species_name,
+    }));
+    mapBox.replaceChildren(drawMap(me ? [...points, { ...me, kind: "me", label: t("map.me") }] : points,
+      { label: t("verify.map_label", { n: sample.trees.length }) }));
+    for (const tree of sample.trees) {
+      if (me && Number.isFinite(tree.latitude)) ways.get(tree.tree_id).textContent = wayText(me, tree);
+    }
+  };
+  say(gps, "gps.waiting", {}, "info");
+  ctx.onLeave(watchPosition((fix) => {
+    me = fix;
+    say(gps, "gps.fix", { lat: fix.latitude.toFixed(5), lon: fix.longitude.toFixed(5), m: Math.round(fix.accuracy) }, "ok");
+    draw();
+  }, (key) => say(gps, key, {}, "warn")));
+  draw();
   return h("section", {},
     heading("verify.sample_title", { village: sample.village_name, id: sample.id }),
     h("p", { class: "meta" }, t("verify.sample_intro", { n: sample.trees.length, seed: sample.seed })),
+    mapBox, mapLegend(["todo", "done", "me"]), gps,
     h("ul", { class: "cards", id: "sample-trees" }, sample.trees.map((tree) => {
       const item = mine.get(tree.tree_id);
       const state = tree.remeasured_client_id || item?.state === "sent" ? "sent" : item?.state ?? "todo";
       return h("li", { class: "card", "data-tree": tree.tree_id, "data-state": state },
         h("h3", {}, tree.species_name, " · ", t(`position.${tree.position}`)),
         h("p", { class: "code" }, tree.household_code, tree.tag ? ` · ${tree.tag}` : ""),
-        tree.latitude ? h("p", { class: "meta" }, t("verify.where", { lat: tree.latitude.toFixed(5), lon: tree.longitude.toFixed(5) })) : null,
+        ways.get(tree.tree_id),
         h("p", {}, h("span", { class: `badge ${{ sent: "done", pending: "pending", refused: "rejected", todo: "waiting" }[state]}` }, t(`verify.state_${state}`)),
+          item?.outcome && item.outcome !== "measured" ? ` ${t(`verify.outcome.${item.outcome}`)}` : "",
           item?.error ? ` ${t("verify.refused_reason", { reason: item.error })}` : ""),
         state === "todo" || state === "refused" ? link(`#/verify/${sample.id}/${tree.tree_id}`, "verify.measure", {}, "button primary") : null);
     })),
@@ -241,44 +266,7 @@ export async function screenSample(ctx, id) {
     decide, decision, link("#/verify", "verify.back"));
 }
 
-export async function screenRemeasure(ctx, id, treeId, { species }) {
-  const account = await getMeta(ACCOUNT);
-  if (!account) return signIn();
-  const sample = await sampleOf(id);
-  const tree = sample?.trees.find((x) => x.tree_id === treeId);
-  if (!tree) return notice("verify.unknown_tree", {}, link("#/verify", "verify.back"));
-  const select = h("select", { id: "verify-species" }, (species ?? []).map((s) => h("option", { value: s.id, selected: s.id === tree.species_id }, s.name_zh)));
-  if (!species?.some((s) => s.id === tree.species_id)) select.append(h("option", { value: tree.species_id, selected: true }, tree.species_name));
-  const dbh = h("input", { id: "verify-dbh", type: "number", inputmode: "decimal", step: "any", min: "0.1", max: "500", required: true });
-  const error = h("p", { class: "message", role: "alert", id: "verify-error" });
-  const form = h("form", {
-    novalidate: true,
-    onsubmit: async (event) => {
-      event.preventDefault();
-      const cm = Number(dbh.value);
-      if (!(cm >= 0.1 && cm <= 500)) return say(error, "error.dbh_range");
-      const item = {
-        verification_id: sample.id, client_id: uuidv7(), tree_id: tree.tree_id,
-        dbh_cm: Math.round(cm * 10) / 10, species_id: select.value,
-        measured_at: new Date().toISOString(), state: "pending", error: null,
-      };
-      await changeQueue((queue) => {
-        const stale = queue.findIndex((q) => q.verification_id === sample.id && q.tree_id === tree.tree_id && q.state === "refused");
-        if (stale >= 0) queue.splice(stale, 1);
-        queue.push(item);
-      });
-      scheduler?.kick("save");
-      location.hash = `#/verify/${sample.id}`;
-    },
-  },
-  h("label", { for: "verify-species" }, t("verify.species")), select,
-  h("label", { for: "verify-dbh" }, t("form.dbh")), dbh, error,
-  h("button", { type: "submit", class: "big primary", id: "verify-save" }, t("verify.save")));
-  return h("section", {},
-    heading("verify.remeasure_title"),
-    h("p", { class: "code" }, tree.household_code, tree.tag ? ` · ${tree.tag}` : ""),
-    h("p", { class: "meta" }, t("verify.blind")),
-    form, link(`#/verify/${sample.id}`, "verify.back_sample"));
-}
+/** Send what was just saved, when there is signal. */
+export const kickSender = () => scheduler?.kick("save");
 
 export const verifierSignedIn = async () => !!(await getMeta(ACCOUNT));

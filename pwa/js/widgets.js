@@ -10,12 +10,14 @@ import { app, bytes } from "./state.js";
 const GPS_GOOD_M = 20;
 
 /** The camera scanner: a button that opens the back camera; each QR read goes to `onCode`. */
-export function scanPanel(ctx, onCode, labelKey = "scan.start") {
+export function scanPanel(ctx, onCode, labelKey = "scan.start", { id = "scan", cls = "big primary" } = {}) {
   const video = h("video", { class: "scan-video", hidden: true, "aria-label": t("scan.video") });
-  const message = h("p", { class: "message", role: "status" });
-  const button = h("button", { type: "button", class: "big primary", id: "scan" }, t(labelKey));
+  const message = h("p", { class: "message", role: "status", id: `${id}-message` });
+  const button = h("button", { type: "button", class: cls, id }, t(labelKey));
   let scanner = null;
+  let wanted = false; // false once stopped, even while the camera is still starting
   const stop = () => {
+    wanted = false;
     scanner?.stop();
     scanner = null;
     video.hidden = true;
@@ -23,12 +25,13 @@ export function scanPanel(ctx, onCode, labelKey = "scan.start") {
   };
   button.addEventListener("click", async () => {
     if (scanner) return stop();
+    wanted = true;
     button.disabled = true;
     say(message, "scan.starting", {}, "info");
     video.hidden = false;
     try {
       const started = await startScanner(video, (text) => onCode(text, message));
-      if (ctx.left) return started.stop();
+      if (ctx.left || !wanted) return started.stop(); // a code was read while starting
       scanner = started;
       button.textContent = t("scan.stop");
       say(message, "scan.aim", {}, "info");

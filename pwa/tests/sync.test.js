@@ -26,7 +26,7 @@ function fakeServer({ fault = () => null, pages = [] } = {}) {
     if (this !== undefined) throw new TypeError("Illegal invocation"); // as window.fetch does
     const { pathname, searchParams } = new URL(url, "http://phone.test");
     const headers = new Headers(init.headers);
-    const call = { method: init.method ?? "GET", path: pathname, headers, body: init.body };
+    const call = { method: init.method ?? "GET", path: pathname, cursor: searchParams.get("cursor"), headers, body: init.body };
     server.requests.push(call);
     const faulty = fault(call, server);
     if (faulty) return faulty;
@@ -189,6 +189,7 @@ test("a 409 resumes at the offset the server holds", async () => {
 test("pull stores every page of households and trees, then the cursor", async () => {
   await enrolled();
   await setMeta("cursor", 5);
+  await setMeta("roster_format", 2);
   const server = fakeServer({
     pages: [
       { after: 5, households: [{ code: "V1-0001", status: "active" }], trees: [{ id: "t1", version: 1 }], cursor: 9, more: true },
@@ -203,6 +204,24 @@ test("pull stores every page of households and trees, then the cursor", async ()
   assert.deepEqual(await getMeta("method"), { version: "m1", sha256: "abc" });
   assert.deepEqual(await withStore("trees", "readonly", (s) => s.getAll()), [{ id: "t1", version: 2 }, { id: "t2", version: 1 }]);
   assert.equal(await withStore("households", "readonly", (s) => s.count()), 1);
+});
+
+test("a roster pulled before head names and door numbers is pulled again from the start", async () => {
+  await enrolled();
+  await setMeta("cursor", 40); // an older phone: its households came without names
+  const village = { code: "V1", name: "长水村", township: null, latitude: 29.26, longitude: 115.1 };
+  const server = fakeServer({
+    pages: [{
+      after: 0, village, households: [{ code: "V1-0001", seq: 1, head_name: "王*三", door_number: "长水村1号" }],
+      trees: [], cursor: 41, more: false,
+    }],
+  });
+  await syncOnce({ fetchImpl: server.fetch });
+  assert.equal(await getMeta("cursor"), 41);
+  assert.deepEqual(await getMeta("village"), village);
+  assert.equal((await withStore("households", "readonly", (s) => s.get("V1-0001"))).head_name, "王*三");
+  await syncOnce({ fetchImpl: server.fetch }); // the next pull goes on from the cursor
+  assert.deepEqual(server.requests.filter((r) => r.path.includes("pull")).map((r) => r.cursor), ["0", "41"]);
 });
 
 test("a page that says more without moving the cursor is garbled, not a loop", async () => {
