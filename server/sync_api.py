@@ -96,6 +96,7 @@ def apply_operation(op: Operation, clock_offset_s: float | None) -> dict[str, An
                 tag=p.get("tag"),
                 user_id=g.user["id"],
                 device_id=g.device["id"],
+                registered_at=op.client_time,
             )
             return {"version": 1}
         tree = _tree_in_village(op.record_id)

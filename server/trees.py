@@ -3,6 +3,7 @@
 import json
 import math
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, g, jsonify
@@ -10,10 +11,11 @@ from sqlite_utils import Database
 
 from server import audit
 from server.access import allow
-from server.carbon import records as carbon_records
-from server.clock import now_iso, parse_client_time
+from server.carbon import assessment, rules
+from server.clock import iso, iso_after, now_iso, parse_client_time
 from server.db import first, get_db, insert, transaction
 from server.errors import ApiError
+from server.registry import losses
 
 POSITIONS = {"house": "宅旁", "village": "村旁", "road": "路旁", "water": "水旁"}
 STATUSES = ("alive", "dead", "felled")
@@ -43,8 +45,12 @@ def register_tree(
     tag: str | None = None,
     user_id: int | None = None,
     device_id: str | None = None,
+    registered_at: str | None = None,
 ) -> None:
-    """Add a tree to a household; the id comes from the phone that registered it."""
+    """Add a tree to a household; the id comes from the phone that registered it, and
+    `registered_at` is the phone's own time of registration (no reading may be older)."""
+    if registered_at is not None:
+        registered_at = client_moment("client_time", registered_at)
     if not valid_client_id(tree_id):
         raise ApiError(422, "validation_failed", "The tree id must be a UUID or a ULID.")
     if position not in POSITIONS:
@@ -65,6 +71,7 @@ def register_tree(
                 "registered_by": user_id,
                 "device_id": device_id,
                 "created_at": now_iso(),
+                "registered_client_time": registered_at,
             },
         )
         audit.record(
@@ -97,17 +104,17 @@ def record_measurement(
     """
     if not valid_client_id(measurement_id):
         raise ApiError(422, "validation_failed", "The measurement id must be a UUID or a ULID.")
-    try:
-        client_time = parse_client_time(client_time)
-    except ValueError as error:
+    client_time = client_moment("client_time", client_time)
+    if not stems_mm or any(d <= 0 for d in stems_mm):
+        raise ApiError(422, "validation_failed", "Each stem needs a positive diameter.")
+    if height_cm is not None and height_cm < rules.BREAST_HEIGHT_M * 100:
         raise ApiError(
             422,
             "validation_failed",
-            f"client_time: {error}",
-            [{"field": "client_time", "problem": str(error)}],
-        ) from error
-    if not stems_mm or any(d <= 0 for d in stems_mm):
-        raise ApiError(422, "validation_failed", "Each stem needs a positive diameter.")
+            "胸径在 1.3 米高处量：树高不足 1.3 米的树没有胸径，请长高后再登记。",
+            [{"field": "height_cm", "problem": "at least 130 when a DBH is given"}],
+        )
+    _not_before_registration(db, tree_id, client_time)
     with transaction(db):
         insert(
             db,
@@ -129,20 +136,67 @@ def record_measurement(
             },
         )
         audit.record(db, "tree.measured", f"tree:{tree_id}", {"measurement": measurement_id})
-        return carbon_records.assess_measurement(db, measurement_id, clock_offset_s)
+        return assessment.assess_measurement(db, measurement_id, clock_offset_s)
 
 
-def set_status(db: Database, tree_id: str, status: str, at: str) -> None:
-    """Record that a tree died or was felled (or stands again after a mistake)."""
+def client_moment(field: str, text: Any) -> str:
+    """A phone's date and time, parsed and bounded, as stored (UTC); 422 when unusable."""
+    problem = None
+    try:
+        moment = parse_client_time(text) if isinstance(text, str) else None
+    except ValueError as error:
+        moment, problem = None, str(error)
+    if moment is None:
+        problem = problem or "a date and time with its zone, e.g. 2026-06-01T16:00:00+08:00"
+    elif moment < rules.EARLIEST_CLIENT_DATE:
+        problem = f"is before {rules.EARLIEST_CLIENT_DATE}"
+    elif moment > iso_after(seconds=rules.MAX_AHEAD_S):
+        problem = "is more than a day ahead of the server's clock"
+    if problem:
+        raise ApiError(
+            422, "validation_failed", f"{field}: {problem}", [{"field": field, "problem": problem}]
+        )
+    return moment
+
+
+def iso_before(moment: str, seconds: int) -> str:
+    return iso(datetime.fromisoformat(moment.replace("Z", "+00:00")) - timedelta(seconds=seconds))
+
+
+def _not_before_registration(db: Database, tree_id: str, client_time: str) -> None:
+    tree = first(db, "SELECT registered_client_time FROM trees WHERE id = ?", [tree_id])
+    registered = tree and tree["registered_client_time"]
+    if registered and client_time < iso_before(registered, rules.REGISTRATION_SLACK_S):
+        raise ApiError(
+            422,
+            "before_registration",
+            f"测量日期 {client_time[:10]} 早于这棵树的登记时间 {registered[:10]}。",
+            [{"field": "client_time", "problem": f"before the tree's registration {registered}"}],
+        )
+
+
+def set_status(db: Database, tree_id: str, status: str, at: Any) -> dict[str, Any] | None:
+    """Record that a tree died or was felled (or stands again after a mistake). A tree that
+    was credited loses what it was credited at once: buffer tonnes are cancelled for it.
+    Returns that loss, if any."""
     if status not in STATUSES:
         raise ApiError(422, "validation_failed", f"Unknown tree status {status!r}.")
+    at = client_moment("at", at)
+    _not_before_registration(db, tree_id, at)
     with transaction(db):
-        changed = db.execute(
-            "UPDATE trees SET status = ?, status_changed_at = ? WHERE id = ?", [status, at, tree_id]
-        ).rowcount
-        if not changed:
+        tree = first(db, "SELECT status FROM trees WHERE id = ?", [tree_id])
+        if tree is None:
             raise ApiError(404, "not_found", "No such tree.")
-        audit.record(db, f"tree.{status}", f"tree:{tree_id}", {"at": at})
+        db.execute(
+            "UPDATE trees SET status = ?, status_changed_at = ? WHERE id = ?", [status, at, tree_id]
+        )
+        loss = None
+        if status != "alive" and tree["status"] == "alive":
+            loss = losses.debit_tree(db, tree_id, status)
+        audit.record(
+            db, f"tree.{status}", f"tree:{tree_id}", {"at": at, "loss": loss and loss["id"]}
+        )
+    return loss
 
 
 def tree_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def seed(db: Database) -> World:
     )
     world.flag_id = db.execute("SELECT min(id) FROM flags").fetchone()[0]  # the missing photo
     world.calculation_id = carbon_records.calculate_credit(
-        db, village_a, "2026-06-01", "2026-12-31", None, world.user_ids["bureau"]
+        db, village_a, "2026-06-01", "2026-12-31", user_id=world.user_ids["bureau"]
     )
     return world
 

@@ -33,6 +33,7 @@ def grow_village(
         db, code, f"村{code[-3:]}", "宋溪镇", 29.2 + int(code[-2:]) / 100, 115.0
     )
     photo = tree_photo(code)
+    store_blob(db, photo)
     made_trees, made_households = [], []
     for n in range(households_count):
         household = households.create_household(db, village, head_name=f"农户{n}")
@@ -56,7 +57,7 @@ def grow_village(
                     photo_sha256=photo,
                 )
             made_trees.append(tree_id)
-    calculation_id = records.calculate_credit(db, village, "2026-01-01", "2026-12-31", None, None)
+    calculation_id = records.calculate_credit(db, village, "2026-01-01", "2026-12-31")
     for flag in db.query(
         "SELECT id FROM flags WHERE village_id = ? AND decision IS NULL", [village["id"]]
     ):
@@ -67,6 +68,17 @@ def grow_village(
         "trees": made_trees,
         "households": made_households,
     }
+
+
+def store_blob(db: Database, sha256: str) -> None:
+    """Record a photo file as a whole, hash-checked upload (what the blob store does)."""
+    from server.sync_api import blob_paths
+
+    size = blob_paths(sha256)[0].stat().st_size
+    db.execute(
+        "INSERT OR IGNORE INTO blobs (sha256, size, received_at) VALUES (?, ?, ?)",
+        [sha256, size, "2026-09-10T08:00:00.000Z"],
+    )
 
 
 def tree_photo(seed: str) -> str:
@@ -99,7 +111,7 @@ def verify(
     calc = first(db, "SELECT * FROM credit_calculations WHERE id = ?", [calculation_id])
     found = verification.assign(db, calc, verifier_id, None)
     claimed = db.query(
-        """SELECT vs.tree_id, m.dbh_mm FROM verification_samples vs
+        """SELECT vs.tree_id, m.dbh_mm, m.height_cm FROM verification_samples vs
            JOIN measurements m ON m.id = vs.claimed_measurement_id
            WHERE vs.verification_id = ? ORDER BY vs.tree_id""",
         [found["id"]],
@@ -113,6 +125,7 @@ def verify(
                 "client_id": str(uuid.uuid4()),
                 "tree_id": row["tree_id"],
                 "dbh_cm": (row["dbh_mm"] + off) / 10,
+                "height_m": row["height_cm"] / 100,
                 "species_id": FIR,
                 "measured_at": "2026-10-01T09:00:00+08:00",
             },
@@ -176,7 +189,7 @@ def _build_sample(app, world) -> dict[str, Any]:
             records.review_flag(db, flag["id"], "accepted", "screened", world.user_ids["admin"])
 
         def calc(start: str) -> int:
-            return records.calculate_credit(db, village_a, start, "2026-12-31", None, None)
+            return records.calculate_credit(db, village_a, start, "2026-12-31")
 
         open_calc = first(
             db, "SELECT * FROM credit_calculations WHERE id = ?", [calc("2026-01-01")]

@@ -1,4 +1,5 @@
-"""Crediting a period: never more than measured net growth, no gram created or lost."""
+"""Crediting a period: never more than measured net growth, no gram created or lost; a
+household's net loss is covered by the buffer, never carried as debt."""
 
 import math
 from fractions import Fraction
@@ -13,6 +14,7 @@ from server.carbon.crediting import (
     credit_period,
     uncertainty_deduction_g,
 )
+from server.carbon.rules import BUFFER_FLOOR_PCT
 
 HOUSEHOLDS = ["360423101201-0001-AB", "360423101201-0002-CD", "360423101201-0003-EF"]
 
@@ -28,7 +30,7 @@ growths = st.lists(
     max_size=30,
 )
 carry_ins = st.dictionaries(st.sampled_from(HOUSEHOLDS), st.integers(-2_000_000, 3_000_000))
-buffer_pcts = st.integers(0, 100)
+buffer_pcts = st.integers(BUFFER_FLOOR_PCT, 100)
 
 
 def expected_deduction(growth_g, uncertainty_pct, threshold_pct=10):
@@ -42,12 +44,13 @@ def test_never_issues_more_than_net_measured_growth_plus_carry_in(trees, carry_i
     period = credit_period(trees, carry_in, buffer_pct=buffer_pct)
     gross = sum(t.growth_g for t in trees)
     deduction = sum(expected_deduction(t.growth_g, t.uncertainty_pct) for t in trees)
-    available = sum(carry_in.values()) + gross - deduction
+    positive = sum(max(h.available_g, 0) for h in period.households.values())
     assert period.gross_g == gross
     assert period.deduction_g == deduction
     assert period.net_g == gross - deduction
-    assert period.tonnes * GRAMS_PER_TONNE <= max(0, available)
-    assert period.tonnes == max(0, available) // GRAMS_PER_TONNE  # and no whole tonne withheld
+    assert period.tonnes * GRAMS_PER_TONNE <= positive
+    assert period.tonnes == positive // GRAMS_PER_TONNE  # and no whole tonne withheld
+    assert period.loss_g == sum(max(-h.available_g, 0) for h in period.households.values())
 
 
 @given(growths, carry_ins, buffer_pcts)
@@ -62,19 +65,18 @@ def test_every_gram_is_issued_or_carried_forward(trees, carry_in, buffer_pct):
         assert line.deduction_g == sum(
             expected_deduction(t.growth_g, t.uncertainty_pct) for t in mine
         )
-        assert line.issued_g + line.carry_out_g == line.carry_in_g + line.net_g
+        assert line.issued_g + line.carry_out_g == line.carry_in_g + line.net_g + line.loss_g
         assert 0 <= line.issued_g <= max(line.available_g, 0)
+        assert line.carry_out_g >= 0  # a loss is never carried as debt
         if line.available_g <= 0:
-            assert line.issued_g == 0
+            assert line.issued_g == 0 and line.carry_out_g == 0
+            assert line.loss_g == -line.available_g
     issued = sum(line.issued_g for line in lines.values())
     left = sum(line.carry_out_g for line in lines.values())
     total = sum(line.available_g for line in lines.values())
     assert issued == period.tonnes * GRAMS_PER_TONNE
-    assert issued + left == total
-    if total >= 0:
-        assert 0 <= left < GRAMS_PER_TONNE
-    else:
-        assert period.tonnes == 0 and left == total
+    assert issued + left == total + period.loss_g
+    assert 0 <= left < GRAMS_PER_TONNE
 
 
 @given(growths, carry_ins)
@@ -102,11 +104,10 @@ def test_carrying_forward_over_many_periods_loses_no_gram(periods):
     for trees, buffer_pct in periods:
         period = credit_period(trees, carry, buffer_pct=buffer_pct)
         issued += period.tonnes * GRAMS_PER_TONNE
-        net += period.net_g
+        net += period.net_g + period.loss_g
         carry = {code: line.carry_out_g for code, line in period.households.items()}
         assert issued + sum(carry.values()) == net
-        left = sum(carry.values())
-        assert 0 <= left < GRAMS_PER_TONNE or (left < 0 and period.tonnes == 0)
+        assert 0 <= sum(carry.values()) < GRAMS_PER_TONNE
 
 
 @given(st.integers(0, 10_000_000), st.integers(0, 10_000_000))
@@ -117,7 +118,20 @@ def test_dead_or_felled_trees_count_minus_their_starting_stock(start, end):
     assert living.growth_g == end - start
     period = credit_period([dead], {}, buffer_pct=20)
     assert period.deduction_g == 0
-    assert period.households[HOUSEHOLDS[0]].carry_out_g == -start
+    assert period.households[HOUSEHOLDS[0]].carry_out_g == 0
+    assert period.loss_g == start
+
+
+@given(st.integers(0, 10_000_000), st.integers(0, 10_000_000), st.integers(0, 10_000_000))
+def test_a_tree_never_loses_more_than_it_was_credited(start, end, credited):
+    tree = TreeGrowth("t", HOUSEHOLDS[0], start, end, 10, min_growth_g=-credited)
+    assert tree.growth_g == max(end - start, -credited)
+
+
+@pytest.mark.parametrize("buffer_pct", [-1, 0, BUFFER_FLOOR_PCT - 1, 101])
+def test_a_buffer_below_the_floor_is_refused(buffer_pct):
+    with pytest.raises(ValueError, match="buffer"):
+        credit_period([], {}, buffer_pct=buffer_pct)
 
 
 @pytest.mark.parametrize(
@@ -148,8 +162,8 @@ def test_uncertainty_deduction_never_exceeds_the_gain(growth, uncertainty, thres
 
 def test_uncertainty_threshold_is_a_parameter():
     trees = [TreeGrowth("t", HOUSEHOLDS[0], 0, 1_000_000, 30)]
-    assert credit_period(trees, {}, buffer_pct=0).deduction_g == 200_000
-    assert credit_period(trees, {}, buffer_pct=0, uncertainty_threshold_pct=0).deduction_g == (
+    assert credit_period(trees, {}, buffer_pct=20).deduction_g == 200_000
+    assert credit_period(trees, {}, buffer_pct=20, uncertainty_threshold_pct=0).deduction_g == (
         300_000
     )
 
@@ -188,20 +202,22 @@ def test_worked_example():
     assert (period.buffer_tonnes, period.sellable_tonnes) == (1, 1)
 
 
-def test_a_household_in_debt_issues_nothing_and_reduces_the_pool():
-    """C's dead tree (−1.5 t) outweighs its carry-in; A's 2.5 t then yields only 1 tonne."""
+def test_a_household_at_a_loss_issues_nothing_and_its_loss_goes_to_the_buffer():
+    """C's dead tree (−1.5 t) outweighs its 0.2 t carry-in: C's 1.3 t loss is covered by
+    cancelling buffer tonnes at issuance, not by A, whose 2.5 t yield 2 tonnes."""
     a, c = HOUSEHOLDS[0], HOUSEHOLDS[2]
     trees = [
         TreeGrowth("a-fir", a, 0, 2_500_000, 10),
         TreeGrowth("c-dead", c, 1_500_000, None, 10),
     ]
     period = credit_period(trees, {c: 200_000}, buffer_pct=20)
-    assert period.tonnes == 1
-    assert period.households[a].issued_g == 1_000_000
-    assert period.households[a].carry_out_g == 1_500_000
+    assert period.tonnes == 2
+    assert period.households[a].issued_g == 2_000_000
+    assert period.households[a].carry_out_g == 500_000
     assert period.households[c].issued_g == 0
-    assert period.households[c].carry_out_g == -1_300_000
-    assert period.buffer_tonnes == 1 and period.sellable_tonnes == 0
+    assert period.households[c].carry_out_g == 0
+    assert period.households[c].loss_g == period.loss_g == 1_300_000
+    assert period.buffer_tonnes == 1 and period.sellable_tonnes == 1
 
 
 def test_less_than_a_tonne_is_all_carried_forward():

@@ -1,10 +1,14 @@
 """Crediting a period: measured growth of the same trees, minus deductions, in whole tonnes.
 
 All amounts are integer grams of CO2e. Deductions round up and issuance rounds down, so
-rounding never creates credit; whatever is not issued is carried forward per household.
+rounding never creates credit; whatever is not issued is carried forward per household. A
+household whose period is a net loss carries nothing negative: its loss is covered by
+cancelling buffer tonnes when the period is issued.
 """
 
 from dataclasses import dataclass, field
+
+from server.carbon.rules import BUFFER_FLOOR_PCT
 
 GRAMS_PER_TONNE = 1_000_000
 
@@ -18,12 +22,13 @@ class TreeGrowth:
     stock_start_g: int
     stock_end_g: int | None  # None: dead or felled during the period
     uncertainty_pct: int
+    min_growth_g: int | None = None  # a tree never loses more than it was credited
 
     @property
     def growth_g(self) -> int:
-        if self.stock_end_g is None:
-            return -self.stock_start_g
-        return self.stock_end_g - self.stock_start_g
+        end = 0 if self.stock_end_g is None else self.stock_end_g
+        growth = end - self.stock_start_g
+        return growth if self.min_growth_g is None else max(growth, self.min_growth_g)
 
 
 def uncertainty_deduction_g(growth_g: int, uncertainty_pct: int, threshold_pct: int) -> int:
@@ -42,6 +47,7 @@ class HouseholdCredit:
     deduction_g: int = 0
     issued_g: int = 0
     carry_out_g: int = 0
+    loss_g: int = 0  # a net loss, covered by the buffer
 
     @property
     def net_g(self) -> int:
@@ -59,6 +65,7 @@ class PeriodCredit:
     tonnes: int
     buffer_tonnes: int
     households: dict[str, HouseholdCredit] = field(default_factory=dict)
+    loss_g: int = 0
 
     @property
     def net_g(self) -> int:
@@ -90,6 +97,8 @@ def credit_period(
     uncertainty_threshold_pct: int = 10,
 ) -> PeriodCredit:
     """Whole tonnes from a period's measured growth; households carry what is not issued."""
+    if buffer_pct < BUFFER_FLOOR_PCT or buffer_pct > 100:
+        raise ValueError(f"the buffer is {BUFFER_FLOOR_PCT}–100 %, not {buffer_pct} %")
     households: dict[str, HouseholdCredit] = {
         code: HouseholdCredit(code, carry_in_g=grams) for code, grams in carry_in_g.items()
     }
@@ -99,17 +108,18 @@ def credit_period(
         line.deduction_g += uncertainty_deduction_g(
             tree.growth_g, tree.uncertainty_pct, uncertainty_threshold_pct
         )
-    available = sum(h.available_g for h in households.values())
-    tonnes = max(available, 0) // GRAMS_PER_TONNE
     positive = {code: h.available_g for code, h in households.items() if h.available_g > 0}
+    tonnes = sum(positive.values()) // GRAMS_PER_TONNE
     issued = _share_out(tonnes * GRAMS_PER_TONNE, positive)
     for code, line in households.items():
         line.issued_g = issued.get(code, 0)
-        line.carry_out_g = line.available_g - line.issued_g
+        line.loss_g = max(-line.available_g, 0)
+        line.carry_out_g = line.available_g + line.loss_g - line.issued_g
     return PeriodCredit(
         gross_g=sum(h.gross_g for h in households.values()),
         deduction_g=sum(h.deduction_g for h in households.values()),
         tonnes=tonnes,
         buffer_tonnes=-(-tonnes * buffer_pct // 100),
         households=households,
+        loss_g=sum(h.loss_g for h in households.values()),
     )

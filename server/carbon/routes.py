@@ -58,8 +58,8 @@ CALCULATION = {
     "properties": {
         "period_start": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
         "period_end": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
-        "buffer_pct": {"type": "integer", "minimum": 0, "maximum": 100},
     },
+    "description": "The buffer is the methodology's constant (at least 20 %), never a field.",
     "example": {"period_start": "2025-01-01", "period_end": "2026-12-31"},
 }
 
@@ -94,8 +94,32 @@ def estimate_from(data: dict[str, Any]) -> dict[str, Any]:
     return estimate.as_dict()
 
 
+PRIMARY_SOURCE = {
+    "species_model": ("agb", "bgb"),
+    "species_equation": ("equation.agb_terms",),
+    "generic": ("generic.a", "generic.wood_density"),
+    "volume_route": ("volume",),
+    "excluded": ("excluded_reason",),
+}
+
+
+def carbon_fraction(species: dict[str, Any]) -> dict[str, float] | None:
+    """Carbon share of dry biomass above and below ground (None for excluded species)."""
+    if species["route"] == "species_model":
+        return {
+            "above": species["carbon_fraction_above"],
+            "below": species["carbon_fraction_below"],
+        }
+    params = {"species_equation": "equation", "generic": "generic", "volume_route": "volume"}
+    if species["route"] not in params:
+        return None
+    fraction = species[params[species["route"]]]["carbon_fraction"]
+    return {"above": fraction, "below": fraction}
+
+
 def species_view(species: dict[str, Any]) -> dict[str, Any]:
     excluded = species["route"] == "excluded"
+    sources = species.get("sources", {})
     return {
         "id": species["id"],
         "scientific_name": species["scientific_name"],
@@ -106,6 +130,14 @@ def species_view(species: dict[str, Any]) -> dict[str, Any]:
         "creditable": not excluded,
         "excluded_reason": species.get("excluded_reason"),
         "needs_height": False if excluded else needs_height(species),
+        "estimates_height": "height_model" in species,
+        "ladder_step": species.get("ladder_step"),
+        "source": "; ".join(
+            sources[key] for key in PRIMARY_SOURCE[species["route"]] if key in sources
+        ),
+        "fitted_range": species.get("fitted_range"),
+        "carbon_fraction": carbon_fraction(species),
+        "model_error": species.get("model_error"),
         "limits": species.get("limits"),
         "note": species.get("note"),
     }
@@ -220,8 +252,7 @@ def calculate(village_code: str):
         g.village,
         data["period_start"],
         data["period_end"],
-        data.get("buffer_pct"),
-        g.user["id"],
+        user_id=g.user["id"],
     )
     return jsonify(calculation=records.calculation_view(get_db(), calculation_id)), 201
 

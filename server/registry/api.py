@@ -23,18 +23,27 @@ ASSIGN = {
 REMEASURE = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["client_id", "tree_id", "dbh_cm", "species_id", "measured_at"],
+    "required": ["client_id", "tree_id", "measured_at"],
     "properties": {
         "client_id": CLIENT_ID | {"description": "made on the phone; a retry sends it again"},
         "tree_id": CLIENT_ID,
+        "outcome": {
+            "type": "string",
+            "enum": ["measured", "not_found", "dead", "felled"],
+            "description": "measured (the default) needs dbh_cm, height_m and species_id; "
+            "the others give none of them",
+        },
         "dbh_cm": {"type": "number", "minimum": 0.1, "maximum": 500},
+        "height_m": {"type": "number", "minimum": 0.1, "maximum": 100},
         "species_id": {"type": "string", "maxLength": 64},
         "measured_at": {"type": "string", "maxLength": 40, "description": "ISO-8601 with zone"},
     },
     "example": {
         "client_id": "0190f0a0-0000-7000-8000-0000000000c1",
         "tree_id": "0190f0a0-0000-7000-8000-00000000000a",
+        "outcome": "measured",
         "dbh_cm": 11.0,
+        "height_m": 9.5,
         "species_id": "cunninghamia_lanceolata",
         "measured_at": "2026-10-02T09:30:00+08:00",
     },

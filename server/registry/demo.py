@@ -20,7 +20,7 @@ def _verify(db: Database, calc: dict, verifier: dict, off_by_mm: int) -> dict:
     `off_by_mm` away."""
     found = verification.assign(db, calc, verifier["id"], None)
     sample = db.query(
-        """SELECT vs.tree_id, m.dbh_mm, t.species_id FROM verification_samples vs
+        """SELECT vs.tree_id, m.dbh_mm, m.height_cm, t.species_id FROM verification_samples vs
            JOIN measurements m ON m.id = vs.claimed_measurement_id
            JOIN trees t ON t.id = vs.tree_id WHERE vs.verification_id = ? ORDER BY vs.tree_id""",
         [found["id"]],
@@ -33,6 +33,7 @@ def _verify(db: Database, calc: dict, verifier: dict, off_by_mm: int) -> dict:
                 "client_id": f"demo-remeasure-{found['id']:04d}-{index:04d}",
                 "tree_id": tree["tree_id"],
                 "dbh_cm": (tree["dbh_mm"] + (off_by_mm if index == 0 else 0)) / 10,
+                "height_m": tree["height_cm"] / 100,
                 "species_id": tree["species_id"],
                 "measured_at": "2025-11-12T10:00:00+08:00",
             },
@@ -68,7 +69,7 @@ def add_registry_history(db: Database) -> None:
     )
     issued = assigned = 0
     for village in villages:
-        calc_id = records.calculate_credit(db, village, *PERIOD, None, None)
+        calc_id = records.calculate_credit(db, village, *PERIOD)
         calc = db["credit_calculations"].get(calc_id)
         if calc["tonnes"] == 0 or db.execute(OPEN_FLAGS_OF_CALCULATION, [calc_id]).fetchone()[0]:
             continue  # red-code records wait for review; nothing whole to issue

@@ -1,5 +1,6 @@
 """Issuance: a verified period's whole tonnes become serials in a bundle, with the buffer
-withheld; reversals (trees dead or felled after issuance) cancel buffer tonnes first.
+withheld; losses (trees dead or felled after issuance, a period's net loss) cancel buffer
+tonnes first (server/registry/losses.py).
 
 The credit calculation (server/carbon) already holds the whole tonnes, the buffer share and
 each household's issued grams and carry-forward. Issuance scales them by the verification's
@@ -13,12 +14,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from server import audit
+from server.carbon import records
 from server.carbon.crediting import GRAMS_PER_TONNE, _share_out
-from server.carbon.records import OPEN_FLAGS_OF_CALCULATION
 from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
-from server.registry import bundles, ledger, serials
+from server.registry import bundles, ledger, losses, serials
 
 
 def _check_entry(db: Database, bundle: dict, calc: dict, village: dict, vintage: int) -> None:
@@ -36,31 +37,101 @@ def _check_entry(db: Database, bundle: dict, calc: dict, village: dict, vintage:
         raise ApiError(409, "rules_not_met", "The bundle's rules do not admit this.", problems)
 
 
+def _void_reason(db: Database, calc_id: int) -> str | None:
+    """Why a calculation can no longer be issued as computed: a reading it uses was
+    rejected, or one of its trees is gone (re-compute the period)."""
+    rejected = first(
+        db,
+        """SELECT l.tree_id FROM credit_tree_lines l JOIN flags f
+             ON f.measurement_id IN (l.start_measurement_id, l.end_measurement_id)
+           WHERE l.calculation_id = ? AND f.decision = 'rejected' LIMIT 1""",
+        [calc_id],
+    )
+    if rejected:
+        return f"树 {rejected['tree_id'][:8]} 所用的测量记录已被驳回"
+    gone = first(
+        db,
+        """SELECT l.tree_id, t.status FROM credit_tree_lines l JOIN trees t ON t.id = l.tree_id
+           WHERE l.calculation_id = ? AND t.status != 'alive' LIMIT 1""",
+        [calc_id],
+    )
+    if gone:
+        return f"树 {gone['tree_id'][:8]} 已登记为{'死亡' if gone['status'] == 'dead' else '砍伐'}"
+    return None
+
+
+def _photos_missing(db: Database, calc_id: int) -> list[str]:
+    """Trees whose end reading has no photo stored under its hash."""
+    return [
+        row["tree_id"]
+        for row in db.query(
+            """SELECT l.tree_id FROM credit_tree_lines l
+               JOIN measurements m ON m.id = l.end_measurement_id
+               WHERE l.calculation_id = ? AND (m.photo_sha256 IS NULL OR NOT EXISTS
+                     (SELECT 1 FROM blobs b WHERE b.sha256 = m.photo_sha256))
+               ORDER BY l.tree_id""",
+            [calc_id],
+        )
+    ]
+
+
+def _check_issuable(db: Database, calc: dict[str, Any]) -> None:
+    """Refuse (inside the write transaction) what would issue unreviewed or unproven growth."""
+    records.check_not_over_issued(db, calc["village_id"], calc["period_start"])
+    open_flags = db.execute(records.OPEN_FLAGS_OF_CALCULATION, [calc["id"]]).fetchone()[0]
+    if open_flags:
+        raise ApiError(409, "open_flags", f"还有 {open_flags} 条待复核记录，复核后才能签发。")
+    missing = _photos_missing(db, calc["id"])
+    if missing:
+        raise ApiError(
+            409,
+            "photos_missing",
+            f"{len(missing)} 棵树的照片还没有上传并核对：照片到齐后才能签发。",
+            [{"field": "tree_id", "problem": tree} for tree in missing[:50]],
+        )
+
+
 def issue(
     db: Database, verification: dict[str, Any], bundle: dict[str, Any], user_id: int | None
 ) -> dict[str, Any]:
-    """Issue a verified period's tonnes into a bundle; returns the issuance."""
+    """Issue a verified period's tonnes into a bundle; returns the issuance.
+
+    Everything it rests on is checked again inside the write transaction: the period does
+    not overlap an issued one, every reading is reviewed and none rejected, every tree is
+    still standing, every photo is stored. A rejected reading or a lost tree voids the
+    calculation (the period must be re-computed)."""
     if verification["status"] not in ("passed", "partial"):
         raise ApiError(409, "not_verified", "Only a passed or partial verification issues.")
-    calc = first(
-        db, "SELECT * FROM credit_calculations WHERE id = ?", [verification["calculation_id"]]
-    )
-    if calc["status"] != "draft":
-        raise ApiError(409, "already_issued", "This period is already issued.")
-    village = first(db, "SELECT * FROM villages WHERE id = ?", [calc["village_id"]])
-    vintage = int(calc["period_end"][:4])
-    _check_entry(db, bundle, calc, village, vintage)
-    open_flags = db.execute(OPEN_FLAGS_OF_CALCULATION, [calc["id"]]).fetchone()[0]
-    if open_flags:
-        raise ApiError(409, "open_flags", f"{open_flags} plausibility flags need review first.")
-    overlapping = first(
-        db,
-        """SELECT id FROM credit_calculations WHERE village_id = ? AND status = 'issued'
-           AND period_start <= ? AND period_end >= ?""",
-        [calc["village_id"], calc["period_end"], calc["period_start"]],
-    )
-    if overlapping:
-        raise ApiError(409, "overlapping_period", "An issued period of this village overlaps.")
+    voided = None
+    with transaction(db):
+        calc = first(
+            db, "SELECT * FROM credit_calculations WHERE id = ?", [verification["calculation_id"]]
+        )
+        if calc["status"] == "void":
+            raise ApiError(409, "calculation_void", f"这次计算已作废：{calc['void_reason']}")
+        if calc["status"] != "draft":
+            raise ApiError(409, "already_issued", "This period is already issued.")
+        village = first(db, "SELECT * FROM villages WHERE id = ?", [calc["village_id"]])
+        vintage = int(calc["period_end"][:4])
+        _check_entry(db, bundle, calc, village, vintage)
+        voided = _void_reason(db, calc["id"])
+        if voided:
+            db.execute(
+                "UPDATE credit_calculations SET status = 'void', void_reason = ? WHERE id = ?",
+                [voided, calc["id"]],
+            )
+            audit.record(
+                db, "credit.voided", f"credit_calculation:{calc['id']}", {"reason": voided}
+            )
+        else:
+            _check_issuable(db, calc)
+            issuance_id = _issue(db, calc, village, verification, bundle, vintage, user_id)
+    if voided:
+        raise ApiError(409, "calculation_void", f"这次计算已作废，请重新计算：{voided}")
+    return issuance_view(db, issuance_id)
+
+
+def _issue(db, calc, village, verification, bundle, vintage, user_id) -> int:
     tonnes = calc["tonnes"] * verification["scale_ppm"] // 1_000_000
     buffer_tonnes = -(-tonnes * calc["buffer_pct"] // 100)
     issued = {
@@ -80,60 +151,70 @@ def issue(
         if problem:
             raise ApiError(409, "rules_not_met", f"After this issuance the bundle {problem}.")
     county = first(db, "SELECT code FROM counties WHERE id = ?", [village["county_id"]])["code"]
-    with transaction(db):
-        changed = db.execute(
-            "UPDATE credit_calculations SET status = 'issued' WHERE id = ? AND status = 'draft'",
-            [calc["id"]],
-        ).rowcount
-        if not changed:
-            raise ApiError(409, "already_issued", "This period is already issued.")
-        issuance_id = (
-            db["issuances"]
-            .insert(
-                {
-                    "calculation_id": calc["id"],
-                    "verification_id": verification["id"],
-                    "bundle_id": bundle["id"],
-                    "vintage": vintage,
-                    "tonnes": tonnes,
-                    "buffer_tonnes": buffer_tonnes,
-                    "created_by": user_id,
-                    "created_at": now_iso(),
-                }
-            )
-            .last_pk
-        )
-        first_serial, last_serial = serials.mint(
-            db,
-            bundle=bundle,
-            county_code=county,
-            vintage=vintage,
-            issuance_id=issuance_id,
-            tonnes=tonnes,
-            buffer_tonnes=buffer_tonnes,
-        )
-        db.execute(
-            "UPDATE issuances SET first_serial = ?, last_serial = ? WHERE id = ?",
-            [first_serial, last_serial, issuance_id],
-        )
-        db["issuance_households"].insert_all(
-            {"issuance_id": issuance_id, "household_id": h, "grams": g} for h, g in grams.items()
-        )
-        ledger.queue_issuance(db, issuance_id)
-        audit.record(
-            db,
-            "issuance.issued",
-            f"issuance:{issuance_id}",
+    changed = db.execute(
+        "UPDATE credit_calculations SET status = 'issued' WHERE id = ? AND status = 'draft'",
+        [calc["id"]],
+    ).rowcount
+    if not changed:
+        raise ApiError(409, "already_issued", "This period is already issued.")
+    issuance_id = (
+        db["issuances"]
+        .insert(
             {
-                "calculation": calc["id"],
-                "bundle": bundle["id"],
+                "calculation_id": calc["id"],
+                "verification_id": verification["id"],
+                "bundle_id": bundle["id"],
+                "vintage": vintage,
                 "tonnes": tonnes,
-                "buffer": buffer_tonnes,
-                "first": first_serial,
-                "last": last_serial,
-            },
+                "buffer_tonnes": buffer_tonnes,
+                "created_by": user_id,
+                "created_at": now_iso(),
+            }
         )
-    return issuance_view(db, issuance_id)
+        .last_pk
+    )
+    first_serial, last_serial = serials.mint(
+        db,
+        bundle=bundle,
+        county_code=county,
+        vintage=vintage,
+        issuance_id=issuance_id,
+        tonnes=tonnes,
+        buffer_tonnes=buffer_tonnes,
+    )
+    db.execute(
+        "UPDATE issuances SET first_serial = ?, last_serial = ? WHERE id = ?",
+        [first_serial, last_serial, issuance_id],
+    )
+    db["issuance_households"].insert_all(
+        {"issuance_id": issuance_id, "household_id": h, "grams": g} for h, g in grams.items()
+    )
+    ledger.queue_issuance(db, issuance_id)
+    audit.record(
+        db,
+        "issuance.issued",
+        f"issuance:{issuance_id}",
+        {
+            "calculation": calc["id"],
+            "bundle": bundle["id"],
+            "tonnes": tonnes,
+            "buffer": buffer_tonnes,
+            "first": first_serial,
+            "last": last_serial,
+        },
+    )
+    if calc["loss_g"]:
+        losses.record_loss(
+            db,
+            bundle_id=bundle["id"],
+            grams=calc["loss_g"],
+            reason="net_loss",
+            issuance_id=issuance_id,
+            calculation_id=calc["id"],
+        )
+    else:
+        losses.settle_shortfall(db, bundle["id"])
+    return issuance_id
 
 
 def issuance_view(db: Database, issuance_id: int) -> dict[str, Any] | None:
@@ -149,6 +230,12 @@ def issuance_view(db: Database, issuance_id: int) -> dict[str, Any] | None:
         [issuance_id],
     )
     reversals = db.query("SELECT * FROM reversals WHERE issuance_id = ? ORDER BY id", [issuance_id])
+    lost = db.query(
+        """SELECT l.id, l.reason, l.grams, l.tree_id, l.created_at,
+                  (SELECT count(*) FROM loss_cancellations c WHERE c.loss_id = l.id) AS cancelled
+           FROM losses l WHERE l.issuance_id = ? ORDER BY l.id""",
+        [issuance_id],
+    )
     village = first(
         db,
         """SELECT v.* FROM villages v JOIN credit_calculations c ON c.village_id = v.id
@@ -161,84 +248,43 @@ def issuance_view(db: Database, issuance_id: int) -> dict[str, Any] | None:
         "sellable_tonnes": row["tonnes"] - row["buffer_tonnes"],
         "households": list(households),
         "reversals": list(reversals),
+        "losses": list(lost),
     }
 
 
 def reverse(
     db: Database, issuance: dict[str, Any], tree_ids: list[str], user_id: int | None
 ) -> dict[str, Any]:
-    """Trees of an issued period died or were felled: cancel tonnes for their credited
-    growth, rounded up to whole tonnes, buffer tonnes first (newest first), then unsold ones
-    (last in the public order first). What cannot be cancelled is recorded as shortfall."""
-    problems, grams = [], {}
+    """Debit trees of an issued period that died or were felled and were not debited yet
+    (a status change debits at once; this catches trees recorded gone before that rule)."""
+    problems = []
     for tree_id in dict.fromkeys(tree_ids):
         line = first(
             db,
-            """SELECT l.stock_start_g, l.stock_end_g, t.status FROM credit_tree_lines l
-               JOIN trees t ON t.id = l.tree_id WHERE l.calculation_id = ? AND l.tree_id = ?""",
+            """SELECT t.status FROM credit_tree_lines l JOIN trees t ON t.id = l.tree_id
+               WHERE l.calculation_id = ? AND l.tree_id = ?""",
             [issuance["calculation_id"], tree_id],
         )
         if line is None:
             problems.append({"field": "tree_ids", "problem": f"{tree_id} was not credited here"})
         elif line["status"] == "alive":
             problems.append({"field": "tree_ids", "problem": f"{tree_id} is still alive"})
-        elif first(db, "SELECT 1 FROM reversal_trees WHERE tree_id = ?", [tree_id]):
+        elif records.credit_balance_g(db, tree_id) <= 0:
             problems.append({"field": "tree_ids", "problem": f"{tree_id} is already reversed"})
-        else:
-            grams[tree_id] = max((line["stock_end_g"] or 0) - line["stock_start_g"], 0)
     if problems:
         raise ApiError(422, "validation_failed", "These trees cannot be reversed.", problems)
-    total = sum(grams.values())
-    tonnes = -(-total // GRAMS_PER_TONNE)
     with transaction(db):
-        buffer = [
-            r[0]
-            for r in db.execute(
-                """SELECT serial FROM tonnes WHERE bundle_id = ? AND status = 'buffer'
-                   ORDER BY vintage DESC, seq DESC LIMIT ?""",
-                [issuance["bundle_id"], tonnes],
+        debited = [
+            losses.debit_tree(
+                db, tree_id, first(db, "SELECT status FROM trees WHERE id = ?", [tree_id])["status"]
             )
+            for tree_id in dict.fromkeys(tree_ids)
         ]
-        unsold = [
-            r[0]
-            for r in db.execute(
-                """SELECT serial FROM tonnes WHERE bundle_id = ? AND status = 'available'
-                   ORDER BY vintage DESC, seq DESC LIMIT ?""",
-                [issuance["bundle_id"], tonnes - len(buffer)],
-            )
-        ]
-        serials.set_status(db, buffer + unsold, "cancelled")
-        shortfall = tonnes - len(buffer) - len(unsold)
-        reversal_id = (
-            db["reversals"]
-            .insert(
-                {
-                    "issuance_id": issuance["id"],
-                    "grams": total,
-                    "tonnes": tonnes,
-                    "from_buffer": len(buffer),
-                    "from_available": len(unsold),
-                    "shortfall": shortfall,
-                    "created_by": user_id,
-                    "created_at": now_iso(),
-                }
-            )
-            .last_pk
-        )
-        db["reversal_trees"].insert_all(
-            {"tree_id": t, "reversal_id": reversal_id, "grams": g} for t, g in grams.items()
-        )
-        audit.record(
-            db,
-            "issuance.reversed",
-            f"issuance:{issuance['id']}",
-            {
-                "trees": list(grams),
-                "grams": total,
-                "cancelled": buffer + unsold,
-                "shortfall": shortfall,
-            },
-        )
-    return first(db, "SELECT * FROM reversals WHERE id = ?", [reversal_id]) | {
-        "cancelled": buffer + unsold
+    grams = sum(d["grams"] for d in debited if d)
+    cancelled = [s for d in debited if d for s in d["cancelled"]]
+    return {
+        "issuance_id": issuance["id"],
+        "grams": grams,
+        "losses": [d["id"] for d in debited if d],
+        "cancelled": cancelled,
     }

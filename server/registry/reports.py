@@ -10,17 +10,21 @@ from typing import Any
 from fpdf import FPDF
 from sqlite_utils import Database
 
-from server.registry.verification import REJECT_ABOVE_PCT, TOLERANCE_MM, TOLERANCE_PCT
+from server.registry.ratio import REJECT_RATIO
+from server.registry.verification import DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M, OUTCOMES
 from village_kits.kit import SIMPLIFIED_CHINESE, _font_path
 
 STATUS_ZH = {"passed": "通过", "partial": "部分通过（按比例核减）", "failed": "未通过（不予签发）"}
 
 
 def sample_results(db: Database, verification_id: int) -> list[dict[str, Any]]:
-    """Each sampled tree: claimed and re-measured DBH and species, and whether it passed."""
+    """Each sampled tree: claimed and re-measured DBH, height and species, the outcome, and
+    whether it was within tolerance."""
     rows = db.query(
         """SELECT vs.tree_id, h.code AS household_code, t.species_id AS claimed_species,
-                  m.dbh_mm AS claimed_mm, r.dbh_mm AS measured_mm,
+                  m.dbh_mm AS claimed_mm, m.height_cm AS claimed_height_cm,
+                  r.dbh_mm AS measured_mm, r.height_cm AS measured_height_cm,
+                  r.outcome, r.id IS NOT NULL AS remeasured,
                   r.species_id AS measured_species, r.within_tolerance, r.reason,
                   r.measured_at
            FROM verification_samples vs JOIN trees t ON t.id = vs.tree_id
@@ -32,6 +36,13 @@ def sample_results(db: Database, verification_id: int) -> list[dict[str, Any]]:
         [verification_id],
     )
     return [dict(row) for row in rows]
+
+
+def _sizes(dbh_mm: int | None, height_cm: int | None) -> str:
+    if dbh_mm is None:
+        return "—"
+    height = "—" if height_cm is None else f"{height_cm / 100:.1f} m"
+    return f"{dbh_mm / 10:.1f} cm / {height}"
 
 
 def _pdf() -> FPDF:
@@ -60,8 +71,10 @@ def render(verification: dict[str, Any], results: list[dict[str, Any]], verifier
         f"方法学：{verification['method_version']}",
         f"抽样：{verification['population']} 棵中随机抽取 {verification['sample_size']} 棵"
         f"（≥5%，至少 30 棵），随机种子 {verification['seed']}",
-        f"容差：胸径 ±{TOLERANCE_MM / 10:.1f} 厘米或 ±{TOLERANCE_PCT}%（取大者），树种一致；"
-        f"不合格超过 {REJECT_ABOVE_PCT}% 则不予签发",
+        f"复测胸径和树高；容差：胸径 ±{DBH_TOLERANCE_CM:g} 厘米、树高 ±{HEIGHT_TOLERANCE_M:g} 米"
+        "或该树半年的申报生长量（取大者）",
+        "签发量 = 申报生长量 × 核实/申报生长量之比的单侧 95% 置信下限（比率估计）；"
+        f"比值低于 {REJECT_RATIO:g} 则不予签发，须全面复测",
         f"核查员：{verifier}    指派：{verification['assigned_at']}    "
         f"结论：{verification['decided_at']}",
     ]
@@ -70,11 +83,13 @@ def render(verification: dict[str, Any], results: list[dict[str, Any]], verifier
     pdf.ln(3)
     pdf.set_font("cjk", "", 13)
     scale = verification["scale_ppm"] / 10_000
-    pdf.cell(
+    pdf.multi_cell(
         0,
         9,
-        f"结论：{STATUS_ZH[verification['status']]}    合格 {verification['passed_trees']} 棵，"
-        f"不合格 {verification['failed_trees']} 棵，可签发比例 {scale:.2f}%",
+        f"结论：{STATUS_ZH[verification['status']]}    容差内 {verification['passed_trees']} 棵，"
+        f"超出 {verification['failed_trees']} 棵；核实/申报比值 "
+        f"{(verification.get('ratio_ppm') or 0) / 10_000:.2f}%，置信下限 "
+        f"{(verification.get('lower_bound_ppm') or 0) / 10_000:.2f}%，可签发比例 {scale:.2f}%",
         new_x="LMARGIN",
         new_y="NEXT",
     )
@@ -84,27 +99,24 @@ def render(verification: dict[str, Any], results: list[dict[str, Any]], verifier
             0, 6, f"说明：{verification['decision_note']}", new_x="LMARGIN", new_y="NEXT"
         )
     pdf.ln(2)
-    widths = (62, 44, 22, 22, 20)
+    widths = (30, 44, 32, 32, 42)
     pdf.set_font("cjk", "", 9)
     for width, title in zip(
-        widths, ("树木编号", "农户码", "申报胸径", "复测胸径", "结果"), strict=True
+        widths, ("树木编号", "农户码", "申报 胸径/树高", "复测 胸径/树高", "结果"), strict=True
     ):
         pdf.cell(width, 7, title, border="B")
     pdf.ln()
     pdf.set_font("cjk", "", 8.5)
     for row in results:
-        verdict = "合格" if row["within_tolerance"] else "不合格"
+        verdict = "容差内" if row["within_tolerance"] else "超出容差"
+        labels = {"dbh": "胸径", "height": "树高", "species": "树种"} | OUTCOMES
         if row["reason"]:
-            verdict += (
-                "（"
-                + "、".join({"dbh": "胸径", "species": "树种"}[r] for r in row["reason"].split(","))
-                + "）"
-            )
+            verdict += "（" + "、".join(labels[r] for r in row["reason"].split(",")) + "）"
         cells = (
-            row["tree_id"],
+            row["tree_id"][:13],
             row["household_code"],
-            f"{row['claimed_mm'] / 10:.1f} cm",
-            f"{row['measured_mm'] / 10:.1f} cm",
+            _sizes(row["claimed_mm"], row["claimed_height_cm"]),
+            _sizes(row["measured_mm"], row["measured_height_cm"]),
             verdict,
         )
         for width, text in zip(widths, cells, strict=True):

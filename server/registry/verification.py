@@ -1,10 +1,12 @@
-"""Verification of a credited period: a seeded random sample, blind re-measurement by an
-assigned verifier, a tolerance check, and pass / partial / fail with its PDF report.
+"""Verification of a credited period: a seeded random sample, blind re-measurement of DBH
+and height by an assigned verifier (or "not found / dead / felled"), and a ratio estimate of
+verified to claimed growth that decides pass / partial / fail, with its PDF report.
 
 The sample is reproducible: `random.Random(seed).sample(sorted tree ids, size)`, with the
-seed stored. Tolerance is DBH within ±0.5 cm or ±3 % (whichever is larger) and the same
-species. No failures: passed. Failures in at most `REJECT_ABOVE_PCT` % of the sample:
-partial, and issuance shrinks pro rata to the share that passed. More: failed, no issuance.
+seed stored. Each tree's verified growth is its stock from the verifier's sizes, under the
+calculation's parameter set, less the same start the claim used; issuance is the claimed
+total times the ratio's lower confidence bound (server/registry/ratio.py). The per-tree
+tolerance, tied to a year of the tree's own claimed growth, only marks trees in the report.
 """
 
 import hashlib
@@ -16,14 +18,20 @@ from typing import Any
 from sqlite_utils import Database
 
 from server import audit
+from server.carbon.method import load_method
+from server.carbon.plausibility import years_between
+from server.carbon.records import capped_stock_g
 from server.clock import now_iso, parse_client_time
 from server.db import first, transaction
 from server.errors import ApiError
 from server.push import triggers as push
+from server.registry import ratio
 
 SAMPLE_PCT, SAMPLE_MIN = 5, 30
-TOLERANCE_MM, TOLERANCE_PCT = 5, 3
-REJECT_ABOVE_PCT = 20
+# A re-measured size is "the same" within tape / clinometer error or half a year of the
+# tree's own claimed growth, whichever is larger.
+DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M, HEIGHT_TOLERANCE_SHARE = 0.3, 0.5, 0.05
+OUTCOMES = {"measured": "复测", "not_found": "找不到", "dead": "已死亡", "felled": "已砍伐"}
 
 
 def sample_size(population: int) -> int:
@@ -37,11 +45,38 @@ def draw_sample(tree_ids: list[str], seed: str) -> list[str]:
     return sorted(random.Random(seed).sample(population, sample_size(len(population))))
 
 
-def within_tolerance(claimed_mm: int, measured_mm: int) -> bool:
-    """DBH within ±0.5 cm or ±3 % of the claimed value, whichever is larger."""
-    return abs(measured_mm - claimed_mm) * 100 <= max(
-        TOLERANCE_MM * 100, claimed_mm * TOLERANCE_PCT
-    )
+def tolerances(claimed: dict[str, Any]) -> tuple[float, float]:
+    """(DBH cm, height m) tolerances for a sampled tree: measurement error, or half a year of
+    the growth claimed for it, whichever is larger."""
+    years = max(years_between(claimed["start_time"], claimed["end_time"]), 1 / 12)
+    dbh_growth = max(claimed["end_dbh_mm"] - claimed["start_dbh_mm"], 0) / 10
+    dbh = max(DBH_TOLERANCE_CM, dbh_growth / years / 2)
+    height = HEIGHT_TOLERANCE_M
+    if claimed["end_height_cm"] is not None:
+        height = max(height, HEIGHT_TOLERANCE_SHARE * claimed["end_height_cm"] / 100)
+        if claimed["start_height_cm"] is not None:
+            grown = max(claimed["end_height_cm"] - claimed["start_height_cm"], 0) / 100
+            height = max(height, grown / years / 2)
+    return dbh, height
+
+
+def mismatches(claimed: dict[str, Any], row: dict[str, Any]) -> list[str]:
+    """Why a re-measurement differs from the claim: dbh, height, species, or the outcome."""
+    if row["outcome"] != "measured":
+        return [row["outcome"]]
+    dbh_tol, height_tol = tolerances(claimed)
+    reasons = []
+    if abs(row["dbh_mm"] - claimed["end_dbh_mm"]) / 10 > dbh_tol + 1e-9:
+        reasons.append("dbh")
+    if (
+        claimed["end_height_cm"] is not None
+        and row["height_cm"] is not None
+        and abs(row["height_cm"] - claimed["end_height_cm"]) / 100 > height_tol + 1e-9
+    ):
+        reasons.append("height")
+    if row["species_id"] != claimed["species_id"]:
+        reasons.append("species")
+    return reasons
 
 
 def get_verification(db: Database, verification_id: int) -> dict[str, Any] | None:
@@ -51,7 +86,8 @@ def get_verification(db: Database, verification_id: int) -> dict[str, Any] | Non
         db,
         """SELECT v.id, v.calculation_id, v.village_id, v.seed, v.population, v.sample_size,
                   v.verifier_id, v.assigned_by, v.assigned_at, v.status, v.passed_trees,
-                  v.failed_trees, v.scale_ppm, v.decided_at, v.decision_note,
+                  v.failed_trees, v.scale_ppm, v.ratio_ppm, v.lower_bound_ppm,
+                  v.decided_at, v.decision_note,
                   v.report_sha256, v.report_anchor_tx, vi.code AS village_code,
                   vi.name AS village_name, vi.county_id, c.period_start, c.period_end,
                   c.tonnes, c.method_version
@@ -155,14 +191,7 @@ def remeasure(
         return _receipt(stored), False
     if verification["status"] != "assigned":
         raise ApiError(409, "already_decided", "This verification is already decided.")
-    claimed = first(
-        db,
-        """SELECT m.dbh_mm, t.species_id FROM verification_samples vs
-           JOIN measurements m ON m.id = vs.claimed_measurement_id
-           JOIN trees t ON t.id = vs.tree_id
-           WHERE vs.verification_id = ? AND vs.tree_id = ?""",
-        [verification["id"], data["tree_id"]],
-    )
+    claimed = claimed_line(db, verification["id"], data["tree_id"])
     if claimed is None:
         raise ApiError(
             422,
@@ -170,13 +199,10 @@ def remeasure(
             "This tree is not in the verification sample.",
             [{"field": "tree_id", "problem": "not in this verification's sample"}],
         )
-    if first(db, "SELECT 1 FROM species WHERE id = ?", [data["species_id"]]) is None:
-        raise ApiError(
-            422,
-            "validation_failed",
-            f"Unknown species {data['species_id']!r}.",
-            [{"field": "species_id", "problem": "unknown species"}],
-        )
+    outcome = data.get("outcome", "measured")
+    problems = _remeasure_problems(db, outcome, data)
+    if problems:
+        raise ApiError(422, "validation_failed", "复测数据不完整或有误。", problems)
     try:
         measured_at = parse_client_time(data["measured_at"])
     except ValueError as error:
@@ -186,24 +212,21 @@ def remeasure(
             "measured_at needs a date, time and time zone.",
             [{"field": "measured_at", "problem": str(error)}],
         ) from error
-    dbh_mm = round(data["dbh_cm"] * 10)
-    reasons = []
-    if not within_tolerance(claimed["dbh_mm"], dbh_mm):
-        reasons.append("dbh")
-    if data["species_id"] != claimed["species_id"]:
-        reasons.append("species")
+    measured = outcome == "measured"
     row = {
         "client_id": data["client_id"],
         "verification_id": verification["id"],
         "tree_id": data["tree_id"],
-        "dbh_mm": dbh_mm,
-        "species_id": data["species_id"],
+        "outcome": outcome,
+        "dbh_mm": round(data["dbh_cm"] * 10) if measured else None,
+        "height_cm": round(data["height_m"] * 100) if measured else None,
+        "species_id": data["species_id"] if measured else None,
         "measured_at": measured_at,
         "received_at": now_iso(),
         "verifier_id": verifier_id,
-        "within_tolerance": int(not reasons),
-        "reason": ",".join(reasons) or None,
     }
+    reasons = mismatches(claimed, row)
+    row |= {"within_tolerance": int(not reasons), "reason": ",".join(reasons) or None}
     with transaction(db):
         if first(
             db,
@@ -221,6 +244,42 @@ def remeasure(
     return _receipt(row), True
 
 
+def _remeasure_problems(db: Database, outcome: str, data: dict[str, Any]) -> list[dict]:
+    if outcome not in OUTCOMES:
+        return [{"field": "outcome", "problem": f"one of {', '.join(OUTCOMES)}"}]
+    sizes = ("dbh_cm", "height_m", "species_id")
+    if outcome != "measured":
+        given = [key for key in sizes if data.get(key) is not None]
+        return [{"field": key, "problem": f"not given when the tree is {outcome}"} for key in given]
+    problems = [{"field": key, "problem": "required"} for key in sizes if data.get(key) is None]
+    if not problems and data["height_m"] < 1.3:
+        problems.append({"field": "height_m", "problem": "DBH is taken at 1.3 m: at least 1.3"})
+    species = data.get("species_id")
+    if species and first(db, "SELECT 1 FROM species WHERE id = ?", [species]) is None:
+        problems.append({"field": "species_id", "problem": "unknown species"})
+    return problems
+
+
+def claimed_line(db: Database, verification_id: int, tree_id: str) -> dict[str, Any] | None:
+    """What was claimed for a sampled tree: start and end sizes and stocks, its species."""
+    return first(
+        db,
+        """SELECT vs.tree_id, t.species_id, l.stock_start_g, l.stock_end_g,
+                  s.dbh_mm AS start_dbh_mm, s.height_cm AS start_height_cm,
+                  s.client_time AS start_time, s.stems_mm AS start_stems_mm,
+                  e.dbh_mm AS end_dbh_mm, e.height_cm AS end_height_cm,
+                  e.client_time AS end_time
+           FROM verification_samples vs JOIN verifications v ON v.id = vs.verification_id
+           JOIN credit_tree_lines l
+             ON l.calculation_id = v.calculation_id AND l.tree_id = vs.tree_id
+           JOIN measurements s ON s.id = l.start_measurement_id
+           JOIN measurements e ON e.id = vs.claimed_measurement_id
+           JOIN trees t ON t.id = vs.tree_id
+           WHERE vs.verification_id = ? AND vs.tree_id = ?""",
+        [verification_id, tree_id],
+    )
+
+
 def _receipt(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "client_id": row["client_id"],
@@ -229,13 +288,28 @@ def _receipt(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def outcome(sample: int, failed: int) -> tuple[str, int]:
-    """(status, share of tonnes to issue in parts per million) for a sample's failures."""
-    if sample == 0 or failed == 0:
-        return "passed", 1_000_000
-    if failed * 100 > sample * REJECT_ABOVE_PCT:
-        return "failed", 0
-    return "partial", (sample - failed) * 1_000_000 // sample
+def verified_growth_g(db: Database, verification: dict[str, Any], tree_id: str) -> tuple:
+    """(claimed, verified) growth in grams for one re-measured sampled tree, both from the
+    claim's start and under the calculation's parameter set."""
+    claimed = claimed_line(db, verification["id"], tree_id)
+    row = first(
+        db,
+        "SELECT * FROM remeasurements WHERE verification_id = ? AND tree_id = ?",
+        [verification["id"], tree_id],
+    )
+    claim = (claimed["stock_end_g"] or 0) - claimed["stock_start_g"]
+    if row["outcome"] != "measured":
+        return claim, 0
+    method = load_method(verification["method_version"])
+    sizes = {"dbh_cm": row["dbh_mm"] / 10, "height_m": row["height_cm"] / 100, "stems_cm": None}
+    species = row["species_id"] if row["species_id"] in method.species else claimed["species_id"]
+    try:
+        stock, _ = capped_stock_g(method, species, sizes)
+    except ValueError:
+        return claim, 0
+    if species != claimed["species_id"]:
+        stock = min(stock, claimed["stock_end_g"] or 0)  # another species confirms no more
+    return claim, stock - claimed["stock_start_g"]
 
 
 def decide(
@@ -247,7 +321,7 @@ def decide(
     if verification["status"] != "assigned":
         raise ApiError(409, "already_decided", "This verification is already decided.")
     results = reports.sample_results(db, verification["id"])
-    missing = [r["tree_id"] for r in results if r["measured_mm"] is None]
+    missing = [r["tree_id"] for r in results if not r["remeasured"]]
     if missing:
         raise ApiError(
             409,
@@ -256,13 +330,19 @@ def decide(
             {"missing": missing},
         )
     failed = sum(1 for r in results if not r["within_tolerance"])
-    status, scale = outcome(len(results), failed)
+    pairs = [verified_growth_g(db, verification, r["tree_id"]) for r in results]
+    found = ratio.estimate(pairs, verification["population"])
+    status, scale = found.status, found.scale_ppm if found.status != "failed" else 0
     decided_at = now_iso()
     decided = verification | {
         "status": status,
         "passed_trees": len(results) - failed,
         "failed_trees": failed,
         "scale_ppm": scale,
+        "ratio_ppm": found.ratio_ppm,
+        "lower_bound_ppm": math.floor(found.lower_bound * 1_000_000),
+        "claimed_g": found.claimed_g,
+        "verified_g": found.verified_g,
         "decided_at": decided_at,
         "decision_note": note,
     }
@@ -271,13 +351,16 @@ def decide(
     with transaction(db):
         changed = db.execute(
             """UPDATE verifications SET status = ?, passed_trees = ?, failed_trees = ?,
-                      scale_ppm = ?, decided_at = ?, decision_note = ?, report_pdf = ?,
-                      report_sha256 = ? WHERE id = ? AND status = 'assigned'""",
+                      scale_ppm = ?, ratio_ppm = ?, lower_bound_ppm = ?, decided_at = ?,
+                      decision_note = ?, report_pdf = ?, report_sha256 = ?
+                      WHERE id = ? AND status = 'assigned'""",
             [
                 status,
                 len(results) - failed,
                 failed,
                 scale,
+                decided["ratio_ppm"],
+                decided["lower_bound_ppm"],
                 decided_at,
                 note,
                 pdf,
@@ -292,7 +375,13 @@ def decide(
             db,
             f"verification.{status}",
             f"verification:{verification['id']}",
-            {"failed": failed, "sample": len(results), "report_sha256": digest},
+            {
+                "failed": failed,
+                "sample": len(results),
+                "ratio_ppm": decided["ratio_ppm"],
+                "scale_ppm": scale,
+                "report_sha256": digest,
+            },
         )
     return get_verification(db, verification["id"])
 
@@ -315,6 +404,8 @@ def view(verification: dict[str, Any]) -> dict[str, Any]:
         "passed_trees",
         "failed_trees",
         "scale_ppm",
+        "ratio_ppm",
+        "lower_bound_ppm",
         "decided_at",
         "decision_note",
         "report_sha256",
