@@ -146,4 +146,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         push,
     ):
         app.register_blueprint(module.bp)
+    from server import workspace
+
+    workspace.init_app(app)  # role homes, navigation, the one formatting helper's filters
     return app

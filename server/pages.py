@@ -38,7 +38,9 @@ def login_submit():
     except ApiError as error:
         return render_template("login.html", error=error.message), error.status
     auth.start_session(user)
-    return redirect("/")
+    from server.workspace import home_for
+
+    return redirect(home_for(user))
 
 
 @bp.post("/logout")

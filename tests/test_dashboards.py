@@ -224,9 +224,12 @@ def test_exports_as_csv_and_xlsx(client, db, sold):
     assert rows[-1][1] == "武宁县合计"
     total = sold["order"]["farmers_fen"]
     assert rows[-1][5] == f"{total // 100}.{total % 100:02d}"
-    assert cells[0][0] == "户码"
-    assert sorted(r[0] for r in cells[1:]) == sorted(sold["grown"]["households"])
-    assert all("*" in r[3] for r in cells[1:])  # names masked
+    assert cells[0][0].startswith("武宁县各户农户分成")  # a title row, then when, then the header
+    assert cells[1][0].startswith("导出时间：")
+    assert cells[2][0] == "户码"
+    assert sorted(r[0] for r in cells[3:]) == sorted(sold["grown"]["households"])
+    assert all("*" in r[3] for r in cells[3:])  # names masked
+    assert sum(r[4] for r in cells[3:]) * 100 == sold["order"]["farmers_fen"]  # money sums
 
 
 def test_export_refuses_unknown_formats_and_levels(client, world):

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
+from server import units
 from server.access import allow
 from server.dashboards import charts, exports, figures, money
 from server.db import first, get_db
@@ -15,22 +16,8 @@ bp = Blueprint("bureau", __name__)
 WATCHERS = ("admin", "bureau", "finance")
 
 
-@bp.app_template_filter("yuan")
-def yuan(fen: int | None) -> str:
-    """Fen as yuan with thousands separators: 123456 → ¥1,234.56."""
-    fen = fen or 0
-    sign = "-" if fen < 0 else ""
-    return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
-
-
-@bp.app_template_filter("pct")
-def pct(share: float | None) -> str:
-    return "—" if share is None else f"{share * 100:.1f}%"
-
-
-@bp.app_template_filter("tonnes")
-def tonnes(grams: int | None) -> str:
-    return f"{(grams or 0) / 1_000_000:,.3f}"
+# The filters live in server/units.py (one formatting helper); these names stay importable.
+yuan, pct, tonnes = units.yuan, units.percent, units.tonnes
 
 
 def county_for_request() -> dict[str, Any]:
@@ -223,5 +210,8 @@ def export(fmt: str):
         header, rows = exports.household_rows(
             money.households(db, county["id"], order="code", limit=None)
         )
-    name = f"sipang-{county['code']}-{level}-{figures.beijing_today()}"
-    return exports.respond(fmt, name, header, rows)
+    today = figures.beijing_today()
+    name = f"sipang-{county['code']}-{level}-{today}"
+    what = "各村" if level == "village" else "各户"
+    title = f"{county['name']}{what}农户分成（截至 {units.day(today)}）"
+    return exports.respond(fmt, name, header, rows, title=title)
