@@ -1,4 +1,7 @@
-"""Per-tree stock: the LY/T 2264-2014 golden cases, routes, flags, bad input, the parameter set."""
+"""Per-tree stock: the LY/T 2264-2014 golden cases, routes, flags, bad input, the parameter set.
+
+Species by species against their sources: tests/test_species_sources.py; uncertainty:
+tests/test_species_uncertainty.py."""
 
 import copy
 import hashlib
@@ -14,6 +17,7 @@ from server.carbon.estimate import EstimateError, estimate_tree, project_tree
 FIR = "cunninghamia_lanceolata"
 CAMPHOR = "cinnamomum_camphora"
 METHOD = method.load_method()
+OLD = method.load_method("sipang-2026.1")
 SPECIES = METHOD.species
 ACTIVE = sorted(sid for sid, s in SPECIES.items() if s["route"] != "excluded")
 EXCLUDED = sorted(sid for sid, s in SPECIES.items() if s["route"] == "excluded")
@@ -43,7 +47,9 @@ def test_golden_cases_reproduce_within_a_tenth_of_a_percent(dbh, height, agb, bg
     assert tree.co2e_g == estimate.to_grams(tree.carbon_kg * 44 / 12)
     assert tree.method_version == METHOD.version
     assert tree.method_sha256 == METHOD.sha256
-    assert tree.inputs == {"dbh_cm": dbh, "height_m": height}
+    assert tree.inputs == {"dbh_cm": dbh, "height_m": height, "height_source": "measured"}
+    old = estimate_tree(FIR, dbh, height, method=OLD)
+    assert (old.agb_kg, old.bgb_kg, old.co2e_g) == (tree.agb_kg, tree.bgb_kg, tree.co2e_g)
 
 
 def test_golden_increment_from_age_18_to_20_is_3_59_kg_a_year():
@@ -52,17 +58,37 @@ def test_golden_increment_from_age_18_to_20_is_3_59_kg_a_year():
     assert close((age_20 - age_18) / 2, 3590)
 
 
-def test_multi_stem_tree_uses_root_sum_of_squares():
+@pytest.mark.parametrize("species_id", ACTIVE)
+def test_multi_stem_tree_is_the_sum_of_its_stems(species_id):
+    stems = estimate_tree(species_id, height_m=9, stems_cm=[6, 8, 3.5])
+    one, two, three = (estimate_tree(species_id, d, 9) for d in (6, 8, 3.5))
+    assert stems.agb_kg == pytest.approx(one.agb_kg + two.agb_kg + three.agb_kg, rel=1e-12)
+    assert stems.bgb_kg == pytest.approx(one.bgb_kg + two.bgb_kg + three.bgb_kg, rel=1e-12)
+    assert stems.carbon_kg == pytest.approx(
+        one.carbon_kg + two.carbon_kg + three.carbon_kg, rel=1e-12
+    )
+    assert stems.co2e_g == estimate.to_grams(stems.carbon_kg * 44 / 12)
+    # √Σd² (2026.1) over-states: the sum of the stems is smaller for every species here.
+    assert stems.co2e_g < estimate_tree(species_id, estimate.equivalent_dbh([6, 8, 3.5]), 9).co2e_g
+    assert stems.inputs["stems_cm"] == [6, 8, 3.5]
+
+
+def test_old_parameter_set_keeps_root_sum_of_squares_for_multi_stem_trees():
     assert estimate.equivalent_dbh([6, 8]) == 10
-    stems = estimate_tree(FIR, height_m=9, stems_cm=[6, 8])
-    single = estimate_tree(FIR, 10, 9)
+    stems = estimate_tree(FIR, height_m=9, stems_cm=[6, 8], method=OLD)
+    single = estimate_tree(FIR, 10, 9, method=OLD)
     assert (stems.agb_kg, stems.bgb_kg, stems.carbon_kg, stems.co2e_g) == (
         single.agb_kg,
         single.bgb_kg,
         single.carbon_kg,
         single.co2e_g,
     )
-    assert stems.inputs == {"dbh_cm": 10, "height_m": 9, "stems_cm": [6, 8]}
+    assert stems.inputs == {
+        "dbh_cm": 10,
+        "height_m": 9,
+        "stems_cm": [6, 8],
+        "height_source": "measured",
+    }
 
 
 def test_count_multiplies_the_stock():
@@ -187,8 +213,9 @@ VOLUME = {
 
 
 def volume_method():
-    """The current parameter set with camphor switched to the volume route."""
-    document = copy.deepcopy(METHOD.document)
+    """The 2026.1 parameter set (fixed uncertainties, no height curve) with camphor switched
+    to the volume route."""
+    document = copy.deepcopy(OLD.document)
     camphor = next(s for s in document["species"] if s["id"] == CAMPHOR)
     camphor["route"] = "volume_route"
     camphor["volume"] = dict(VOLUME)
@@ -211,7 +238,7 @@ def test_volume_route_is_volume_times_density_times_bef():
     assert tree.co2e_g == estimate.to_grams(tree.carbon_kg * 44 / 12)
     assert tree.uncertainty_pct == 20
     assert [f["code"] for f in tree.flags] == []
-    assert tree.method_sha256 == changed.sha256 != METHOD.sha256
+    assert tree.method_sha256 == changed.sha256 != OLD.sha256
 
 
 def test_volume_route_needs_height():
@@ -220,7 +247,7 @@ def test_volume_route_needs_height():
     assert [p["field"] for p in error.value.problems] == ["height"]
 
 
-@given(plausible_shapes(SPECIES[CAMPHOR]), plausible_heights(SPECIES[CAMPHOR]))
+@given(plausible_shapes(OLD.species[CAMPHOR]), plausible_heights(OLD.species[CAMPHOR]))
 def test_volume_route_is_monotone(shape, heights):
     changed = volume_method()
     height, small, large = shape
@@ -245,8 +272,11 @@ def test_generic_species_are_flagged_with_a_larger_uncertainty(species_id):
     generic = [f for f in tree.flags if f["code"] == "generic_route"]
     assert len(generic) == 1
     assert SPECIES[species_id]["name_zh"] in generic[0]["reason"]
-    assert "30 %" in generic[0]["reason"]
-    assert tree.uncertainty_pct == 30
+    assert f"{tree.uncertainty_pct} %" in generic[0]["reason"]
+    equations = [s for s in ACTIVE if SPECIES[s]["route"] != "generic"]
+    assert tree.uncertainty_pct > max(
+        estimate_tree(s, 20.0, 12.0).uncertainty_pct for s in equations
+    )
     assert tree.route == "generic"
     params = SPECIES[species_id]["generic"]
     agb = params["a"] * params["wood_density"] * 20.0 ** params["b"]
@@ -254,14 +284,21 @@ def test_generic_species_are_flagged_with_a_larger_uncertainty(species_id):
     assert tree.bgb_kg == pytest.approx(agb * params["root_shoot"], rel=1e-12)
 
 
-def test_generic_species_do_not_need_height():
-    assert estimate_tree(CAMPHOR, 20.0).co2e_g == estimate_tree(CAMPHOR, 20.0, 12.0).co2e_g
+@pytest.mark.parametrize("species_id", [s for s in ACTIVE if not estimate.needs_height(SPECIES[s])])
+def test_dbh_only_species_do_not_need_height(species_id):
+    without = estimate_tree(species_id, 20.0)
+    assert without.co2e_g == estimate_tree(species_id, 20.0, 12.0).co2e_g
+    assert "height_source" not in without.inputs
 
 
-def test_fir_species_model_has_no_flags_and_ten_percent_uncertainty():
+def test_fir_species_model_has_no_flags_and_a_computed_uncertainty():
+    from server.carbon.uncertainty import stock_u90_pct
+
     tree = estimate_tree(FIR, 10.347, 12.6)
     assert tree.flags == []
-    assert tree.uncertainty_pct == 10
+    sizes = {"dbh_cm": 10.347, "height_m": 12.6, "stems_cm": None}
+    assert tree.uncertainty_pct == stock_u90_pct(METHOD, FIR, sizes) > 10
+    assert estimate_tree(FIR, 10.347, 12.6, method=OLD).uncertainty_pct == 10
 
 
 @pytest.mark.parametrize("species_id", EXCLUDED)
@@ -317,9 +354,22 @@ def test_absurd_height_is_refused_with_the_range(height):
         ]
 
 
-def test_missing_height_for_fir_names_height_and_its_range():
+def test_fir_without_height_takes_the_height_diameter_curve_and_says_so():
+    tree = estimate_tree(FIR, 10.0)
+    height = estimate.estimated_height_m(METHOD, FIR, 10.0)
+    model = SPECIES[FIR]["height_model"]
+    assert height == pytest.approx(
+        1.3 + (model["h_max_m"] - 1.3) * (1 - math.exp(-model["rate"] * 10.0)), rel=1e-12
+    )
+    assert tree.inputs == {"dbh_cm": 10.0, "height_m": height, "height_source": "estimated"}
+    assert tree.co2e_g == estimate_tree(FIR, 10.0, height).co2e_g
+    # The curve's error (RMSE) is larger than a clinometer's: a larger uncertainty.
+    assert tree.uncertainty_pct > estimate_tree(FIR, 10.0, height).uncertainty_pct
+
+
+def test_missing_height_for_fir_under_the_old_set_names_height_and_its_range():
     with pytest.raises(EstimateError) as error:
-        estimate_tree(FIR, 10.0)
+        estimate_tree(FIR, 10.0, method=OLD)
     [problem] = error.value.problems
     assert problem["field"] == "height"
     low, high = estimate.HEIGHT_RANGE_M
@@ -383,18 +433,25 @@ def numbers_used(species):
     route = species["route"]
     if route == "excluded":
         return {"excluded_reason"}
-    keys = {"limits", "growth_ceiling", "projection", "uncertainty_pct"}
+    keys = {"limits", "growth_ceiling", "projection"}
+    if "model_error" in species:
+        keys |= {"model_error.sigma_ln", "fitted_range", "height_model"}
+    else:
+        keys.add("uncertainty_pct")
     if route == "species_model":
         keys |= {"agb", "bgb", "carbon_fraction_above", "carbon_fraction_below"}
     else:
-        block = "volume" if route == "volume_route" else "generic"
-        keys |= {f"{block}.{name}" for name in species[block]}
+        block = {"volume_route": "volume", "generic": "generic", "species_equation": "equation"}
+        keys |= {f"{block[route]}.{name}" for name in species[block[route]]}
     return keys
 
 
-@pytest.mark.parametrize("species_id", sorted(SPECIES))
-def test_every_number_names_its_source(species_id):
-    species = SPECIES[species_id]
+@pytest.mark.parametrize(
+    ("version", "species_id"),
+    [(m.version, sid) for m in (OLD, METHOD) for sid in sorted(m.species)],
+)
+def test_every_number_names_its_source(version, species_id):
+    species = method.load_method(version).species[species_id]
     sources = species["sources"]
     missing = numbers_used(species) - set(sources)
     assert not missing, f"{species_id} has no source for {sorted(missing)}"

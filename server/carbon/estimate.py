@@ -1,9 +1,13 @@
 """Per-tree carbon stock: biomass above and below ground, carbon, CO2e in whole grams.
 
-Routes, best first: the species' own allometric model (B = a·D^b·H^c per DBH branch), the
-volume route (V = c·D^a·H^b × wood density × BEF, roots by root:shoot), or the generic
-equation AGB = a·ρ·D^b (flagged, larger uncertainty). The same arithmetic runs in the
-browser (pwa/js/carbon.js): keep the order of operations identical so both give the same grams.
+Routes, best first: a national standard's model (B = a·D^b·H^c per DBH branch, above and
+below ground), a published species equation (AGB = Σ CF·a·D^b·H^c, roots by root:shoot), the
+volume route (V = c·D^a·H^b × wood density × BEF), or the generic equation AGB = a·ρ·D^b with
+the species' own wood density (flagged). From sipang-2026.2 a multi-stem tree is the sum of its
+stems, a tree measured without height gets one from the species' height–diameter curve (and
+says so), and the uncertainty is computed (server/carbon/uncertainty.py). The same arithmetic
+runs in the browser (pwa/js/carbon.js): keep the order of operations identical so both give
+the same grams.
 """
 
 import math
@@ -60,6 +64,18 @@ def equivalent_dbh(stems_cm: list[float]) -> float:
     return math.sqrt(sum(d * d for d in stems_cm))
 
 
+def _terms(terms: list[dict[str, float]], dbh: float, height: float | None) -> float:
+    """Σ CF·a·D^b·H^c over a published equation's terms (a given as a or as ln a)."""
+    total = 0.0
+    for term in terms:
+        a = math.exp(term["ln_a"]) if "ln_a" in term else term["a"]
+        value = a * dbh ** term["b"]
+        if term.get("c"):
+            value = value * height ** term["c"]
+        total += term.get("bias_factor", 1) * value
+    return total
+
+
 def _power_model(branches: list[dict[str, float]], dbh: float, height: float) -> float:
     """B = a·D^b·H^c on the DBH branch (listed largest first). A standard's separately fitted
     branches need not meet at the switch (LY/T 2264's fir gives a few grams more just below 5 cm
@@ -86,7 +102,10 @@ def _biomass(species: dict[str, Any], dbh: float, height: float | None):
             bgb,
             agb * species["carbon_fraction_above"] + bgb * species["carbon_fraction_below"],
         )
-    if route == "volume_route":
+    if route == "species_equation":
+        params = species["equation"]
+        agb = _terms(params["agb_terms"], dbh, height)
+    elif route == "volume_route":
         params = species["volume"]
         volume = params["c"] * dbh ** params["a"] * height ** params["b"]
         agb = volume * params["wood_density"] * params["bef"] * 1000
@@ -101,7 +120,46 @@ def needs_height(species: dict[str, Any]) -> bool:
     """Whether the species' route uses tree height."""
     if species["route"] == "species_model":
         return any(branch["c"] != 0 for branch in species["agb"] + species["bgb"])
+    if species["route"] == "species_equation":
+        return any(term.get("c") for term in species["equation"]["agb_terms"])
     return species["route"] == "volume_route"
+
+
+def estimated_height_m(method: Method, species_id: str, dbh_cm: float) -> float:
+    """Height from the species' height–diameter curve, H = 1.3 + (Hmax − 1.3)·(1 − e^(−k·D)),
+    for a tree measured without height. Crediting uses the same curve at both ends of a
+    period, so height noise never becomes growth."""
+    model = method.species[species_id]["height_model"]
+    return 1.3 + (model["h_max_m"] - 1.3) * (1 - math.exp(-model["rate"] * dbh_cm))
+
+
+def stem_biomass(
+    species: dict[str, Any], stems_cm: list[float], height: float | None
+) -> tuple[float, float, float]:
+    """(AGB, BGB, carbon) in kg of a tree as the sum over its stems (one height for all)."""
+    agb = bgb = carbon = 0.0
+    for stem in stems_cm:
+        parts = _biomass(species, stem, height)
+        agb, bgb, carbon = agb + parts[0], bgb + parts[1], carbon + parts[2]
+    return agb, bgb, carbon
+
+
+def fitted_range_flags(species: dict[str, Any], dbh: float) -> list[dict[str, str]]:
+    """A DBH outside the range the species' equation was fitted on: the stock is the
+    equation extrapolated, with a larger uncertainty; crediting caps growth at the edge."""
+    fitted = species.get("fitted_range")
+    if not fitted:
+        return []
+    low, high = fitted["dbh_cm"]
+    if low <= dbh <= high:
+        return []
+    return [
+        {
+            "code": "outside_fitted_range",
+            "reason": f"胸径 {dbh:g} 厘米超出{species['name_zh']}方程的拟合范围 {low:g}–{high:g} "
+            "厘米：储量为外推值，不确定性更大，超出部分的生长不计入碳汇",
+        }
+    ]
 
 
 def _check_range(problems, name: str, value, low, high, unit: str) -> None:
@@ -182,7 +240,8 @@ def estimate_tree(
     _check_range(problems, "dbh", dbh_cm, *DBH_RANGE_CM, "cm")
     _check_range(problems, "height", height_m, *HEIGHT_RANGE_M, "m")
     _check_range(problems, "count", count, *COUNT_RANGE, "trees")
-    if height_m is None and needs_height(species):
+    can_estimate_height = "height_model" in species
+    if height_m is None and needs_height(species) and not can_estimate_height:
         problems.append(
             {
                 "field": "height",
@@ -193,21 +252,39 @@ def estimate_tree(
         )
     if problems:
         raise EstimateError(problems)
-    route, uncertainty = species["route"], species["uncertainty_pct"]
-    agb, bgb, carbon = _biomass(species, dbh_cm, height_m)
+    route = species["route"]
+    inputs: dict[str, Any] = {"dbh_cm": dbh_cm, "height_m": height_m}
+    if stems_cm:
+        inputs["stems_cm"] = list(stems_cm)
+    height_used = height_m
+    if height_m is not None:
+        inputs["height_source"] = "measured"
+    elif needs_height(species):
+        # The tallest stem is the largest: the curve at its DBH, never at √Σd².
+        height_used = estimated_height_m(method, species_id, max(stems_cm or [dbh_cm]))
+        inputs |= {"height_m": height_used, "height_source": "estimated"}
+    if method.sums_stems:
+        agb, bgb, carbon = stem_biomass(species, list(stems_cm or [dbh_cm]), height_used)
+    else:
+        agb, bgb, carbon = _biomass(species, dbh_cm, height_used)
     co2e_g = to_grams(carbon * CO2_PER_C)
     flags = shape_flags(species, dbh_cm, height_m)
+    flags += fitted_range_flags(species, max(stems_cm or [dbh_cm]))
+    if "model_error" in species:
+        from server.carbon.uncertainty import stock_u90_pct
+
+        sizes = {"dbh_cm": dbh_cm, "height_m": height_m, "stems_cm": stems_cm}
+        uncertainty = stock_u90_pct(method, species_id, sizes)
+    else:
+        uncertainty = species["uncertainty_pct"]
     if route == "generic":
         flags.append(
             {
                 "code": "generic_route",
-                "reason": f"no cited model for {species['name_zh']}: generic equation, "
-                f"{uncertainty} % uncertainty",
+                "reason": f"{species['name_zh']}尚无引用的树种方程：用通用方程和该树种的木材密度"
+                f"估算，不确定性 {uncertainty} %",
             }
         )
-    inputs = {"dbh_cm": dbh_cm, "height_m": height_m}
-    if stems_cm:
-        inputs["stems_cm"] = list(stems_cm)
     return TreeEstimate(
         species=species_id,
         route=route,
@@ -248,7 +325,14 @@ def project_tree(
     agb, bgb, carbon = _biomass(species, dbh, height)
     before_dbh, before_height = projected_size(species, age - 1)
     before = _biomass(species, before_dbh, before_height)[2] if before_dbh > 0 else 0.0
-    route, uncertainty = species["route"], species["uncertainty_pct"]
+    route = species["route"]
+    if "model_error" in species:
+        from server.carbon.uncertainty import stock_u90_pct
+
+        sizes = {"dbh_cm": dbh, "height_m": height, "stems_cm": None}
+        uncertainty = stock_u90_pct(method, species_id, sizes)
+    else:
+        uncertainty = species["uncertainty_pct"]
     co2e_g = to_grams(carbon * CO2_PER_C)
     annual = co2e_g - to_grams(before * CO2_PER_C)
     return TreeEstimate(
