@@ -52,6 +52,7 @@ def test_a_verifier_remeasures_a_sample_offline_and_decides(app, client, world, 
             if n == 0:
                 check_accessible(page, "blind re-measurement")
             page.fill("#verify-dbh", "60.2")
+            page.fill("#verify-height", "25.0")
             page.click("#verify-save")
             ready(page, "verify-sample")
         assert page.locator("#sample-trees > li[data-state=pending]").count() == 3

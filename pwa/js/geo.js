@@ -73,8 +73,8 @@ const svg = (tag, attrs = {}, ...children) => {
 };
 
 /**
- * A north-up map of `points` ({latitude, longitude, kind: "todo"|"done"|"house"|"me", label,
- * href}) drawn in an SVG from their own coordinates, scaled to fit, with a scale bar.
+ * A north-up map of `points` ({latitude, longitude, kind: "todo"|"done"|"house"|"me", label})
+ * drawn in an SVG from their own coordinates, scaled to fit, with a scale bar.
  */
 export function drawMap(points, { label }) {
   const placed = points.filter((p) => Number.isFinite(p.latitude) && Number.isFinite(p.longitude));
@@ -99,7 +99,7 @@ export function drawMap(points, { label }) {
       ? svg("rect", { x: x - 6, y: y - 6, width: 12, height: 12, class: "map-house" })
       : svg("circle", { cx: x, cy: y, r: p.kind === "me" ? 7 : 6, class: `map-${p.kind}` });
     mark.append(svg("title", {}, p.label ?? ""));
-    root.append(p.href ? svg("a", { href: p.href }, mark) : mark);
+    root.append(mark); // a picture: the lists beside it hold the links (targets big enough to tap)
   });
   const bar = [10, 20, 50, 100, 200, 500, 1000, 2000].find((m) => m * scale >= 50) ?? 5000;
   root.append(

@@ -32,11 +32,11 @@ export async function screenMap(ctx) {
     const points = [
       ...[...homes].map(([code, home]) => ({
         latitude: home.latitude / home.n, longitude: home.longitude / home.n, kind: "house",
-        label: householdLabel(byCode.get(code) ?? { code }), href: `#/household/${code}`,
+        label: householdLabel(byCode.get(code) ?? { code }),
       })),
       ...standing.map((tree) => ({
         latitude: tree.latitude, longitude: tree.longitude, kind: measuredThisSeason(tree) ? "done" : "todo",
-        label: speciesName(tree.species_id), href: `#/tree/${tree.id}/measure`,
+        label: speciesName(tree.species_id),
       })),
       me ? { ...me, kind: "me", label: t("map.me") } : null,
     ].filter(Boolean);

@@ -55,7 +55,7 @@ export async function screenRemeasure(ctx, id, treeId, { species }) {
   const select = h("select", { id: "verify-species" }, (species ?? []).map((s) => h("option", { value: s.id, selected: s.id === tree.species_id }, s.name_zh)));
   if (!species?.some((s) => s.id === tree.species_id)) select.append(h("option", { value: tree.species_id, selected: true }, tree.species_name));
   const dbh = h("input", { id: "verify-dbh", type: "number", inputmode: "decimal", step: "any", min: "0.1", max: "500", required: true, "aria-describedby": "verify-error" });
-  const height = h("input", { id: "verify-height", type: "number", inputmode: "decimal", step: "any", min: "0.3", max: "80", required: true, "aria-describedby": "verify-error" });
+  const height = h("input", { id: "verify-height", type: "number", inputmode: "decimal", step: "any", min: "1.3", max: "100", required: true, "aria-describedby": "verify-error" });
   const error = h("p", { class: "message", role: "alert", id: "verify-error" });
   const form = h("form", {
     novalidate: true,
@@ -64,7 +64,7 @@ export async function screenRemeasure(ctx, id, treeId, { species }) {
       const cm = Number(dbh.value);
       const m = Number(height.value);
       if (!(cm >= 0.1 && cm <= 500)) return say(error, "error.dbh_range"), dbh.focus();
-      if (height.value.trim() === "" || !(m >= 0.3 && m <= 80)) return say(error, "error.height_range"), height.focus();
+      if (height.value.trim() === "" || !(m >= 1.3 && m <= 100)) return say(error, "verify.height_range"), height.focus();
       await save(sample, tree, {
         outcome: "measured", dbh_cm: Math.round(cm * 10) / 10, height_m: Math.round(m * 10) / 10, species_id: select.value,
       });

@@ -230,7 +230,7 @@ export async function screenSample(ctx, id) {
   let me = null;
   const draw = () => {
     const points = sample.trees.map((tree) => ({
-      latitude: tree.latitude, longitude: tree.longitude, href: `#/verify/${sample.id}/${tree.tree_id}`,
+      latitude: tree.latitude, longitude: tree.longitude,
       kind: mine.get(tree.tree_id) || tree.remeasured_client_id ? "done" : "todo", label: tree.species_name,
     }));
     mapBox.replaceChildren(drawMap(me ? [...points, { ...me, kind: "me", label: t("map.me") }] : points,
