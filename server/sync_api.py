@@ -20,6 +20,7 @@ from werkzeug.exceptions import ClientDisconnected
 
 from server import households, live, trees
 from server.access import allow
+from server.carbon import evidence
 from server.carbon.method import load_method
 from server.clock import iso, now_iso
 from server.db import first, get_db, insert, transaction
@@ -386,6 +387,7 @@ def blob_chunk(sha256: str):
                    WHERE m.photo_sha256 = ?""",
                 [sha256],
             )
+            evidence.fingerprint(db, sha256, final)  # a re-encoded copy of another tree's?
     return jsonify(complete=True, offset=have)
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from server import photos
-from server.carbon import anchors, plausibility, rules
+from server.carbon import anchors, evidence, plausibility, rules
 from server.carbon.estimate import EstimateError, estimate_tree, to_grams
 from server.carbon.flags import blocking, write_flags
 from server.carbon.method import Method, canonical_json, load_method
@@ -170,8 +169,8 @@ def assess_measurement(
     flags += plausibility.record_flags(current, row["server_time"], clock_offset_s)
     if row["photo_sha256"]:
         flags += plausibility.photo_flags(
-            photos.reused_on(db, row["photo_sha256"], row["tree_id"]),
-            photos.similar_on(db, row["photo_sha256"], row["tree_id"], row["village_id"]),
+            evidence.reused_on(db, row["photo_sha256"], row["tree_id"]),
+            evidence.similar_on(db, row["photo_sha256"], row["tree_id"], row["village_id"]),
         )
     flags = [f for f in flags if f["code"] not in ("generic_route", "projection")]
     write_flags(db, row, flags)
