@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import PASSWORD, bearer
 
 from server import devices, households, trees, users
-from server.carbon.estimate import estimate_tree, to_grams
+from server.carbon.estimate import estimate_tree, estimated_height_m, to_grams
 from server.carbon.method import canonical_json, load_method
 from server.cli import main
 from server.clock import iso, now
@@ -262,21 +262,30 @@ def test_the_seeded_measurements_recompute_from_their_stored_inputs(app, db, wor
         )
     )
     assert [json.loads(row["inputs"]) for row in rows] == [
-        {"dbh_cm": 10.3, "height_m": 12.6},
-        {"dbh_cm": 11.0, "height_m": 13.0},
+        {"dbh_cm": 10.3, "height_m": 12.6, "height_source": "measured"},
+        {"dbh_cm": 11.0, "height_m": 13.0, "height_source": "measured"},
     ]
     for row in rows:
         inputs = json.loads(row["inputs"])
         assert row["co2e_g"] == estimate_tree(FIR, inputs["dbh_cm"], inputs["height_m"]).co2e_g
 
 
+def test_a_fir_measured_without_height_takes_the_curve_and_records_it(app, db):
+    _, (no_height,) = plant(app, FIR, [measured(BEFORE, 130, None)])
+    stored = db["measurement_estimates"].get(no_height.id)
+    inputs = json.loads(stored["inputs"])
+    assert inputs["height_source"] == "estimated"
+    assert inputs["height_m"] == estimated_height_m(METHOD, FIR, 13.0)
+    assert stored["co2e_g"] == estimate_tree(FIR, 13.0, inputs["height_m"]).co2e_g
+
+
 def test_a_measurement_the_method_cannot_estimate_is_flagged_and_never_credited(app, db, world):
-    tree_id, (baseline, no_height) = plant(
-        app, FIR, [measured(BEFORE, 120, 1100), measured(DURING, 130, None)]
+    tree_id, (baseline, absurd) = plant(
+        app, FIR, [measured(BEFORE, 120, 1100), measured(DURING, 3500, 1200)]
     )
-    assert no_height.flags == [{"code": "estimate_failed", "reason": no_height.flags[0]["reason"]}]
-    assert "height" in no_height.flags[0]["reason"]
-    assert db["measurement_estimates"].count_where("measurement_id = ?", [no_height.id]) == 0
+    failed = [f for f in absurd.flags if f["code"] == "estimate_failed"]
+    assert failed and "dbh" in failed[0]["reason"]
+    assert db["measurement_estimates"].count_where("measurement_id = ?", [absurd.id]) == 0
 
     response = calculate(app.test_client(), world)
 
@@ -305,7 +314,7 @@ def test_estimate_reproduces_the_fir_golden_case(client, db):
     assert body["annual_co2e_g"] is None
     assert body["method_version"] == METHOD.version
     assert body["method_sha256"] == METHOD.sha256
-    assert body["inputs"] == {"dbh_cm": 10.347, "height_m": 12.6}
+    assert body["inputs"] == {"dbh_cm": 10.347, "height_m": 12.6, "height_source": "measured"}
     assert body["flags"] == []
     assert table_counts(db) == before  # the calculator stores nothing
 
@@ -337,13 +346,20 @@ def test_the_seeds_camphor_calculator_answers_with_a_projection_not_15_tonnes(cl
     assert body["total_annual_co2e_g"] < 15 * GRAMS_PER_TONNE
 
 
-def test_estimate_of_a_multi_stem_tree_uses_the_root_sum_of_squares(client):
+def test_estimate_of_a_multi_stem_tree_is_the_sum_of_its_stems(client):
     response = client.post(ESTIMATE, json={"species": FIR, "stems": [6, 8], "height": 9})
 
     assert response.status_code == 200
     body = response.json
-    assert body["inputs"] == {"dbh_cm": 10.0, "height_m": 9, "stems_cm": [6, 8]}
-    assert body["co2e_g"] == estimate_tree(FIR, 10.0, 9).co2e_g
+    assert body["inputs"] == {
+        "dbh_cm": 10.0,
+        "height_m": 9,
+        "stems_cm": [6, 8],
+        "height_source": "measured",
+    }
+    stems = estimate_tree(FIR, 6, 9).carbon_kg + estimate_tree(FIR, 8, 9).carbon_kg
+    assert body["co2e_g"] == to_grams(stems * 44 / 12)
+    assert body["co2e_g"] < estimate_tree(FIR, 10.0, 9).co2e_g
     assert body["projection"] is False
 
 
@@ -352,7 +368,6 @@ BAD_ESTIMATES = [
     ({"species": FIR, "dbh": -1, "height": 8}, "dbh", "between 0.1 and 300.0 cm"),
     ({"species": FIR, "dbh": 1e6, "height": 8}, "dbh", "between 0.1 and 300.0 cm"),
     ({"species": FIR, "dbh": 10, "height": 500}, "height", "between 0.3 and 80.0 m"),
-    ({"species": FIR, "dbh": 10}, "height", "0.3–80.0"),
     ({"species": FIR, "age": 0}, "age", "between 1 and 300 years"),
     ({"species": FIR, "age": 400}, "age", "between 1 and 300 years"),
     ({"species": FIR, "dbh": 10, "height": 8, "age": 0}, "age", "between 1 and 300 years"),
@@ -463,7 +478,6 @@ def test_cli_estimate_without_json_labels_a_projection():
         (("--species", FIR, "--dbh", "-1", "--height", "8"), "dbh: must be between 0.1 and 300"),
         (("--species", FIR, "--dbh", "1e6", "--height", "8"), "dbh: must be between"),
         (("--species", FIR, "--dbh", "10", "--height", "500"), "height: must be between 0.3"),
-        (("--species", FIR, "--dbh", "10"), "height: is required"),
         (("--species", FIR, "--age", "0"), "age: must be between 1 and 300"),
         (("--species", FIR, "--dbh", "10", "--height", "8", "--age", "-5"), "age: must be"),
         (("--species", BAMBOO, "--dbh", "10"), "species: 毛竹"),
@@ -500,8 +514,27 @@ def test_species_lists_routes_heights_and_exclusions(client):
         assert species[excluded]["excluded_reason"]
     assert "bamboo" in species[BAMBOO]["excluded_reason"]
     assert "Fruit trees" in species[CITRUS]["excluded_reason"]
-    assert species[CAMPHOR]["route"] == "generic"
+    assert species[CAMPHOR]["route"] == "species_equation"
     assert species[CAMPHOR]["creditable"] is True
+    # Every creditable species shows its step on the ladder, its source, the range its
+    # equation was fitted on and its carbon fraction.
+    for sid, shown in species.items():
+        row = METHOD.species[sid]
+        if row["route"] == "excluded":
+            assert shown["fitted_range"] is None and shown["carbon_fraction"] is None
+            assert shown["ladder_step"] == 4
+            continue
+        assert shown["ladder_step"] in (1, 2, 3)
+        assert shown["fitted_range"] == row["fitted_range"]
+        assert shown["fitted_range"]["source"] in row["sources"]["fitted_range"]
+        assert len(shown["source"]) > 20 and "Sipang assumption" not in shown["source"]
+        assert shown["model_error"] == row["model_error"]
+        assert shown["estimates_height"] is True
+    assert species[FIR]["carbon_fraction"] == {"above": 0.5003, "below": 0.488}
+    assert species["populus_spp"]["carbon_fraction"] == {"above": 0.47, "below": 0.47}
+    assert "LY/T 2264-2014" in species[FIR]["source"]
+    assert "698c20" in species["populus_spp"]["source"]
+    assert "Global Wood Density Database" in species["salix_spp"]["source"]
 
 
 def test_methods_list_the_current_parameter_set_and_its_hash(client):
