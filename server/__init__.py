@@ -83,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         auth,
         devices,
         errors,
+        farmer_sms,
         health,
         households,
         kits,
@@ -107,6 +108,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.registry import api as registry
     from server.registry import market
     from server.registry import pages as registry_pages
+    from server.registry import checkout as registry_checkout
+    from server.registry import buyers as registry_buyers
+    from server.registry import finance as registry_finance
 
     errors.register_error_handlers(app)
     access.init_app(app)
@@ -114,6 +118,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     init_compression(app)
     socketio.init_app(app, async_mode="threading")
+    from server import security
+
+    security.init_app(app)  # after Socket.IO, so the proxy fix wraps it too
     from server import sms
 
     sms.init_app(app)
@@ -138,10 +145,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         registry,
         market,
         registry_pages,
+        registry_checkout,
+        registry_buyers,
+        registry_finance,
         payouts,
         payouts_api,
         bureau,
         farmer,
+        farmer_sms,
         village_public,
         push,
     ):

@@ -102,7 +102,10 @@ def _identify() -> None:
     user_id = session.get("user_id")
     if user_id is not None:
         user = users.get_user(user_id)
-        if user and user["active"] and user["auth_epoch"] == session.get("auth_epoch"):
+        from server.auth import session_live
+
+        live = user and user["active"] and user["auth_epoch"] == session.get("auth_epoch")
+        if live and session_live(session.get("sid")):
             g.user, g.auth = user, "session"
         else:
             session.clear()

@@ -1,10 +1,14 @@
 """Signing in and out: session cookies for people, bearer tokens for API clients."""
 
+import secrets
+
 from flask import Blueprint, current_app, g, jsonify, request, session
+from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
 
 from server import audit, users
 from server.access import PUBLIC, SIGNED_IN, allow
+from server.clock import now_iso
 from server.db import get_db, transaction
 from server.errors import ApiError
 from server.extensions import limiter
@@ -28,16 +32,26 @@ def login_limit() -> str:
 
 
 def username_key() -> str:
+    """The guesses at one account from one client address (never the account alone)."""
     data = request.get_json(silent=True)
     name = data.get("username") if isinstance(data, dict) else request.form.get("username")
-    return f"username:{str(name or '').lower()}"
+    return f"username:{str(name or '').lower()}|address:{get_remote_address()}"
 
 
-# One allowance per client address and one per username, shared by every route that
-# checks a password (API login, token exchange, the HTML form).
+def _wrong_password(response) -> bool:
+    return response.status_code == 401
+
+
+# One allowance per client address (every attempt), and one per account and address
+# (wrong passwords only), shared by every route that checks a password (API login, token
+# exchange, the HTML form). The account itself is never locked: whoever guesses from one
+# address cannot shut its owner out from another.
 limit_by_address = limiter.shared_limit(login_limit, scope="password-by-address")
 limit_by_username = limiter.shared_limit(
-    login_limit, scope="password-by-username", key_func=username_key
+    login_limit,
+    scope="password-by-username",
+    key_func=username_key,
+    deduct_when=_wrong_password,
 )
 
 
@@ -52,9 +66,11 @@ def check_credentials(username: str, password: str) -> dict:
 
 
 def start_session(user: dict) -> None:
+    """Sign a person in: a fresh session id in the signed cookie, so signing out can end it."""
     session.clear()
     session["user_id"] = user["id"]
     session["auth_epoch"] = user["auth_epoch"]
+    session["sid"] = secrets.token_urlsafe(24)
     session.permanent = True
     db = get_db()
     with transaction(db):
@@ -62,10 +78,26 @@ def start_session(user: dict) -> None:
 
 
 def end_session() -> None:
+    """Sign out: the session id is ended on the server, so a copy of the cookie saved
+    before is refused too (not only this browser's cookie cleared)."""
     db = get_db()
     with transaction(db):
+        sid = session.get("sid")
+        if isinstance(sid, str) and 16 <= len(sid) <= 64:
+            db.execute(
+                "INSERT OR IGNORE INTO ended_sessions (sid, ended_at) VALUES (?, ?)",
+                [sid, now_iso()],
+            )
         audit.record(db, "session.ended", f"user:{g.user['id']}")
     session.clear()
+
+
+def session_live(sid: object) -> bool:
+    """Whether a cookie's session id was issued by sign-in and not ended by signing out."""
+    if not isinstance(sid, str) or not 16 <= len(sid) <= 64:
+        return False
+    found = get_db().execute("SELECT 1 FROM ended_sessions WHERE sid = ?", [sid]).fetchone()
+    return found is None
 
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")

@@ -157,7 +157,13 @@ def reconcile_command(app) -> None:
             attach(chain, db, app.config["CHAIN_CONTRACT"])
         elif current_deployment(chain, db) is None:
             raise click.ClickException(f"No ledger deployment recorded for chain {chain.chain_id}.")
-        differences, checked = reconcile(db, chain.ledger, app.config["CODE_KEY"])
+        differences, checked = reconcile(
+            db,
+            chain.ledger,
+            app.config["CODE_KEY"],
+            pii_key=app.config["PII_KEY"],
+            audit_key=app.config["AUDIT_KEY"],
+        )
     finally:
         if node is not None:  # only read: stop it without writing its state file
             node.stop(signal.SIGKILL)

@@ -30,13 +30,18 @@ def encrypt(value: str | None, context: str) -> str | None:
 
 def decrypt(token: str | None, context: str) -> str | None:
     """Decrypt a value written by `encrypt` for the same context."""
+    return decrypt_with_key(current_app.config["PII_KEY"], token, context)
+
+
+def decrypt_with_key(key_hex: str, token: str | None, context: str) -> str | None:
+    """`decrypt` with the key given (outside a request: reconcile, backups)."""
     if token is None:
         return None
     version, _, payload = token.partition(":")
     if version != VERSION:
         raise ValueError(f"unknown PII format {version!r}")
     raw = base64.b64decode(payload)
-    return AESGCM(_key()).decrypt(raw[:12], raw[12:], context.encode()).decode()
+    return AESGCM(bytes.fromhex(key_hex)).decrypt(raw[:12], raw[12:], context.encode()).decode()
 
 
 def blind_index(value: str, purpose: str) -> str:

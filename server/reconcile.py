@@ -5,7 +5,9 @@ Nothing here trusts the chain outbox's payloads: report anchors come from `verif
 issuance ranges from `issuances` and `tonnes`, retirements from `certificates` and
 `retirements`, split policies from `bundles`, accruals and settlements (and each
 household's totals) from `accruals` and `settlements`, household hashes from the household
-codes. Each difference names its table and row id.
+codes; what the money and tonnes rest on from `server.anchors` (measurements behind each
+issuance, paid orders, bank details at settlement, retired tonnes, the audit log's head).
+Each difference names its table and row id.
 """
 
 from collections.abc import Callable, Iterator
@@ -76,9 +78,19 @@ def _hex(value: Any) -> Any:
 class Reconciler:
     """Compares one database with one ledger contract."""
 
-    def __init__(self, db: Database, contract, code_key: str):
+    def __init__(
+        self,
+        db: Database,
+        contract,
+        code_key: str,
+        pii_key: str | None = None,
+        audit_key: str | None = None,
+    ):
         self.db = db
+        self.contract = contract
         self.functions = contract.functions
+        self.pii_key = pii_key
+        self.audit_key = audit_key
         self.code_key = code_key
         self.salts: dict[str, bytes] = {}
         self.states = {
@@ -266,6 +278,13 @@ class Reconciler:
                 tuple,
             )
 
+    def anchored(self) -> Iterator["Difference | Check"]:
+        """What money and tonnes rest on (server.anchors): measurements, orders, bank
+        details, retired tonnes, the audit log."""
+        from server import anchors
+
+        return anchors.checks(self)
+
     def run(self) -> list[Difference]:
         found: list[Difference] = []
         checks: list[Check] = []
@@ -278,6 +297,7 @@ class Reconciler:
             self.settlements,
             self.settlement_batches,
             self.accounts,
+            self.anchored,
         ):
             for item in part():
                 (checks if isinstance(item, Check) else found).append(item)
@@ -315,8 +335,15 @@ class Reconciler:
         return results
 
 
-def reconcile(db: Database, contract, code_key: str) -> tuple[list[Difference], int]:
+def reconcile(
+    db: Database,
+    contract,
+    code_key: str,
+    pii_key: str | None = None,
+    audit_key: str | None = None,
+) -> tuple[list[Difference], int]:
     """Every difference between the database and the ledger, and how many items were
-    compared."""
-    reconciler = Reconciler(db, contract, code_key)
+    compared. With `pii_key` bank details are compared with the last settlement's; with
+    `audit_key` the audit log's hash chain is walked too."""
+    reconciler = Reconciler(db, contract, code_key, pii_key, audit_key)
     return reconciler.run(), reconciler.checked

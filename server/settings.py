@@ -145,6 +145,12 @@ SETTINGS: tuple[Setting, ...] = (
         "(it starts at 2 seconds and doubles).",
     ),
     Setting(
+        "AUDIT_ANCHOR_SECONDS",
+        600,
+        "How often the chain worker anchors the audit log's newest entry on the ledger (when "
+        "it changed), so deleted or re-chained audit rows show in `sipang reconcile`.",
+    ),
+    Setting(
         "ORDER_RATE_LIMIT",
         "120 per minute",
         "Orders (API and buy form together) allowed per client address; a village office "
@@ -295,6 +301,104 @@ SETTINGS: tuple[Setting, ...] = (
         "SMS_ENDPOINT",
         "dysmsapi.aliyuncs.com",
         "Host (or http(s) URL) of the Aliyun SMS API; change it only for a regional endpoint.",
+    ),
+    Setting(
+        "ORDER_BANK_RESERVATION_SECONDS",
+        3 * 24 * 3600,
+        "How long tonnes stay reserved once a buyer chooses a bank or digital-RMB transfer "
+        "(long enough to make one; finance confirms it on /finance/payments).",
+    ),
+    Setting(
+        "BANK_PAYEE_NAME",
+        "",
+        "Account name (收款户名) shown on the order page for bank transfers; empty hides "
+        "the bank-transfer choice.",
+    ),
+    Setting(
+        "BANK_PAYEE_ACCOUNT",
+        "",
+        "Account number (收款账号) buyers transfer to, shown on the order page.",
+    ),
+    Setting(
+        "BANK_PAYEE_BANK",
+        "",
+        "The bank and branch (开户行) of the payee account, shown on the order page.",
+    ),
+    Setting(
+        "WECHATPAY_MCHID",
+        None,
+        "WeChat Pay merchant id (商户号); setting it turns WeChat Pay on (API v3).",
+    ),
+    Setting(
+        "WECHATPAY_APPID",
+        None,
+        "The AppID (公众号 or 小程序) bound to the merchant id, used for every WeChat order.",
+    ),
+    Setting(
+        "WECHATPAY_APIV3_KEY",
+        None,
+        "The 32-character APIv3 key that decrypts notifications (give it in the environment).",
+    ),
+    Setting(
+        "WECHATPAY_CERT_SERIAL_NO",
+        None,
+        "Serial number of the merchant API certificate whose private key signs requests.",
+    ),
+    Setting(
+        "WECHATPAY_PRIVATE_KEY",
+        None,
+        "The merchant API private key (PEM text); when not given it is read from "
+        "`wechatpay/apiclient_key.pem` in the instance folder.",
+    ),
+    Setting(
+        "WECHATPAY_PUBLIC_KEY_ID",
+        None,
+        "WeChat Pay public key id (PUB_KEY_ID_…) when the merchant verifies with the WeChat "
+        "Pay public key; unset means platform certificates are used instead.",
+    ),
+    Setting(
+        "WECHATPAY_PUBLIC_KEY",
+        None,
+        "WeChat Pay public key (PEM text); when not given it is read from "
+        "`wechatpay/pub_key.pem` in the instance folder (only with WECHATPAY_PUBLIC_KEY_ID).",
+    ),
+    Setting(
+        "WECHATPAY_API_BASE",
+        "https://api.mch.weixin.qq.com",
+        "Base URL of the WeChat Pay API; change it only for a proxy in front of it.",
+    ),
+    Setting(
+        "ALIPAY_APPID",
+        None,
+        "Alipay open-platform app id; setting it turns Alipay on (page and wap pay, RSA2).",
+    ),
+    Setting(
+        "ALIPAY_PRIVATE_KEY",
+        None,
+        "The app's RSA2 private key (PEM text); when not given it is read from "
+        "`alipay/app_private_key.pem` in the instance folder.",
+    ),
+    Setting(
+        "ALIPAY_PUBLIC_KEY",
+        None,
+        "Alipay's public key (PEM text) that verifies notifications and answers; when not "
+        "given it is read from `alipay/alipay_public_key.pem` in the instance folder.",
+    ),
+    Setting(
+        "ALIPAY_GATEWAY",
+        "https://openapi.alipay.com/gateway.do",
+        "The Alipay gateway; the sandbox is https://openapi-sandbox.dl.alipaydev.com/gateway.do.",
+    ),
+    Setting(
+        "BUYER_CODE_RATE_LIMIT",
+        "5 per hour",
+        "One-time codes for 我的证书 sent to one phone number (and, separately, asked for from "
+        "one client address) in the window.",
+    ),
+    Setting(
+        "BUYER_CODE_SECONDS",
+        600,
+        "How long a 我的证书 one-time code is valid; five wrong answers void it.",
     ),
     Setting(
         "LOG_LEVEL",

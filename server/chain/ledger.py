@@ -21,6 +21,10 @@ ANCHOR_KINDS: dict[str, int] = {
     "roster_version": 3,
     "certificate": 4,
     "settlement_batch": 5,
+    "issuance_measurements": 6,  # Merkle root of the measurement rows behind an issuance
+    "order": 7,  # a paid order's amounts
+    "settlement_bank": 8,  # keyed hashes of the bank details a batch pays
+    "audit_head": 9,  # the audit log's newest entry hash
     "buffer_cancellation": 16,  # serials cancelled for carbon lost after crediting
 }
 
@@ -52,8 +56,9 @@ def county_salt(code_key: str, county_code: str) -> bytes:
 
 
 def household_hash(salt: bytes, code: str) -> str:
-    """keccak(county salt ‖ household code): how the ledger names a household."""
-    return hex32(keccak(salt + code.encode("ascii")))
+    """keccak(county salt ‖ household key): how the ledger names a household. The key is the
+    code without its check (`360423101201-0042`), which a replaced door plate keeps."""
+    return hex32(keccak(salt + code.strip().upper()[:17].encode("ascii")))
 
 
 @dataclass(frozen=True)

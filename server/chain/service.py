@@ -78,8 +78,12 @@ class ChainService:
         self._thread.start()
 
     def _loop(self, worker: Worker) -> None:
+        from server.anchors import anchor_audit_head
+
+        interval = self.config.get("AUDIT_ANCHOR_SECONDS", 600)
         while not self._stopping.is_set():
             try:
+                anchor_audit_head(worker.db, interval)  # no-op until the interval passed
                 done = worker.run_once()
             except Exception:  # noqa: BLE001 - the worker must outlive any one bad round
                 log.exception("chain worker round failed")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from sqlite_utils import Database
 
-from server import audit, chain
+from server import anchors, audit, chain
 from server.clock import now_iso
 from server.db import first, insert
 from server.payouts.split import largest_remainder, split_sale
@@ -74,6 +74,7 @@ def accrue_order(db: Database, order_id: int) -> dict[str, Any] | None:
         "created_at": now,
     }
     insert(db, "sale_splits", split)
+    anchors.queue_order(db, order)  # the amounts the split rests on, for reconcile
     grams = {
         row["household_id"]: (row["grams"], row["village_id"])
         for row in db.query(

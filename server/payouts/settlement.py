@@ -83,6 +83,8 @@ def create_batch(
                 for row in due
             ],
         )
+        if due:
+            _record_bank_details(db, batch_id, settle_on)
         anchor_if_complete(db, batch_id)  # a batch with no transfers is finished at once
         audit.record(
             db,
@@ -94,6 +96,26 @@ def create_batch(
     batch = first(db, "SELECT * FROM settlement_batches WHERE id = ?", [batch_id])
     _announce_batch(db, batch)
     return batch, True
+
+
+def _record_bank_details(db: Database, batch_id: int, settle_on: str) -> None:
+    """Remember a keyed hash of the bank details each transfer is made out to, and anchor
+    the batch's hashes, so a bank account swapped later shows in `sipang reconcile`."""
+    from flask import current_app
+
+    from server import anchors
+
+    key = current_app.config["PII_KEY"]
+    rows = db.query(
+        """SELECT s.id, h.code, h.bank_account_enc FROM settlements s
+           JOIN households h ON h.id = s.household_id WHERE s.batch_id = ?""",
+        [batch_id],
+    )
+    db.conn.executemany(
+        "UPDATE settlements SET bank_sha256 = ? WHERE id = ?",
+        [(anchors.current_bank_hash(key, row), row["id"]) for row in rows],
+    )
+    anchors.queue_settlement_bank(db, batch_id, settle_on)
 
 
 def _announce_batch(db: Database, batch: dict[str, Any]) -> None:

@@ -75,8 +75,12 @@ def queue_report(db: Database, verification_id: int, report_sha256: str) -> None
 
 
 def queue_issuance(db: Database, issuance_id: int) -> None:
+    """Queue an issuance's serial ranges and the Merkle root of the measurements behind it."""
+    from server import anchors
+
     for lot, first, count, buffer, details in issuance_ranges(db, issuance_id):
         chain.issue_range(db, lot, first, count, details, buffer=buffer)
+    anchors.queue_measurements(db, issuance_id)
 
 
 def queue_split_policy(db: Database, county_code: str, seq: int, version: int, rules_sha256: str):
