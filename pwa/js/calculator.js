@@ -1,6 +1,6 @@
 // The public calculator: species + DBH/height (or age) → CO2e, computed on the phone with the
 // parameter set the server publishes, cached so it keeps working offline.
-import { estimateTree, needsHeight, projectTree } from "./carbon.js";
+import { estimateTree, estimatesHeight, needsHeight, projectTree } from "./carbon.js";
 
 const CACHE_KEY = "sipang.method";
 const $ = (id) => document.getElementById(id);
@@ -31,6 +31,39 @@ function fillSpecies(method, filter = "") {
   if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
 }
 
+const ROUTES = {
+  species_model: "国家标准树种模型",
+  species_equation: "已发表的树种方程",
+  volume_route: "材积法",
+  generic: "通用方程（按该树种木材密度，不确定性较大）",
+  excluded: "暂不计入碳汇",
+};
+
+// What the chosen species is computed with: its step on the ladder, route, source, the range
+// its equation was fitted on and its carbon fraction (the same fields as GET /api/v1/species).
+function showSpecies(method) {
+  const species = method.species.find((s) => s.id === $("species").value);
+  if (!species) return;
+  const fraction = species.route === "species_model"
+    ? `地上 ${species.carbon_fraction_above}，地下 ${species.carbon_fraction_below}`
+    : String((species.equation || species.generic || species.volume || {}).carbon_fraction ?? "—");
+  const fitted = species.fitted_range;
+  const range = fitted
+    ? `胸径 ${fitted.dbh_cm[0]}–${fitted.dbh_cm[1]} 厘米${fitted.n ? `，样本 ${fitted.n} 株` : "，样本数未报告"}`
+    : "—";
+  const sources = species.sources || {};
+  const source = sources["equation.agb_terms"] || sources.agb
+    || [sources["generic.a"], sources["generic.wood_density"]].filter(Boolean).join("；")
+    || sources.excluded_reason || "—";
+  $("species-route").textContent = species.ladder_step
+    ? `第 ${species.ladder_step} 级 · ${ROUTES[species.route]}` : ROUTES[species.route];
+  $("species-range").textContent = range;
+  $("species-fraction").textContent = species.route === "excluded" ? "—" : fraction;
+  $("species-source").textContent = source;
+  $("height-label").firstChild.textContent = needsHeight(species) && !estimatesHeight(species)
+    ? "树高（米，必填）" : "树高（米，可不填）";
+}
+
 function showError(message) {
   $("result").hidden = true;
   $("error").textContent = message;
@@ -51,13 +84,13 @@ function show(result) {
     ? `${tonnes(result.total_co2e_g)}，每年 ${tonnes(result.total_annual_co2e_g)}`
     : tonnes(result.total_co2e_g);
   $("biomass").textContent = `${result.agb_kg.toFixed(2)} / ${result.bgb_kg.toFixed(2)} 千克`;
+  $("uncertainty").textContent = `±${result.uncertainty_pct} %（90 % 置信区间）`;
   $("flags").replaceChildren(...(result.notes || []).map((text) => {
     const li = document.createElement("li");
     li.textContent = text;
     return li;
   }));
-  const route = { species_model: "树种模型", volume_route: "材积法", generic: "通用方程（不确定性较大）" };
-  $("method").textContent = `方法 ${result.method_version} · ${route[result.route]}`;
+  $("method").textContent = `方法 ${result.method_version} · ${ROUTES[result.route]}`;
 }
 
 function calculate(method) {
@@ -70,14 +103,26 @@ function calculate(method) {
     if (!(age >= 1 && age <= 300)) return showError("树龄应在 1–300 年之间");
     return show(projectTree(method, species.id, age, count));
   }
-  const dbh = Number($("dbh").value);
+  // One DBH, or each stem's DBH of a tree forked below 1.3 m ("12, 8"): the sum of the stems.
+  const stems = $("dbh").value.split(/[,，、\s]+/).filter(Boolean).map(Number);
   const height = $("height").value === "" ? null : Number($("height").value);
-  if (!(dbh >= 0.1 && dbh <= 300)) return showError("胸径应在 0.1–300 厘米之间");
-  if (needsHeight(species) && !(height >= 0.3 && height <= 80)) {
+  if (!stems.length || !stems.every((d) => d >= 0.1 && d <= 300)) return showError("胸径应在 0.1–300 厘米之间");
+  if (height !== null && !(height >= 0.3 && height <= 80)) return showError("树高应在 0.3–80 米之间");
+  if (height === null && needsHeight(species) && !estimatesHeight(species)) {
     return showError(`${species.name_zh}的树种模型需要树高（0.3–80 米）`);
   }
-  const result = estimateTree(method, species.id, dbh, height, count);
-  if (species.route === "generic") result.notes = ["该树种尚无引用的树种模型，使用通用方程，扣减更大的不确定性"];
+  const result = estimateTree(method, species.id, stems.length > 1 ? stems : stems[0], height, count);
+  const notes = [];
+  if (stems.length > 1) notes.push(`多干树：按 ${stems.length} 个分干分别计算后相加`);
+  if (result.inputs.height_source === "estimated") {
+    notes.push(`未填树高：按${species.name_zh}的树高曲线估算为 ${result.inputs.height_m.toFixed(1)} 米`);
+  }
+  const fitted = species.fitted_range;
+  if (fitted && stems.some((d) => d < fitted.dbh_cm[0] || d > fitted.dbh_cm[1])) {
+    notes.push(`胸径超出方程的拟合范围（${fitted.dbh_cm[0]}–${fitted.dbh_cm[1]} 厘米）：储量为外推值，超出部分的生长不计入碳汇`);
+  }
+  if (species.route === "generic") notes.push("该树种尚无引用的树种方程：按该树种的木材密度用通用方程估算，不确定性较大");
+  result.notes = notes;
   return show(result);
 }
 
@@ -90,7 +135,12 @@ async function start() {
   }
   window.sipangMethod = method;
   fillSpecies(method);
-  $("species-search").addEventListener("input", (e) => fillSpecies(method, e.target.value.trim()));
+  showSpecies(method);
+  $("species-search").addEventListener("input", (e) => {
+    fillSpecies(method, e.target.value.trim());
+    showSpecies(method);
+  });
+  $("species").addEventListener("change", () => showSpecies(method));
   const toggle = () => {
     const byAge = document.querySelector("input[name=mode]:checked").value === "age";
     $("measured-fields").hidden = byAge;
