@@ -14,6 +14,7 @@ from server.push.owners import household_token
 from tests.conftest import PASSWORD, PHONE, ROLES, bearer
 from tests.payouts_world import payout_sample
 from tests.registry_world import route_sample
+from tests.workspace_world import workspace_sample
 from village_kits.codes import checksum_symbol
 
 CALLERS = (None, *ROLES)
@@ -116,6 +117,7 @@ def call(app, client, world, endpoint, method, rule, caller, *, own=True):
         headers["X-CSRFToken"] = client.get("/api/v1/auth/csrf").json["csrf_token"]
     sample = route_sample(app, world, endpoint, rule, caller)  # registry routes need state
     sample = sample or payout_sample(app, world, endpoint, rule, caller)
+    sample = sample or workspace_sample(app, world, endpoint, rule, caller)
     body = sample[1] if sample else request_body(app, client, endpoint, world)
     headers |= body.pop("headers", {})
     url = sample[0] if sample else url_for_world(rule, world, own=own)

@@ -91,8 +91,14 @@ def dashboard():
     counties = []
     if g.user["role"] != "bureau":
         counties = list(get_db().query("SELECT code, name FROM counties ORDER BY code"))
+    from server.workspace.homes import bureau_todo
+
     return render_template(
-        "dashboards/bureau.html", user=g.user, counties=counties, **_live_context(county)
+        "dashboards/bureau.html",
+        user=g.user,
+        counties=counties,
+        todo=bureau_todo(county),
+        **_live_context(county),
     )
 
 

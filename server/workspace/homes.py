@@ -4,6 +4,7 @@ from flask import Blueprint, g, redirect
 
 from server.access import SIGNED_IN, allow
 from server.db import get_db
+from server.workspace import nav
 from server.workspace.common import page
 
 bp = Blueprint("workspace", __name__)
@@ -15,7 +16,11 @@ def _count(sql: str, params: list | None = None) -> int:
 
 def _todo(count: int, text: str, href: str, done: str) -> dict:
     """One to-do line: `count` things waiting, or the all-done sentence."""
-    return {"count": count, "text": text if count else done, "href": href}
+    return {
+        "count": count,
+        "text": text if count else done,
+        "href": href if nav.routed(href) else None,
+    }
 
 
 @bp.get("/work")
@@ -84,7 +89,7 @@ def finance_home():
                 [_now()],
             ),
             "笔订单等待确认银行收款",
-            "/finance/bank-payments",
+            "/finance/payments",
             "没有待确认的收款",
         ),
         _todo(
@@ -182,8 +187,42 @@ def _now() -> str:
 
 def _present(links: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Only the links whose pages exist (other screens may arrive later)."""
-    from flask import current_app
+    return [(href, label) for href, label in links if nav.routed(href)]
 
-    adapter = current_app.url_map.bind("localhost")
-    present = [(href, label) for href, label in links if adapter.test(href, method="GET")]
-    return present
+
+def bureau_todo(county: dict) -> list[dict]:
+    """The bureau's to-do lines for its county: overdue money, flags, samples underway."""
+    county_id = county["id"]
+    overdue = _count(
+        """SELECT count(DISTINCT s.household_id) FROM settlements s
+           WHERE s.county_id = ? AND s.status = 'failed'""",
+        [county_id],
+    )
+    return [
+        _todo(
+            overdue,
+            "户转账失败，等待重新支付",
+            "/bureau/households?only=overdue",
+            "没有转账失败的农户",
+        ),
+        _todo(
+            _count(
+                """SELECT count(*) FROM flags f JOIN villages v ON v.id = f.village_id
+                   WHERE v.county_id = ? AND f.decision IS NULL""",
+                [county_id],
+            ),
+            "条存疑记录待复核",
+            "/bureau/progress",
+            "没有待复核的记录",
+        ),
+        _todo(
+            _count(
+                """SELECT count(*) FROM verifications vr JOIN villages v ON v.id = vr.village_id
+                   WHERE v.county_id = ? AND vr.status = 'assigned'""",
+                [county_id],
+            ),
+            "个核查样本正在复测",
+            "/bureau/progress",
+            "没有进行中的核查",
+        ),
+    ]

@@ -1,6 +1,6 @@
 """Each role's navigation bar: (path, Chinese label), the home first."""
 
-from flask import request
+from flask import current_app, request
 
 LINKS: dict[str, list[tuple[str, str]]] = {
     "admin": [
@@ -24,7 +24,7 @@ LINKS: dict[str, list[tuple[str, str]]] = {
     ],
     "finance": [
         ("/finance", "待办"),
-        ("/finance/bank-payments", "待确认收款"),
+        ("/finance/payments", "确认收款"),
         ("/finance/settlements", "分成结算批次"),
         ("/finance/invoices", "发票申请"),
         ("/bureau", "看板"),
@@ -48,10 +48,16 @@ def links_for(user: dict | None) -> list[dict]:
     if not user:
         return []
     path = request.path.rstrip("/") or "/"
-    links = LINKS.get(user["role"], [])
+    links = [(p, label) for p, label in LINKS.get(user["role"], []) if routed(p)]
     best = max(
         (p for p, _ in links if path == p or path.startswith(p.rstrip("/") + "/")),
         key=len,
         default=None,
     )
     return [{"href": p, "label": label, "current": p == best} for p, label in links]
+
+
+def routed(href: str) -> bool:
+    """Whether the app serves this page (screens of other issues may arrive later)."""
+    path = href.split("#")[0].split("?")[0] or "/"
+    return current_app.url_map.bind("localhost").test(path, method="GET")
