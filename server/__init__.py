@@ -107,6 +107,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.registry import api as registry
     from server.registry import market
     from server.registry import pages as registry_pages
+    from server.registry import checkout as registry_checkout
+    from server.registry import buyers as registry_buyers
+    from server.registry import finance as registry_finance
 
     errors.register_error_handlers(app)
     access.init_app(app)
@@ -141,6 +144,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         registry,
         market,
         registry_pages,
+        registry_checkout,
+        registry_buyers,
+        registry_finance,
         payouts,
         payouts_api,
         bureau,

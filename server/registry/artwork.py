@@ -34,9 +34,12 @@ def qr_image(url: str, box: int = 8) -> Image.Image:
     return code.make_image(fill_color="black", back_color="white").get_image().convert("RGB")
 
 
-def lines(cert: dict[str, Any]) -> dict[str, str]:
-    """The certificate's text, shared by the PNG, the PDF and the page."""
+def lines(cert: dict[str, Any], show_beneficiary: bool = True) -> dict[str, str]:
+    """The certificate's text, shared by the PNG, the PDF and the page (the beneficiary
+    replaced by 受益人未公开 when it may not be shown)."""
     doc = json.loads(cert["document"])
+    if not show_beneficiary and doc["beneficiary"]:
+        doc["beneficiary"] = "受益人未公开"
     villages = "、".join(v["name"] for v in doc["villages"]) or "—"
     serials, bundle = doc["serials"], doc["bundle"]
     span = (
@@ -94,9 +97,9 @@ def _background() -> Image.Image:
     return image
 
 
-def render_png(cert: dict[str, Any], base_url: str) -> bytes:
+def render_png(cert: dict[str, Any], base_url: str, show_beneficiary: bool = True) -> bytes:
     """A 1600 × 1130 certificate image."""
-    text = lines(cert)
+    text = lines(cert, show_beneficiary)
     image = _background().copy()
     draw = ImageDraw.Draw(image)
     draw.text((WIDTH // 2, 370), text["beneficiary"], font=_font(60, True), fill=INK, anchor="mm")
@@ -120,9 +123,9 @@ def _fit(draw: ImageDraw.ImageDraw, value: str, size: int, width: int) -> str:
     return value + "…"
 
 
-def render_pdf(cert: dict[str, Any], base_url: str) -> bytes:
+def render_pdf(cert: dict[str, Any], base_url: str, show_beneficiary: bool = True) -> bytes:
     """The certificate on an A4 landscape page."""
-    text = lines(cert)
+    text = lines(cert, show_beneficiary)
     pdf = FPDF(orientation="L", format="A4", unit="mm")
     # One face only: parsing and subsetting a CJK face is most of a PDF's cost.
     pdf.add_font("cjk", "", _font_path(""), collection_font_number=SIMPLIFIED_CHINESE)

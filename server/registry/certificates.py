@@ -6,6 +6,7 @@ and the retired serials, so any altered field, document or hash shows as a misma
 """
 
 import hashlib
+import hmac
 import json
 import re
 from typing import Any
@@ -164,10 +165,32 @@ def check(db: Database, row: dict[str, Any]) -> dict[str, Any]:
     return {"valid": not problems, "problems": problems, "recomputed_sha256": digest}
 
 
-def public_view(row: dict[str, Any]) -> dict[str, Any]:
+def beneficiary_shown(db: Database, row: dict[str, Any], order_key: str | None = None) -> bool:
+    """Whether a public view may show the beneficiary: the buyer opted in, or the caller
+    holds the order's link id. Certificate ids are sequential, so nothing else shows it."""
+    order = first(
+        db, "SELECT public_id, show_beneficiary FROM orders WHERE id = ?", [row["order_id"]]
+    )
+    if order is None:
+        return False
+    if order["show_beneficiary"]:
+        return True
+    return bool(order_key) and hmac.compare_digest(order_key, order["public_id"])
+
+
+HIDDEN = "（未公开）"
+
+
+def public_view(row: dict[str, Any], show_beneficiary: bool = False) -> dict[str, Any]:
+    """The certificate for the API; the beneficiary reads 未公开 unless it may be shown
+    (the hash is over the full document: /verify recomputes it on the server)."""
+    document = json.loads(row["document"])
+    if not show_beneficiary and document.get("beneficiary") is not None:
+        document["beneficiary"] = HIDDEN
     return {
         "id": row["id"],
-        "document": json.loads(row["document"]),
+        "beneficiary_public": show_beneficiary,
+        "document": document,
         "sha256": row["sha256"],
         "chain_tx": row["chain_tx"],
     }

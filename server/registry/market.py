@@ -7,7 +7,17 @@ from server.access import PUBLIC, allow
 from server.db import get_db
 from server.errors import ApiError
 from server.extensions import limiter
-from server.registry import artwork, bundles, certificates, ledger, orders, payments, serials
+from server.registry import (
+    artwork,
+    bundles,
+    card,
+    certificates,
+    checkout,
+    ledger,
+    orders,
+    payments,
+    serials,
+)
 from server.validation import json_body
 
 PLAIN_TEXT = "^[^<>\\u0000-\\u001f\\u007f]+$"
@@ -64,6 +74,15 @@ ORDER = {
         "tonnes": {"type": "integer", "minimum": 1, "maximum": 10_000},
         "beneficiary": {"type": "string", "maxLength": 60, "pattern": PLAIN_TEXT},
         "reason": {"type": "string", "maxLength": 200, "pattern": PLAIN_TEXT},
+        "phone": {
+            "type": "string",
+            "pattern": "^(\\+?86)?1[3-9][0-9]{9}$",
+            "description": "the buyer's mobile, to find the certificates again under 我的证书",
+        },
+        "show_beneficiary": {
+            "type": "boolean",
+            "description": "let the public verify page show the beneficiary (off by default)",
+        },
     },
     "example": {
         "request_id": "req-0001-abcdefgh",
@@ -235,7 +254,7 @@ def retire(order_id: str):
     if order["buyer_user_id"] != g.user["id"]:
         raise ApiError(404, "not_found", "No such order.")
     cert, created = orders.retire_held(get_db(), order, data)
-    return jsonify(certificate=certificates.public_view(cert), replayed=not created), (
+    return jsonify(certificate=certificates.public_view(cert, True), replayed=not created), (
         201 if created else 200
     )
 
@@ -253,13 +272,54 @@ def webhook(provider: str):
     return jsonify(payments.handle(get_db(), found, event))
 
 
+def _shows_beneficiary(cert: dict) -> bool:
+    """The buyer opted in, or the caller holds the order's link (`?order=`)."""
+    return certificates.beneficiary_shown(get_db(), cert, request.args.get("order"))
+
+
+@bp.get("/orders/<order_id>/status")
+@allow(PUBLIC)
+def order_status(order_id: str):
+    """What the order page polls: asks the provider about open trades, then the order."""
+    order = _order(order_id)
+    payments.check_open_attempts(get_db(), order)
+    return jsonify(order=orders.order_view(get_db(), _order(order_id)))
+
+
+@bp.post("/payments/wechat/notify")
+@allow(PUBLIC, csrf=False)
+def wechat_notify():
+    """WeChat Pay's payment notification (v3: signed headers, AES-256-GCM resource)."""
+    return checkout.wechat_notification()
+
+
+@bp.post("/payments/alipay/notify")
+@allow(PUBLIC, csrf=False)
+def alipay_notify():
+    """Alipay's asynchronous notification (form fields signed with RSA2)."""
+    return checkout.alipay_notification()
+
+
+@bp.get("/certificates/<cert_id>/card.png")
+@allow(PUBLIC)
+def certificate_card(cert_id: str):
+    """A portrait card to share on WeChat Moments: village, tree photos, tonnes, verify QR."""
+    cert = _certificate(cert_id)
+    png = card.render_card(
+        get_db(), cert, current_app.config["PUBLIC_BASE_URL"], _shows_beneficiary(cert)
+    )
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+
 @bp.get("/certificates/<cert_id>")
 @allow(PUBLIC)
 def show_certificate(cert_id: str):
-    """A certificate's canonical document, its sha256, and whether it recomputes."""
+    """A certificate's canonical document, its sha256, and whether it recomputes.
+
+    The beneficiary is shown only when the buyer opted in (or with `?order=<link id>`)."""
     cert = _certificate(cert_id)
     return jsonify(
-        certificate=certificates.public_view(cert),
+        certificate=certificates.public_view(cert, _shows_beneficiary(cert)),
         check=certificates.check(get_db(), cert),
         ledger=ledger.certificate_record(get_db(), cert, ledger.ledger_reader()),
     )
@@ -269,15 +329,17 @@ def show_certificate(cert_id: str):
 @allow(PUBLIC)
 def certificate_png(cert_id: str):
     """The certificate as a PNG to share (QR to its verify page)."""
-    png = artwork.render_png(_certificate(cert_id), current_app.config["PUBLIC_BASE_URL"])
-    return Response(png, mimetype="image/png", headers={"Cache-Control": "public, max-age=300"})
+    cert = _certificate(cert_id)
+    png = artwork.render_png(cert, current_app.config["PUBLIC_BASE_URL"], _shows_beneficiary(cert))
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 @bp.get("/certificates/<cert_id>/document.pdf")
 @allow(PUBLIC)
 def certificate_pdf(cert_id: str):
     """The certificate as a PDF (A4 landscape, QR to its verify page)."""
-    pdf = artwork.render_pdf(_certificate(cert_id), current_app.config["PUBLIC_BASE_URL"])
+    cert = _certificate(cert_id)
+    pdf = artwork.render_pdf(cert, current_app.config["PUBLIC_BASE_URL"], _shows_beneficiary(cert))
     return Response(
         pdf,
         mimetype="application/pdf",

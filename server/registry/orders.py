@@ -9,17 +9,19 @@ and exactly one gets it. Tonnes always leave a bundle in the fixed public order.
 import hashlib
 import json
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from sqlite_utils import Database
 
-from server import audit
-from server.clock import iso_after, now_iso
+from server import audit, pii
+from server.clock import iso, iso_after, now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
 from server.payouts import accruals
 from server.registry import bundles, certificates, serials
+from server.sms import normalize_phone
 
 
 def request_hash(data: dict[str, Any]) -> str:
@@ -62,6 +64,9 @@ def release_expired_now(db: Database) -> None:
     ):
         with transaction(db):
             release_expired(db)
+        from server.registry import payments
+
+        payments.close_expired_attempts(db)
 
 
 def reserve(
@@ -95,8 +100,13 @@ def reserve(
                 {"available": len(chosen)},
             )
         amount = bundle["price_fen"] * tonnes
+        public_id = secrets.token_urlsafe(18)
+        phone = normalize_phone(data["phone"]) if data.get("phone") else None
         order = {
-            "public_id": secrets.token_urlsafe(18),
+            "public_id": public_id,
+            "buyer_phone": pii.encrypt(phone, f"order:{public_id}:phone") if phone else None,
+            "buyer_phone_index": pii.blind_index(phone, "buyer_phone") if phone else None,
+            "show_beneficiary": 1 if data.get("show_beneficiary") else 0,
             "request_id": data["request_id"],
             "request_sha256": digest,
             "bundle_id": bundle["id"],
@@ -245,6 +255,31 @@ def retire_held(
     return cert, True
 
 
+def transfer_code(order: dict[str, Any]) -> str:
+    """What a buyer writes on a bank or digital-RMB transfer: `SP` + the order number."""
+    return f"SP{order['id']:07d}"
+
+
+def choose_transfer(db: Database, order: dict[str, Any], method: str) -> dict[str, Any]:
+    """The buyer pays by bank or digital-RMB transfer: the reservation lasts long enough
+    to make one (ORDER_BANK_RESERVATION_SECONDS from the order's creation)."""
+    release_expired_now(db)
+    with transaction(db):
+        order = first(db, "SELECT * FROM orders WHERE id = ?", [order["id"]])
+        if order["status"] != "reserved":
+            raise ApiError(409, "not_reserved", "订单不在待付款状态。")
+        created = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
+        until = iso(
+            created + timedelta(seconds=current_app.config["ORDER_BANK_RESERVATION_SECONDS"])
+        )
+        db.execute(
+            "UPDATE orders SET pay_method = ?, expires_at = max(expires_at, ?) WHERE id = ?",
+            [method, until, order["id"]],
+        )
+        audit.record(db, "order.transfer_chosen", f"order:{order['id']}", {"method": method})
+    return first(db, "SELECT * FROM orders WHERE id = ?", [order["id"]])
+
+
 def order_view(db: Database, order: dict[str, Any]) -> dict[str, Any]:
     """An order as its buyer sees it (through the order link)."""
     certs = db.query(
@@ -272,8 +307,10 @@ def order_view(db: Database, order: dict[str, Any]) -> dict[str, Any]:
         "expires_at",
         "paid_at",
         "payment_method",
+        "pay_method",
     )
     return {key: order[key] for key in keys} | {
+        "transfer_code": transfer_code(order),
         "held": counted.get("held", 0),
         "certificates": list(certs),
     }

@@ -9,9 +9,9 @@ from flask import Blueprint, Response, current_app, g, redirect, render_template
 from PIL import Image, ImageOps
 
 from server.access import PUBLIC, allow
-from server.db import get_db
+from server.db import first, get_db
 from server.errors import ApiError
-from server.registry import artwork, bundles, certificates, ledger, market, orders
+from server.registry import artwork, bundles, certificates, checkout, ledger, market, orders
 from server.validation import StrictValidator
 
 bp = Blueprint("registry_pages", __name__)
@@ -86,17 +86,25 @@ def bundle_photo(bundle_id: int, sha256: str):
 def buy(bundle_id: int):
     """The buy form: reserve tonnes and go to the order's pay instructions."""
     bundle = _page_bundle(bundle_id)
-    form = {key: request.form.get(key, "").strip() for key in ("tonnes", "beneficiary", "reason")}
+    keys = ("tonnes", "beneficiary", "reason", "phone", "show_beneficiary")
+    form = {key: request.form.get(key, "").strip() for key in keys}
     data = {
         "request_id": request.form.get("request_id", "")[:64],
         "bundle_id": bundle_id,
         "tonnes": int(form["tonnes"]) if form["tonnes"].isdigit() else form["tonnes"],
     }
     data |= {key: form[key] for key in ("beneficiary", "reason") if form[key]}
+    if form["phone"]:
+        data["phone"] = form["phone"].replace(" ", "").replace("-", "")
+    if form["show_beneficiary"]:
+        data["show_beneficiary"] = True
     errors = list(StrictValidator(market.ORDER).iter_errors(data))
     if errors:
         return _bundle_page(
-            bundle, "请填写 1 至 10000 的整数吨数；受益人和用途不能含 < > 等符号。", form, 422
+            bundle,
+            "请填写 1 至 10000 的整数吨数；受益人和用途不能含 < > 等符号；手机号为 11 位数字。",
+            form,
+            422,
         )
     try:
         order, _ = orders.reserve(get_db(), data, g.user)
@@ -115,11 +123,19 @@ def order_page(order_id: str):
         raise ApiError(404, "not_found", "没有这个订单。")
     view = orders.order_view(get_db(), found)
     bundle = bundles.get_bundle(get_db(), found["bundle_id"])
+    native = first(
+        get_db(),
+        """SELECT id FROM payment_attempts WHERE order_id = ? AND provider = 'wechat'
+           AND channel = 'native' AND status = 'open' LIMIT 1""",
+        [found["id"]],
+    )
     return render_template(
         "registry/order.html",
         o=view,
         bundle=bundle,
         expires=beijing_time(view["expires_at"]),
+        pay=checkout.choices(),
+        native=native is not None and view["status"] == "reserved",
         user=g.user,
     )
 
@@ -152,8 +168,9 @@ def verify_page(cert_id: str):
             "registry/verify.html", cert=None, cert_id=cert_id[:40], user=g.user
         ), 404
     check = certificates.check(get_db(), cert)
+    shown = certificates.beneficiary_shown(get_db(), cert, request.args.get("order"))
     try:
-        text = artwork.lines(cert)
+        text = artwork.lines(cert, shown)
     except (ValueError, KeyError, TypeError, IndexError):
         text = None
     record = ledger.certificate_record(get_db(), cert, ledger.ledger_reader())

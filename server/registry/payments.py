@@ -11,6 +11,7 @@ Every accepted event is stored (`payment_events`), so a replay changes nothing.
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,13 @@ from typing import Any
 from flask import current_app
 from sqlite_utils import Database
 
-from server.clock import now_iso
-from server.db import first, transaction
+from server import audit
+from server.clock import iso_after, now_iso
+from server.db import first, insert, transaction
 from server.errors import ApiError
 from server.instance import read_or_create_secret
-from server.registry import orders
+from server.registry import orders, providers, refunds
+from server.registry.providers import Paid, ProviderError
 
 SIGNATURE_HEADER = "Sipang-Signature"
 
@@ -142,3 +145,209 @@ def parse_event(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError as error:
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from error
+
+
+# --- WeChat Pay, Alipay and the local test provider (server/registry/providers) ----------
+
+
+def open_attempt(
+    db: Database, order: dict[str, Any], provider_name: str, channel: str, **context: Any
+) -> dict[str, Any]:
+    """Open (or reuse) a trade with a provider for a reserved order."""
+    provider = providers.get(provider_name)
+    if provider is None:
+        raise ApiError(404, "not_found", "这种付款方式未开通。")
+    if channel not in provider.CHANNELS:
+        raise ApiError(422, "validation_failed", "没有这种付款渠道。")
+    orders.release_expired_now(db)
+    order = first(db, "SELECT * FROM orders WHERE id = ?", [order["id"]])
+    if order["status"] != "reserved":
+        raise ApiError(409, "not_reserved", "订单不在待付款状态。")
+    reuse = first(
+        db,
+        """SELECT * FROM payment_attempts WHERE order_id = ? AND provider = ? AND channel = ?
+           AND status = 'open' AND channel != 'jsapi' ORDER BY id DESC LIMIT 1""",
+        [order["id"], provider_name, channel],
+    )
+    if reuse is not None:
+        return reuse
+    out_trade_no = "SP" + secrets.token_hex(14).upper()
+    try:
+        opened = provider.create(order, out_trade_no, channel, **context)
+    except ProviderError as error:
+        current_app.logger.warning("payment provider %s: %s", provider_name, error)
+        raise ApiError(502, "provider_unavailable", "支付渠道暂时无法下单，请稍后再试。") from error
+    with transaction(db):
+        attempt_id = insert(
+            db,
+            "payment_attempts",
+            {
+                "order_id": order["id"],
+                "provider": provider_name,
+                "channel": channel,
+                "out_trade_no": out_trade_no,
+                "amount_fen": order["amount_fen"],
+                "pay_url": opened.pay_url,
+                "prepay_id": opened.prepay_id,
+                "created_at": now_iso(),
+            },
+        )
+        db.execute("UPDATE orders SET pay_method = ? WHERE id = ?", [provider_name, order["id"]])
+        audit.record(
+            db,
+            "payment.opened",
+            f"order:{order['id']}",
+            {"provider": provider_name, "channel": channel, "out_trade_no": out_trade_no},
+        )
+    return first(db, "SELECT * FROM payment_attempts WHERE id = ?", [attempt_id])
+
+
+def settle(db: Database, provider_name: str, paid: Paid) -> dict[str, Any]:
+    """Apply a payment the provider vouched for, once; refund what cannot be applied.
+
+    Returns {"outcome", "replayed"}. The same event again, or the same payment learnt by
+    query and then by notification, changes nothing."""
+    orders.release_expired_now(db)
+    refund_id = None
+    with transaction(db):
+        seen = first(
+            db,
+            "SELECT outcome FROM payment_events WHERE provider = ? AND event_id = ?",
+            [provider_name, paid.event_id],
+        )
+        if seen is not None:
+            return {"outcome": seen["outcome"], "replayed": True}
+        attempt = first(
+            db,
+            "SELECT * FROM payment_attempts WHERE provider = ? AND out_trade_no = ?",
+            [provider_name, paid.out_trade_no],
+        )
+        applied = first(
+            db,
+            "SELECT id FROM payment_attempts WHERE provider = ? AND transaction_id = ?",
+            [provider_name, paid.transaction_id],
+        )
+        order = (
+            first(db, "SELECT * FROM orders WHERE id = ?", [attempt["order_id"]])
+            if attempt is not None
+            else None
+        )
+        if applied is not None:
+            outcome = "duplicate"
+        elif attempt is None:
+            outcome = "unknown_order"
+        else:
+            db.execute(
+                "UPDATE payment_attempts SET transaction_id = ?, paid_fen = ? WHERE id = ?",
+                [paid.transaction_id, paid.amount_fen, attempt["id"]],
+            )
+            if paid.amount_fen != attempt["amount_fen"]:
+                outcome = "amount_mismatch"
+            else:
+                try:
+                    with transaction(db):
+                        orders.confirm_payment(
+                            db,
+                            order,
+                            provider_name,
+                            paid.transaction_id,
+                            f"provider:{provider_name}",
+                        )
+                    outcome = "paid"
+                except ApiError as error:
+                    outcome = error.code
+            db.execute(
+                "UPDATE payment_attempts SET status = ? WHERE id = ?",
+                ["paid" if outcome == "paid" else "refunded", attempt["id"]],
+            )
+            if outcome != "paid":
+                refund_id = refunds.open_refund(
+                    db,
+                    provider=provider_name,
+                    transaction_id=paid.transaction_id,
+                    amount_fen=paid.amount_fen,
+                    reason=outcome,
+                    actor=f"provider:{provider_name}",
+                    order_id=order["id"],
+                    attempt_id=attempt["id"],
+                )
+        db["payment_events"].insert(
+            {
+                "provider": provider_name,
+                "event_id": paid.event_id,
+                "order_public_id": order["public_id"] if order else None,
+                "amount_fen": paid.amount_fen,
+                "outcome": outcome,
+                "received_at": now_iso(),
+                "out_trade_no": paid.out_trade_no,
+                "transaction_id": paid.transaction_id,
+            }
+        )
+        audit.record(
+            db,
+            "payment.notified",
+            f"order:{order['id']}" if order else f"trade:{provider_name}",
+            {"provider": provider_name, "outcome": outcome, "amount_fen": paid.amount_fen},
+            actor=f"provider:{provider_name}",
+        )
+    if refund_id is not None:
+        refunds.send(db, refund_id)
+    return {"outcome": outcome, "replayed": False}
+
+
+QUERY_EVERY_SECONDS = 3
+
+
+def check_open_attempts(db: Database, order: dict[str, Any]) -> None:
+    """The buyer is back before the notification: ask the provider about open trades
+    (at most every few seconds per trade) and apply what was paid."""
+    if order["status"] != "reserved":
+        return
+    cutoff = iso_after(seconds=-QUERY_EVERY_SECONDS)
+    attempts = db.query(
+        """SELECT * FROM payment_attempts WHERE order_id = ? AND status = 'open'
+           AND provider != 'testpay' AND (queried_at IS NULL OR queried_at < ?)""",
+        [order["id"], cutoff],
+    )
+    for attempt in list(attempts):
+        provider = providers.get(attempt["provider"])
+        if provider is None:
+            continue
+        with transaction(db):
+            db.execute(
+                "UPDATE payment_attempts SET queried_at = ? WHERE id = ?",
+                [now_iso(), attempt["id"]],
+            )
+        try:
+            paid = provider.query(attempt["out_trade_no"])
+        except ProviderError as error:
+            current_app.logger.warning("query %s: %s", attempt["provider"], error)
+            continue
+        if paid is not None and paid.out_trade_no == attempt["out_trade_no"]:
+            settle(db, attempt["provider"], paid)
+
+
+def close_expired_attempts(db: Database) -> int:
+    """Close the providers' trades of expired reservations (best effort; each trade also
+    carries the reservation's end as its own expiry)."""
+    rows = list(
+        db.query(
+            """SELECT a.* FROM payment_attempts a JOIN orders o ON o.id = a.order_id
+               WHERE a.status = 'open' AND o.status = 'expired'"""
+        )
+    )
+    for attempt in rows:
+        provider = providers.get(attempt["provider"])
+        try:
+            if provider is not None and attempt["provider"] != "testpay":
+                provider.close(attempt["out_trade_no"])
+        except ProviderError as error:
+            current_app.logger.warning("close %s: %s", attempt["provider"], error)
+            continue
+        with transaction(db):
+            db.execute(
+                """UPDATE payment_attempts SET status = 'closed', closed_at = ?
+                   WHERE id = ? AND status = 'open'""",
+                [now_iso(), attempt["id"]],
+            )
+    return len(rows)
