@@ -21,9 +21,9 @@ def grow_village(
     code: str,
     *,
     households_count: int = 1,
-    trees_per_household: int = 2,
-    start_mm: int = 300,
-    end_mm: int = 600,
+    trees_per_household: int = 8,
+    start_mm: int = 100,
+    end_mm: int = 360,
     admin_id: int | None = None,
 ) -> dict[str, Any]:
     """A village of the seeded county whose big firs grew over 2026, credited and reviewed.
@@ -42,8 +42,8 @@ def grow_village(
             tree_id = str(uuid.uuid4())
             trees.register_tree(db, household, tree_id=tree_id, species_id=FIR, position="road")
             for when, dbh, height in (
-                ("2026-01-10T08:00:00Z", start_mm, 1500),
-                ("2026-09-10T08:00:00Z", end_mm, 2500),
+                ("2026-01-10T08:00:00Z", start_mm, 800),
+                ("2026-09-10T08:00:00Z", end_mm, 2000),
             ):
                 trees.record_measurement(
                     db,
@@ -107,25 +107,30 @@ def tree_photo(seed: str) -> str:
 def verify(
     db: Database, calculation_id: int, verifier_id: int, *, failing: int = 0, decide: bool = True
 ) -> dict[str, Any]:
-    """Assign, re-measure every sampled tree (the first `failing` of them 2 cm off), decide."""
+    """Assign, re-measure every sampled tree (the first `failing` of them found at their
+    start size: their claimed growth is false), decide."""
     calc = first(db, "SELECT * FROM credit_calculations WHERE id = ?", [calculation_id])
     found = verification.assign(db, calc, verifier_id, None)
     claimed = db.query(
-        """SELECT vs.tree_id, m.dbh_mm, m.height_cm FROM verification_samples vs
-           JOIN measurements m ON m.id = vs.claimed_measurement_id
+        """SELECT vs.tree_id, e.dbh_mm, e.height_cm, s.dbh_mm AS start_mm,
+                  s.height_cm AS start_cm FROM verification_samples vs
+           JOIN measurements e ON e.id = vs.claimed_measurement_id
+           JOIN credit_tree_lines l
+             ON l.calculation_id = ? AND l.tree_id = vs.tree_id
+           JOIN measurements s ON s.id = l.start_measurement_id
            WHERE vs.verification_id = ? ORDER BY vs.tree_id""",
-        [found["id"]],
+        [calculation_id, found["id"]],
     )
     for index, row in enumerate(claimed):
-        off = 20 if index < failing else 0
+        false = index < failing
         verification.remeasure(
             db,
             found,
             {
                 "client_id": str(uuid.uuid4()),
                 "tree_id": row["tree_id"],
-                "dbh_cm": (row["dbh_mm"] + off) / 10,
-                "height_m": row["height_cm"] / 100,
+                "dbh_cm": (row["start_mm"] if false else row["dbh_mm"]) / 10,
+                "height_m": max(row["start_cm"] if false else row["height_cm"], 130) / 100,
                 "species_id": FIR,
                 "measured_at": "2026-10-01T09:00:00+08:00",
             },

@@ -1,10 +1,13 @@
 """The registry through its HTTP API: verification, issuance, bundles, orders, payment."""
 
+import math
 import uuid
+from fractions import Fraction
 
 import pytest
 
-from server.registry import serials, verification
+from server.registry import ratio, serials, verification
+from server.carbon.method import load_method
 from tests import registry_world as rw
 from tests.conftest import bearer
 
@@ -29,22 +32,66 @@ def test_sample_is_five_percent_at_least_thirty_and_reproducible_from_its_seed()
     assert first != verification.draw_sample(trees, "cd" * 16)
 
 
+CLAIM = {
+    "start_time": "2026-01-10T08:00:00.000Z",
+    "end_time": "2027-01-10T08:00:00.000Z",
+    "start_dbh_mm": 200,
+    "end_dbh_mm": 220,  # 2 cm in a year: half a year's growth is 1 cm
+    "start_height_cm": 1200,
+    "end_height_cm": 1300,
+    "species_id": rw.FIR,
+}
+
+
 @pytest.mark.parametrize(
-    ("claimed", "measured", "ok"),
-    [(100, 105, True), (100, 106, False), (300, 309, True), (300, 310, False), (300, 291, True)],
+    ("dbh_mm", "height_cm", "species", "reasons"),
+    [
+        (220, 1300, rw.FIR, []),
+        (230, 1300, rw.FIR, []),  # 1 cm: half a year of this tree's growth
+        (231, 1300, rw.FIR, ["dbh"]),
+        (210, 1300, rw.FIR, []),
+        (209, 1300, rw.FIR, ["dbh"]),
+        (220, 1365, rw.FIR, []),  # 5 % of 13 m
+        (220, 1366, rw.FIR, ["height"]),
+        (220, 1300, "cinnamomum_camphora", ["species"]),
+    ],
 )
-def test_tolerance_is_half_a_centimetre_or_three_percent(claimed, measured, ok):
-    assert verification.within_tolerance(claimed, measured) is ok
+def test_tolerance_is_half_a_year_of_the_trees_own_growth(dbh_mm, height_cm, species, reasons):
+    row = {"outcome": "measured", "dbh_mm": dbh_mm, "height_cm": height_cm, "species_id": species}
+    assert verification.mismatches(CLAIM, row) == reasons
 
 
-def test_outcome_scales_issuance_or_refuses_it():
-    assert verification.outcome(30, 0) == ("passed", 1_000_000)
-    assert verification.outcome(30, 3) == ("partial", 900_000)
-    assert verification.outcome(30, 7) == ("failed", 0)
+def test_a_slow_tree_keeps_the_measurement_tolerance():
+    slow = CLAIM | {"end_dbh_mm": 201}
+    assert verification.tolerances(slow) == (0.3, 0.65)
+
+
+@pytest.mark.parametrize("outcome", ["not_found", "dead", "felled"])
+def test_a_tree_not_found_dead_or_felled_is_its_own_reason(outcome):
+    row = {"outcome": outcome, "dbh_mm": None, "height_cm": None, "species_id": None}
+    assert verification.mismatches(CLAIM, row) == [outcome]
+
+
+def cochran_lower_bound(pairs, population):
+    """The ratio estimator's one-sided 95 % lower bound, written out independently."""
+    n = len(pairs)
+    xs, ys = [Fraction(x) for x, _ in pairs], [Fraction(y) for _, y in pairs]
+    r = sum(ys) / sum(xs)
+    s2 = sum((y - r * x) ** 2 for x, y in zip(xs, ys, strict=True)) / (n - 1)
+    variance = (1 - Fraction(n, population)) * s2 / (n * (sum(xs) / n) ** 2)
+    return float(r) - ratio.t95(n - 1) * math.sqrt(variance)
 
 
 def test_verification_end_to_end_through_the_api(client, db, world, ctx):
     made = grown(db, world, households_count=2, trees_per_household=20)
+    claims = {
+        row["tree_id"]: row
+        for row in db.query(
+            """SELECT l.tree_id, l.stock_start_g, l.stock_end_g FROM credit_tree_lines l
+               WHERE l.calculation_id = ?""",
+            [made["calculation_id"]],
+        )
+    }
     admin, verifier = bearer(world.tokens["admin"]), bearer(world.tokens["verifier"])
     response = client.post(
         f"/api/v1/credit-calculations/{made['calculation_id']}/verification",
@@ -62,14 +109,20 @@ def test_verification_end_to_end_through_the_api(client, db, world, ctx):
     assert set(sample[0]) >= {"tree_id", "tag", "household_code", "species_id", "position"}
     assert not {"dbh_mm", "dbh_cm", "height_cm", "co2e_g"} & set(sample[0])  # blind
     url = f"/api/v1/verifications/{found['id']}"
+    pairs = []
     for index, tree in enumerate(sample):
         body = {
             "client_id": str(uuid.uuid4()),
             "tree_id": tree["tree_id"],
-            "dbh_cm": 60.0 if index else 63.0,  # the first is 3 cm off: fails
+            # the first has not grown at all since its start: its claimed growth is false
+            "dbh_cm": 36.0 if index else 10.0,
+            "height_m": 20.0 if index else 8.0,
             "species_id": tree["species_id"],
             "measured_at": "2026-10-02T09:30:00+08:00",
         }
+        claim = claims[tree["tree_id"]]
+        grown_g = claim["stock_end_g"] - claim["stock_start_g"]
+        pairs.append((grown_g, grown_g if index else 0))
         response = client.post(f"{url}/remeasurements", headers=verifier, json=body)
         assert response.status_code == 201
         assert "within_tolerance" not in response.json["remeasurement"]
@@ -78,7 +131,10 @@ def test_verification_end_to_end_through_the_api(client, db, world, ctx):
     assert db.execute("SELECT count(*) FROM remeasurements").fetchone()[0] == 30
     decided = client.post(f"{url}/decision", headers=verifier, json={"note": "ok"}).json
     assert decided["verification"]["status"] == "partial"
-    assert decided["verification"]["scale_ppm"] == 29 * 1_000_000 // 30
+    assert decided["verification"]["ratio_ppm"] == 29 * 1_000_000 // 30
+    lower = cochran_lower_bound(pairs, 40)
+    assert 0.9 < lower < 29 / 30
+    assert abs(decided["verification"]["scale_ppm"] - lower * 1_000_000) <= 1
     pdf = client.get(f"{url}/report.pdf", headers=admin)
     assert pdf.data.startswith(b"%PDF")
     import hashlib
@@ -90,7 +146,8 @@ def test_verification_end_to_end_through_the_api(client, db, world, ctx):
     issuance = issued.json["issuance"]
     calc = db["credit_calculations"].get(made["calculation_id"])
     assert calc["status"] == "issued"
-    assert issuance["tonnes"] == calc["tonnes"] * (29 * 1_000_000 // 30) // 1_000_000
+    scale = decided["verification"]["scale_ppm"]
+    assert issuance["tonnes"] == calc["tonnes"] * scale // 1_000_000
     assert issuance["buffer_tonnes"] == -(-issuance["tonnes"] * calc["buffer_pct"] // 100)
     assert sum(h["grams"] for h in issuance["households"]) == issuance["tonnes"] * 1_000_000
     assert issuance["first_serial"] == "SP-360423-0001-2026-000001"
@@ -109,7 +166,7 @@ def _bundle_body(**rules):
         "name": "武宁县四旁树碳汇包",
         "vintage_from": 2025,
         "vintage_to": 2026,
-        "methods": ["sipang-2026.1"],
+        "methods": [load_method().version],
     } | rules
 
 
@@ -201,22 +258,33 @@ def test_bundle_outside_its_rules_refuses_the_issuance(db, world, ctx):
         )
 
 
-def test_reversal_cancels_buffer_tonnes_first(db, world, ctx):
+def test_a_felled_tree_cancels_buffer_tonnes_at_once_oldest_first(db, world, ctx):
+    from server.carbon.records import credit_balance_g
+    from server.errors import ApiError
     from server.registry import issuance
     from server.trees import set_status
 
-    bundle, issued, made = rw.stocked_bundle(db, world.user_ids["verifier"], trees_per_household=5)
-    set_status(db, made["trees"][0], "felled", "2026-12-01T00:00:00.000Z")
+    bundle, issued, made = rw.stocked_bundle(db, world.user_ids["verifier"])
+    tree = made["trees"][0]
+    credited = credit_balance_g(db, tree)
+    assert credited > 0
     before = serials.bundle_totals(db, bundle["id"])
-    reversal = issuance.reverse(db, issued, [made["trees"][0]], None)
+    oldest_buffer = db.execute(
+        "SELECT serial FROM tonnes WHERE bundle_id = ? AND status = 'buffer' ORDER BY seq",
+        [bundle["id"]],
+    ).fetchone()[0]
+    loss = set_status(db, tree, "felled", "2026-12-01T00:00:00.000Z")
     after = serials.bundle_totals(db, bundle["id"])
-    assert reversal["from_buffer"] == min(reversal["tonnes"], before["buffer"])
-    assert after["cancelled"] == reversal["tonnes"] - reversal["shortfall"]
-    assert after["buffer"] == before["buffer"] - reversal["from_buffer"]
-    from server.errors import ApiError
-
-    with pytest.raises(ApiError):  # the same tree twice
-        issuance.reverse(db, issued, [made["trees"][0]], None)
+    assert loss["grams"] == credited
+    assert loss["cancelled"] == [oldest_buffer]  # ceil(credited / 1 t) = 1, the oldest buffer
+    assert after["buffer"] == before["buffer"] - 1 and after["cancelled"] == 1
+    assert credit_balance_g(db, tree) == 0
+    assert db.execute(
+        "SELECT count(*) FROM chain_outbox WHERE kind = 'anchor' AND payload LIKE ?",
+        ["%loss:%"],
+    ).fetchone()[0] == 1
+    with pytest.raises(ApiError):  # already debited
+        issuance.reverse(db, issued, [tree], None)
     with pytest.raises(ApiError):  # a living tree
         issuance.reverse(db, issued, [made["trees"][1]], None)
 
@@ -337,7 +405,7 @@ def test_sold_out_mid_order_and_expired_reservation(client, db, world, ctx):
 
 
 def test_enterprise_holds_then_retires_in_parts(client, db, world, ctx):
-    bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"], trees_per_household=4)
+    bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
     enterprise = bearer(world.tokens["enterprise"])
     order = client.post(
         "/api/v1/orders",

@@ -148,14 +148,6 @@ def size_flags(
                     f"{planting_year} 年种植的树约 {age} 年生，胸径 {dbh:g} 厘米超过 {most:g} 厘米",
                 )
             )
-    low, high = fitted_range(species, "dbh_cm")
-    if not low <= dbh <= high:
-        flags.append(
-            _flag(
-                "outside_fitted_range",
-                f"胸径 {dbh:g} 厘米超出模型的拟合范围 {low:g}–{high:g} 厘米：生长量按范围边界计",
-            )
-        )
     return flags
 
 

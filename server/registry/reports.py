@@ -41,8 +41,8 @@ def sample_results(db: Database, verification_id: int) -> list[dict[str, Any]]:
 def _sizes(dbh_mm: int | None, height_cm: int | None) -> str:
     if dbh_mm is None:
         return "—"
-    height = "—" if height_cm is None else f"{height_cm / 100:.1f} m"
-    return f"{dbh_mm / 10:.1f} cm / {height}"
+    height = "—" if height_cm is None else f"{height_cm / 100:.1f}"
+    return f"{dbh_mm / 10:.1f} / {height}"
 
 
 def _pdf() -> FPDF:
@@ -99,10 +99,10 @@ def render(verification: dict[str, Any], results: list[dict[str, Any]], verifier
             0, 6, f"说明：{verification['decision_note']}", new_x="LMARGIN", new_y="NEXT"
         )
     pdf.ln(2)
-    widths = (30, 44, 32, 32, 42)
+    widths = (62, 42, 26, 26, 34)
     pdf.set_font("cjk", "", 9)
     for width, title in zip(
-        widths, ("树木编号", "农户码", "申报 胸径/树高", "复测 胸径/树高", "结果"), strict=True
+        widths, ("树木编号", "农户码", "申报 cm/m", "复测 cm/m", "结果"), strict=True
     ):
         pdf.cell(width, 7, title, border="B")
     pdf.ln()
@@ -113,7 +113,7 @@ def render(verification: dict[str, Any], results: list[dict[str, Any]], verifier
         if row["reason"]:
             verdict += "（" + "、".join(labels[r] for r in row["reason"].split(",")) + "）"
         cells = (
-            row["tree_id"][:13],
+            row["tree_id"],
             row["household_code"],
             _sizes(row["claimed_mm"], row["claimed_height_cm"]),
             _sizes(row["measured_mm"], row["measured_height_cm"]),
