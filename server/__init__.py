@@ -83,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         auth,
         devices,
         errors,
+        farmer_sms,
         health,
         households,
         kits,
@@ -151,6 +152,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         payouts_api,
         bureau,
         farmer,
+        farmer_sms,
         village_public,
         push,
     ):

@@ -323,7 +323,9 @@ def public_summary(household: dict[str, Any]) -> dict[str, Any]:
     trees = list(
         db.query(
             """SELECT t.id, t.position, t.status, t.tag, s.name_zh AS species,
-                  m.dbh_mm, m.height_cm, m.client_time, e.co2e_g, e.route
+                  m.dbh_mm, m.height_cm, m.client_time, e.co2e_g, e.route,
+                  m.latitude, m.longitude,
+                  (SELECT count(*) FROM blobs b WHERE b.sha256 = m.photo_sha256) > 0 AS photo
            FROM trees t JOIN species s ON s.id = t.species_id
            LEFT JOIN measurements m ON m.id = (SELECT id FROM measurements
                                                WHERE tree_id = t.id

@@ -66,6 +66,26 @@ def household_page(code: str):
     return farmer.household_response(household)
 
 
+@bp.get("/h/<code>/trees/<tree_id>.jpg")
+@allow(PUBLIC)
+def household_tree_photo(code: str, tree_id: str):
+    """The latest photo of one of this door plate's trees, small and without metadata."""
+    from server import photos
+
+    household, _reason = households.resolve_plate(code)
+    found = household and first(
+        get_db(),
+        """SELECT m.photo_sha256 FROM trees t JOIN measurements m ON m.id = (
+               SELECT id FROM measurements WHERE tree_id = t.id AND photo_sha256 IS NOT NULL
+               ORDER BY client_time DESC LIMIT 1)
+           WHERE t.id = ? AND t.household_id = ?""",
+        [tree_id[:40], household["id"]],
+    )
+    if not found:
+        raise ApiError(404, "not_found", "这棵树没有照片。")
+    return photos.small_jpeg(found["photo_sha256"])
+
+
 @bp.get("/t/<tag>")
 @bp.get("/T/<tag>")
 @allow(PUBLIC)

@@ -91,7 +91,7 @@ def test_the_public_page_lists_every_tree_with_its_species(app, client, world):
     html = client.get(f"/h/{world.household_a}").get_data(as_text=True)
 
     assert "杉木" in html and "樟树" in html and "路旁" in html
-    assert html.count("<tr") == 3  # header and two trees
+    assert html.count('<li class="tree') == 2  # one card per tree
 
 
 def test_the_public_summary_holds_no_personal_data(app, world):

@@ -105,14 +105,23 @@ def view(household: dict[str, Any]) -> dict[str, Any]:
 
 def household_response(household: dict[str, Any], error: str | None = None, status: int = 200):
     """The door-plate page (shared by the plain page and the unlock form's answers)."""
+    from server import farmer_sms
+    from server.dashboards import plate
+
     farmer = view(household)
+    summary = households.public_summary(household)
+    db = get_db()
     response = current_app.make_response(
         (
             render_template(
                 "household.html",
-                h=households.public_summary(household),
+                h=summary,
                 positions=trees.POSITIONS,
                 farmer=farmer,
+                tree_map=plate.tree_map(summary["trees"]),
+                timeline=plate.timeline(db, household, farmer["unlocked"]),
+                sms_on=farmer["unlocked"] and farmer_sms.opted_in(db, household["id"]),
+                has_phone=household["phone_enc"] is not None,
                 unlock_error=error,
                 user=g.user,
             ),

@@ -35,6 +35,8 @@ def start_worker(app: Flask):
     from server.push.sender import PushService
 
     config = dict(app.config)
-    service = PushService(lambda db: make_sender(config, db), config["DATABASE"])
+    from server.farmer_sms import WithSms  # farmers' text messages go out with the pushes
+
+    service = PushService(lambda db: WithSms(app, make_sender(config, db)), config["DATABASE"])
     service.start()
     return service

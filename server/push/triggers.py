@@ -48,6 +48,10 @@ def record_flagged(db: Database, measurement_id: str, flags: list[dict[str, str]
 
 
 def money_sent(db: Database, household_id: int, household_code: str, amount_fen: int) -> int:
-    """A settlement transfer to a household was recorded: tell the farmer."""
+    """A settlement transfer to a household was recorded: tell the farmer (Web Push, and a
+    text message when the household opted in on its door-plate page)."""
+    from server import farmer_sms
+
+    farmer_sms.queue_money_sent(db, household_id, amount_fen)
     params = {"household_code": household_code, "amount": f"{amount_fen / 100:.2f}"}
     return notify(db, "money_sent", household_id, params)
