@@ -209,7 +209,8 @@ class WeChatPay(_Local):
         if not self._authorized(request, body):
             return self._answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
         data = json.loads(body) if body else {}
-        if request.command == "POST" and path.startswith("/v3/pay/transactions/"):
+        opening = path.startswith("/v3/pay/transactions/") and "out-trade-no" not in path
+        if request.command == "POST" and opening:
             kind = path.rsplit("/", 1)[1]
             if data.get("mchid") != MCHID or data.get("appid") != APPID:
                 return self._answer(400, {"code": "PARAM_ERROR", "message": "mchid"})
@@ -482,4 +483,4 @@ class Alipay(_Local):
             "seller_id": "2088102177846880",
             "timestamp": datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
         }
-        return self._signed(params, key)
+        return self._signed({k: v for k, v in params.items() if v}, key)
