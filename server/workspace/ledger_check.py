@@ -18,6 +18,9 @@ TABLES = {
     "settlement_batches": "结算批次",
     "anchors": "存证",
     "orders": "订单",
+    "verifications": "核查报告",
+    "trees": "树木测量",
+    "households": "农户",
 }
 
 

@@ -1,0 +1,135 @@
+"""Enterprise and finance in the workspace: held tonnes retired with a case number (the
+certificate says so), an invoice requested and recorded as issued."""
+
+import pytest
+
+from server.db import first
+from server.registry import orders
+from tests import registry_world as rw
+from tests.workspace_helpers import post_form, sign_in_form
+
+CASE = "（2026）赣0423刑初12号"
+
+
+@pytest.fixture
+def held(app, db, world) -> dict:
+    """An enterprise order of 3 tonnes, paid by bank transfer and held."""
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(
+            db, world.user_ids["verifier"], households_count=3, trees_per_household=12
+        )
+        enterprise = db["users"].get(world.user_ids["enterprise"])
+        made = rw.order(db, bundle["id"], 3, enterprise)
+        return orders.confirm_payment(db, made, "bank", "ICBC-20261207-01", "user:3")
+
+
+def test_the_enterprise_home_counts_held_tonnes(client, held):
+    sign_in_form(client, "enterprise")
+    page = client.get("/enterprise").get_data(as_text=True)
+    assert "<strong>3</strong>吨碳汇已持有、待注销" in page
+
+
+def test_held_tonnes_are_retired_with_a_case_number(client, db, held):
+    sign_in_form(client, "enterprise")
+    response = post_form(
+        client,
+        "/enterprise/orders",
+        f"/enterprise/orders/{held['public_id']}/retire",
+        {
+            "request_id": "retire-" + held["public_id"][:20],
+            "tonnes": "2",
+            "beneficiary": "某化工有限公司",
+            "kind": "compensation",
+            "case_number": CASE,
+            "purpose": "修复受损林地",
+        },
+        follow=False,
+    )
+
+    assert response.status_code == 303
+    cert = first(db, "SELECT * FROM certificates WHERE beneficiary = '某化工有限公司'")
+    assert response.headers["Location"] == f"/verify/{cert['id']}"
+    assert cert["tonnes"] == 2
+    assert cert["reason"] == f"司法生态赔偿，案号：{CASE}；修复受损林地"
+    assert CASE in client.get(response.headers["Location"]).get_data(as_text=True)
+    left = db.execute(
+        "SELECT count(*) FROM tonnes WHERE order_id = ? AND status = 'held'", [held["id"]]
+    ).fetchone()[0]
+    assert left == 1
+
+
+def test_a_compensation_without_a_case_number_retires_nothing(client, db, held):
+    sign_in_form(client, "enterprise")
+    page = post_form(
+        client,
+        "/enterprise/orders",
+        f"/enterprise/orders/{held['public_id']}/retire",
+        {
+            "request_id": "retire-no-case-0001",
+            "beneficiary": "某化工有限公司",
+            "kind": "compensation",
+        },
+    ).get_data(as_text=True)
+    assert "司法生态赔偿请填写案号。" in page
+    assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 0
+
+
+def test_another_buyers_order_cannot_be_retired(client, db, held, world):
+    db.execute(
+        "UPDATE orders SET buyer_user_id = ? WHERE id = ?", [world.user_ids["admin"], held["id"]]
+    )
+    db.conn.commit()
+    sign_in_form(client, "enterprise")
+    page = post_form(
+        client,
+        "/enterprise/orders",
+        f"/enterprise/orders/{held['public_id']}/retire",
+        {
+            "request_id": "retire-other-0001",
+            "beneficiary": "某公司",
+            "kind": "voluntary",
+            "purpose": "抵消",
+        },
+    ).get_data(as_text=True)
+    assert "没有这个订单。" in page
+    assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 0
+
+
+def test_an_invoice_is_requested_and_finance_records_it(app, client, db, held):
+    sign_in_form(client, "enterprise")
+    bad = post_form(
+        client,
+        "/enterprise/invoices",
+        "/enterprise/invoices",
+        {"order": held["public_id"], "title": "某化工有限公司", "tax_id": "123"},
+    ).get_data(as_text=True)
+    assert "请检查：税号" in bad
+    page = post_form(
+        client,
+        "/enterprise/invoices",
+        "/enterprise/invoices",
+        {"order": held["public_id"], "title": "某化工有限公司", "tax_id": "91360423MA35XXXX0Y"},
+    ).get_data(as_text=True)
+    assert "已提交发票申请" in page
+    row = first(db, "SELECT * FROM invoice_requests")
+    assert (row["title"], row["amount_fen"], row["status"]) == (
+        "某化工有限公司",
+        held["amount_fen"],
+        "requested",
+    )
+
+    finance = app.test_client()
+    sign_in_form(finance, "finance")
+    assert "<strong>1</strong>张发票待开具" in finance.get("/finance").get_data(as_text=True)
+    page = post_form(
+        finance,
+        "/finance/invoices",
+        f"/finance/invoices/{row['id']}",
+        {"invoice_number": "No.00012345"},
+    ).get_data(as_text=True)
+    assert "已记录开票。" in page
+    assert first(db, "SELECT status, invoice_number FROM invoice_requests") == {
+        "status": "issued",
+        "invoice_number": "No.00012345",
+    }
+    assert "No.00012345" in client.get("/enterprise/invoices").get_data(as_text=True)
