@@ -152,10 +152,12 @@ def ask_code():
 
 
 @bp.post("/my/certificates/verify")
-@limit_by_address
 @allow(PUBLIC)
 def verify_code():
-    """Check the code; the browser then sees this number's orders for half an hour."""
+    """Check the code; the browser then sees this number's orders for half an hour.
+
+    Guessing is bounded by the codes themselves: five answers per code, and codes per
+    number per hour (BUYER_CODE_RATE_LIMIT)."""
     phone = _phone_field()
     code = request.form.get("code", "")
     if phone is None or not code.isdigit() or not check_code(get_db(), phone, code):
