@@ -290,6 +290,10 @@ def carbon_estimate(species, dbh, stems, height, age, count, as_json) -> None:
     ):
         click.echo(f"  {label:<22} {result[key]:>12.3f} kg")
     click.echo(f"  {'CO2e stock':<22} {result['co2e_g'] / 1000:>12.3f} kg")
+    click.echo(f"  {'uncertainty (90 %)':<22} {'±' + str(result['uncertainty_pct']):>12} %")
+    if result["inputs"].get("height_source") == "estimated":
+        height = result["inputs"]["height_m"]
+        click.echo(f"  {'height (curve)':<22} {height:>12.1f} m  (not measured: estimated)")
     if result["projection"]:
         click.echo(f"  {'CO2e per year':<22} {result['annual_co2e_g'] / 1000:>12.3f} kg")
     if result["count"] > 1:
