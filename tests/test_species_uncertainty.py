@@ -139,3 +139,15 @@ def test_every_species_has_a_computed_uncertainty_above_the_threshold(species_id
     threshold = METHOD.crediting["uncertainty_threshold_pct"]
     u90 = uncertainty.stock_u90_pct(METHOD, species_id, sizes(20.0, 12.0))
     assert threshold < u90 < 200
+
+
+def test_an_older_parameter_set_keeps_its_fixed_uncertainties():
+    old = load_method("sipang-2026.1")
+    for species_id, fixed in (("populus_spp", 30), (FIR, 10)):
+        assert uncertainty.stock_u90_pct(old, species_id, sizes(20.0, 12.0)) == fixed
+        changed = uncertainty.period_u90_pct(old, species_id, sizes(20.0, 12.0), sizes(22.0, 13))
+        assert changed == fixed
+    from server.carbon.estimate import EstimateError
+
+    with pytest.raises(EstimateError):
+        uncertainty.stock_u90_pct(old, FIR, sizes(20.0))

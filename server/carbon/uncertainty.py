@@ -13,6 +13,10 @@ Two sources of error, both from the parameter set (every number cited there):
   (first order, central differences). A height estimated from the species' height–diameter
   curve carries the curve's RMSE instead, the same deviation at both ends of a period.
 
+Sets before sipang-2026.2 carry a fixed uncertainty per species and no measurement error: for
+them the model error is that fixed U90 (so a tree's stock and change get exactly it), and a
+fir without height is refused, as those sets did.
+
 VM0047 deducts max(0, U90 − 10 %) of the net change (DESIGN.md §4). Per-tree U90s are large
 (a single tree's equation error is large); summed over many trees the independent parts shrink
 with √n: `period_parts` + `combined_u90_pct` give the U90 of a village's or species' total.
@@ -21,7 +25,13 @@ with √n: `period_parts` + `combined_u90_pct` give the U90 of a village's or sp
 import math
 from typing import Any
 
-from server.carbon.estimate import _species, estimated_height_m, needs_height, stem_biomass
+from server.carbon.estimate import (
+    EstimateError,
+    _species,
+    estimated_height_m,
+    needs_height,
+    stem_biomass,
+)
 from server.carbon.method import Method
 
 Z90 = 1.6448536269514722  # two-sided 90 % normal quantile
@@ -33,18 +43,20 @@ def _stems(sizes: dict[str, Any]) -> list[float]:
 
 
 def _model_sigma(species: dict[str, Any], dbh: float) -> float:
+    if "model_error" not in species:  # sets before 2026.2: a fixed U90 per species, all model
+        return species["uncertainty_pct"] / 100 / Z90
     low, high = species["fitted_range"]["dbh_cm"]
     return species["model_error"]["sigma_ln"] * max(1.0, dbh / high, low / dbh)
 
 
 def _dbh_sd(method: Method, dbh: float) -> float:
-    error = method.document["measurement_error"]
-    return (error["dbh_cm"] + error["dbh_share"] * dbh) / Z90
+    error = method.document.get("measurement_error")
+    return (error["dbh_cm"] + error["dbh_share"] * dbh) / Z90 if error else 0.0
 
 
 def _height_sd(method: Method, height: float) -> float:
-    error = method.document["measurement_error"]
-    return max(error["height_m"], error["height_share"] * height) / Z90
+    error = method.document.get("measurement_error")
+    return max(error["height_m"], error["height_share"] * height) / Z90 if error else 0.0
 
 
 def _reading(method: Method, species_id: str, sizes: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +65,10 @@ def _reading(method: Method, species_id: str, sizes: dict[str, Any]) -> dict[str
     stems = _stems(sizes)
     height = sizes.get("height_m")
     estimated = height is None and needs_height(species)
+    if estimated and "height_model" not in species:
+        raise EstimateError(
+            [{"field": "height", "problem": f"is required for {species['name_zh']} in this set"}]
+        )
     if estimated:
         height = estimated_height_m(method, species_id, max(stems))
 
