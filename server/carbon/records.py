@@ -257,9 +257,11 @@ def calculate_credit(
     period_start: str,
     period_end: str,
     user_id: int | None = None,
+    method: Method | None = None,
 ) -> int:
-    """Credit a village's period from its stored readings; returns the calculation id."""
-    method = load_method()
+    """Credit a village's period from its stored readings under one parameter set (the
+    current one unless given); returns the calculation id."""
+    method = method or load_method()
     start, end = _bounds(period_start, period_end)
     buffer = buffer_pct(method)
     threshold = method.crediting["uncertainty_threshold_pct"]

@@ -9,7 +9,8 @@ dead or felled). Over the sample,
     L  = R − t(0.95, n − 1) · SE                   (one-sided 95 % lower confidence bound)
 
 (Cochran, Sampling Techniques, 3rd ed., 1977, §6.3–6.4: the ratio estimator and its
-variance, with the finite population correction). The period issues the claimed total times
+variance, with the finite population correction; when every tree is re-measured there is no
+sampling error and L = R). The period issues the claimed total times
 L, never more than the claim (L is capped at 1); when R is below REJECT_RATIO or L is not
 positive, the period is rejected and the village must be re-measured in full.
 """
@@ -76,10 +77,12 @@ def estimate(pairs: list[tuple[int, int]], population: int) -> RatioEstimate:
     if n == 0 or sum_x <= 0:
         return RatioEstimate(n, sum_x, sum_y, 1.0, 0.0, 1.0)
     ratio = sum_y / sum_x
-    if n < 2:
+    fpc = max(1 - n / population, 0.0) if population else 1.0
+    if fpc == 0:  # every tree was re-measured: a census has no sampling error
+        return RatioEstimate(n, sum_x, sum_y, ratio, 0.0, ratio)
+    if n < 2:  # one tree of many says nothing of the others
         return RatioEstimate(n, sum_x, sum_y, ratio, abs(ratio), 0.0)
     mean_x = sum_x / n
     residual = sum((y - ratio * x) ** 2 for x, y in pairs)
-    fpc = max(1 - n / population, 0.0) if population else 1.0
     se = math.sqrt(fpc * residual / (n * (n - 1))) / mean_x
     return RatioEstimate(n, sum_x, sum_y, ratio, se, ratio - t95(n - 1) * se)
