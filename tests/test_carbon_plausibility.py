@@ -1,4 +1,6 @@
-"""Plausibility checks ("red code"): the seeds' figures are caught, honest growth is not."""
+"""Plausibility checks ("red code"): growth judged against the anchor and relative to size,
+height, the DBH–height envelope, the same tree twice within GPS accuracy, location, photo
+and dates. The seeds' figures are caught; honest growth is not."""
 
 import math
 
@@ -6,15 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.carbon import plausibility
+from server.carbon import rules
 from server.carbon.estimate import estimate_tree
 from server.carbon.method import load_method
 from server.carbon.plausibility import (
+    allowed_dbh_growth_cm,
+    dbh_noise_cm,
     distance_m,
     duplicate_flags,
     growth_flags,
     location_flags,
+    photo_flags,
     record_flags,
+    size_flags,
 )
 
 FIR = "cunninghamia_lanceolata"
@@ -26,56 +32,16 @@ VILLAGE = {"name": "长水村", "latitude": 29.26, "longitude": 115.1}
 METRES_PER_DEGREE_LAT = 6_371_000 * math.pi / 180
 
 
-def dbh_for_gain(species_id, dbh, height, gain_g, new_height=None):
-    """The smallest DBH (to a micrometre) whose stock is `gain_g` above the tree at `dbh`."""
-    start = estimate_tree(species_id, dbh, height).co2e_g
-    low, high = dbh, 300.0
-    while high - low > 1e-4:
-        middle = (low + high) / 2
-        if estimate_tree(species_id, middle, new_height or height).co2e_g - start >= gain_g:
-            high = middle
-        else:
-            low = middle
-    return high
+def reading(dbh, height=None, when=THIS_YEAR):
+    return {"dbh_cm": dbh, "height_m": height, "client_time": when}
 
 
-def remeasure(species_id, before, after, *, when=(LAST_YEAR, THIS_YEAR)):
-    """growth_flags for a tree measured at `before` and `after` ((dbh, height) pairs)."""
-    first = estimate_tree(species_id, *before).co2e_g
-    second = estimate_tree(species_id, *after).co2e_g
-    previous = {"dbh_cm": before[0], "client_time": when[0]}
-    current = {"dbh_cm": after[0], "client_time": when[1]}
-    return growth_flags(SPECIES[species_id], previous, current, first, second), second - first
-
-
-def test_seeds_camphor_15_kg_a_year_is_above_the_ceiling():
-    """'camphor, 3 years → 15 kg a year': a 3-year camphor (DBH 3.5 cm, its projected size)
-    re-measured a year later at whatever DBH adds 15 kg CO2e."""
-    dbh = dbh_for_gain(CAMPHOR, 3.5, None, 15_000)
-    flags, gain = remeasure(CAMPHOR, (3.5, None), (dbh, None))
-    assert 15_000 <= gain < 15_100
-    ceiling = [f for f in flags if f["code"] == "growth_above_ceiling"]
-    assert ceiling, flags
-    assert all("樟树" in f["reason"] for f in ceiling)
-
-
-def test_seeds_fir_370_kg_a_year_is_above_the_ceiling():
-    """'0.37 t per fir per year', for a 30 cm fir growing a metre taller."""
-    dbh = dbh_for_gain(FIR, 30, 20, 370_000, new_height=21)
-    flags, gain = remeasure(FIR, (30, 20), (dbh, 21))
-    assert 370_000 <= gain < 371_000
-    reasons = [f["reason"] for f in flags if f["code"] == "growth_above_ceiling"]
-    assert any("kg CO2e a year is above the 100 kg ceiling for one 杉木" in r for r in reasons)
-    assert all("杉木" in r for r in reasons)
-
-
-def test_fir_370_kg_a_year_is_caught_even_when_dbh_growth_looks_normal():
-    """A very large fir can add 370 kg with 2 cm of DBH: the CO2e ceiling catches it."""
-    dbh = dbh_for_gain(FIR, 85, 32, 370_000, new_height=32.5)
-    assert dbh - 85 <= SPECIES[FIR]["growth_ceiling"]["dbh_cm_per_year"]
-    flags, _ = remeasure(FIR, (85, 32), (dbh, 32.5))
-    assert [f["code"] for f in flags] == ["growth_above_ceiling"]
-    assert "kg CO2e a year is above the 100 kg ceiling for one 杉木" in flags[0]["reason"]
+def remeasure(species_id, before, after, *, when=(LAST_YEAR, THIS_YEAR), previous=None):
+    """growth_flags for a tree anchored at `before` and measured at `after` ((dbh, height))."""
+    start = estimate_tree(species_id, *before).co2e_g
+    end = estimate_tree(species_id, *after).co2e_g
+    anchor, current = reading(*before, when=when[0]), reading(*after, when=when[1])
+    return growth_flags(SPECIES[species_id], anchor, current, start, end, previous), end - start
 
 
 def test_normal_fir_growth_is_not_flagged():
@@ -85,46 +51,75 @@ def test_normal_fir_growth_is_not_flagged():
 
 
 def test_normal_camphor_growth_is_not_flagged():
-    flags, _ = remeasure(CAMPHOR, (12, None), (13.5, None))
+    flags, _ = remeasure(CAMPHOR, (12, 8), (13.5, 8.5))
     assert flags == []
 
 
-def test_dbh_growth_above_the_ceiling_is_flagged_with_the_reason():
-    flags, _ = remeasure(FIR, (10, 11), (14, 12))
-    assert flags[0] == {
-        "code": "growth_above_ceiling",
-        "reason": "DBH grew 4.0 cm in 1.00 years; 杉木 grows at most 2.0 cm a year",
-    }
+def test_growth_is_judged_relative_to_size():
+    """A 5 cm camphor may add about 0.75 cm a year, a 20 cm one about 2.5 cm (its ceiling)."""
+    small = allowed_dbh_growth_cm(SPECIES[CAMPHOR], 5.0, 1.0) - dbh_noise_cm(5.0)
+    large = allowed_dbh_growth_cm(SPECIES[CAMPHOR], 20.0, 1.0) - dbh_noise_cm(20.0)
+    assert small == pytest.approx(5.0 * rules.RELATIVE_DBH_GROWTH_PER_YEAR["broadleaf"])
+    assert large == pytest.approx(SPECIES[CAMPHOR]["growth_ceiling"]["dbh_cm_per_year"])
 
 
-def test_growth_over_a_short_interval_is_judged_per_year():
-    """25 kg in a month is 300 kg a year: above the fir's 100 kg ceiling."""
-    month = ("2026-04-01T09:00:00+08:00", "2026-05-01T09:00:00+08:00")
-    previous = {"dbh_cm": 60.0, "client_time": month[0]}
-    current = {"dbh_cm": 60.2, "client_time": month[1]}
-    flags = growth_flags(SPECIES[FIR], previous, current, 1_000_000, 1_025_000)
-    assert [f["code"] for f in flags] == ["growth_above_ceiling"]
-    assert "杉木" in flags[0]["reason"]
+def test_the_seeds_3_year_camphor_adding_15_kg_a_year_is_flagged():
+    """'camphor, 3 years, 1000 trees → 15 t a year', for a transplant starting at 5 cm."""
+    start = estimate_tree(CAMPHOR, 5.0, 3.0).co2e_g
+    dbh = 5.0
+    while estimate_tree(CAMPHOR, dbh, 3.8).co2e_g - start < 15_000:
+        dbh += 0.01
+    flags, _ = remeasure(CAMPHOR, (5.0, 3.0), (dbh, 3.8))
+    assert "growth_above_ceiling" in [f["code"] for f in flags]
+    assert all("樟树" in f["reason"] for f in flags if f["code"] == "growth_above_ceiling")
+
+
+def test_the_seeds_fir_370_kg_a_year_is_flagged():
+    flags, gain = remeasure(FIR, (30, 20), (34, 21))
+    assert gain < 370_000  # even 4 cm on a 30 cm fir is far below the seeds' figure
+    flags, _ = remeasure(FIR, (30, 20), (45, 21))
+    assert "growth_above_ceiling" in [f["code"] for f in flags]
+
+
+def test_many_small_steps_add_up_against_the_anchor():
+    """Ten daily +0.5 cm readings: each is small beside its predecessor, not beside the anchor."""
+    day = 1 / 365.25
+    anchor = reading(10.0, None, "2026-05-01T09:00:00Z")
+    flagged = []
+    for n in range(1, 11):
+        when = f"2026-05-{1 + n:02d}T09:00:00Z"
+        current = reading(10.0 + 0.5 * n, None, when)
+        flags = growth_flags(SPECIES[CAMPHOR], anchor, current, 0, 0)
+        flagged.append(bool(flags))
+    assert flagged[0] is False and all(flagged[1:])
+    assert allowed_dbh_growth_cm(SPECIES[CAMPHOR], 10.0, 10 * day) < 1.0
+
+
+def test_a_height_jump_is_flagged():
+    flags, _ = remeasure(FIR, (20, 12), (21, 27))
+    assert [f["code"] for f in flags if f["code"] == "height_jump"] == ["height_jump"]
+    assert "12 米增至 27 米" in next(f["reason"] for f in flags if f["code"] == "height_jump")
 
 
 @pytest.mark.parametrize(
     ("before", "after", "shrinking"),
     [
-        (10.0, 9.5, False),  # 0.5 cm: the tolerance
-        (10.0, 9.4, True),
-        (30.0, 29.1, False),  # 3 % of 30 cm = 0.9 cm
-        (30.0, 29.0, True),
+        (10.0, 9.4, False),  # 0.5 cm + 1 % of 10 cm = 0.6 cm: the tape's error
+        (10.0, 9.3, True),
+        (30.0, 29.2, False),
+        (30.0, 29.1, True),
         (10.0, 10.0, False),
-        (5.0, 5.3, False),
     ],
 )
-def test_shrinking_dbh_beyond_the_tolerance_is_flagged(before, after, shrinking):
+def test_shrinking_dbh_beyond_the_tape_error_is_flagged(before, after, shrinking):
     flags, _ = remeasure(FIR, (before, 10), (after, 10))
     codes = [f["code"] for f in flags]
     assert ("dbh_shrinking" in codes) is shrinking
     if shrinking:
-        reason = flags[codes.index("dbh_shrinking")]["reason"]
-        assert f"DBH fell from {before:g} to {after:g} cm" in reason
+        assert (
+            f"胸径从 {before:g} 厘米降到 {after:g} 厘米"
+            in flags[codes.index("dbh_shrinking")]["reason"]
+        )
 
 
 @given(
@@ -132,12 +127,25 @@ def test_shrinking_dbh_beyond_the_tolerance_is_flagged(before, after, shrinking)
     st.floats(0, 1),
     st.sampled_from(sorted(s for s in SPECIES if SPECIES[s]["route"] != "excluded")),
 )
-def test_dbh_within_the_measurement_tolerance_is_never_shrinking(before, share, species_id):
-    tolerance = max(plausibility.DBH_TOLERANCE_CM, plausibility.DBH_TOLERANCE_SHARE * before)
-    after = before - share * tolerance
-    previous = {"dbh_cm": before, "client_time": LAST_YEAR}
-    current = {"dbh_cm": after, "client_time": THIS_YEAR}
-    assert growth_flags(SPECIES[species_id], previous, current, 0, 0) == []
+def test_dbh_within_the_tape_error_is_never_shrinking(before, share, species_id):
+    after = before - share * dbh_noise_cm(before)
+    anchor, current = reading(before, None, LAST_YEAR), reading(after, None, THIS_YEAR)
+    assert growth_flags(SPECIES[species_id], anchor, current, 0, 0) == []
+
+
+@pytest.mark.parametrize(
+    ("dbh", "height", "flagged"),
+    [(15, 12, False), (47.1, 12, True), (40, 11, True), (30, 12, False), (2, 20, True)],
+)
+def test_a_girth_typed_as_a_diameter_leaves_the_envelope(dbh, height, flagged):
+    flags = size_flags(SPECIES[FIR], reading(dbh, height), None)
+    assert ("size_envelope" in [f["code"] for f in flags]) is flagged
+
+
+def test_a_tree_too_large_for_its_planting_year_is_flagged():
+    flags = size_flags(SPECIES[CAMPHOR], reading(15.0, 6.0), 2024)
+    assert [f["code"] for f in flags] == ["too_large_for_age"]
+    assert size_flags(SPECIES[CAMPHOR], reading(5.0, 3.0), 2024) == []
 
 
 def point(metres_north, metres_east=0.0, **fields):
@@ -151,60 +159,45 @@ def point(metres_north, metres_east=0.0, **fields):
 
 
 def test_distance_is_in_metres():
-    here = point(0)
-    assert distance_m(
-        **dict(zip(("lat1", "lon1"), here.values(), strict=True)),
-        lat2=point(100)["latitude"],
-        lon2=here["longitude"],
-    ) == pytest.approx(100)
-    assert distance_m(29.26, 115.1, 29.26, 115.1) == 0
+    assert distance_m(29.26, 115.1, point(100)["latitude"], 115.1) == pytest.approx(100)
     east = point(0, 250)
     assert distance_m(29.26, 115.1, east["latitude"], east["longitude"]) == pytest.approx(250)
 
 
-NEIGHBOUR = {"tree_id": "0190f0a0-0000-7000-8000-000000000001", "species_name": "杉木"}
-
-
-@pytest.mark.parametrize(("gap", "flagged"), [(0, True), (4, True), (4.9, True), (6, False)])
-def test_the_same_tree_twice_is_flagged_within_5_m(gap, flagged):
-    flags = duplicate_flags(point(0), [point(100), point(gap, **NEIGHBOUR)])
-    if flagged:
-        assert [f["code"] for f in flags] == ["possible_duplicate"]
-        assert f"another 杉木 of this household stands {gap:.1f} m away" in flags[0]["reason"]
-        assert "0190f0a0" in flags[0]["reason"]
-    else:
-        assert flags == []
-
-
-def test_duplicates_need_positions():
-    assert duplicate_flags({"latitude": None, "longitude": None}, [point(0, **NEIGHBOUR)]) == []
-    other = {"latitude": None, "longitude": None, **NEIGHBOUR}
-    assert duplicate_flags(point(0), [other]) == []
+def tree_at(gap, accuracy, species="cunninghamia_lanceolata", household=1):
+    return point(
+        gap,
+        tree_id="0190f0a0-0000-7000-8000-000000000001",
+        species_id=species,
+        species_name="杉木",
+        household_id=household,
+        gps_accuracy_m=accuracy,
+    )
 
 
 @pytest.mark.parametrize(
-    ("north", "east", "flagged"),
-    [
-        (0, 0, False),
-        (2_900, 0, False),
-        (0, 2_900, False),
-        (3_100, 0, True),
-        (0, -5_000, True),
-        (-200_000, 0, True),
-    ],
+    ("gap", "accuracy", "flagged"),
+    [(3, 2, True), (4.5, 2, False), (9, 5, True), (11, 5, False), (14, 30, True), (16, 30, False)],
 )
-def test_gps_outside_the_village_is_flagged(north, east, flagged):
-    flags = location_flags(point(north, east), VILLAGE)
+def test_the_same_tree_twice_is_searched_within_the_combined_gps_accuracy(gap, accuracy, flagged):
+    here = point(0, species_id=FIR, household_id=1, gps_accuracy_m=accuracy)
+    flags = duplicate_flags(here, [tree_at(gap, accuracy, household=2)])
+    assert bool(flags) is flagged
     if flagged:
-        assert [f["code"] for f in flags] == ["gps_outside_village"]
-        assert "长水村" in flags[0]["reason"] and "limit 3 km" in flags[0]["reason"]
-    else:
-        assert flags == []
+        assert "另一户" in flags[0]["reason"] and "0190f0a0" in flags[0]["reason"]
 
 
-def test_location_needs_positions():
-    assert location_flags({"latitude": None}, VILLAGE) == []
-    assert location_flags(point(10_000), {"name": "西山村", "latitude": None}) == []
+def test_another_species_at_the_same_spot_is_flagged_closer_in():
+    here = point(0, species_id=CAMPHOR, household_id=1, gps_accuracy_m=4)
+    assert duplicate_flags(here, [tree_at(3, 4)]) != []
+    assert duplicate_flags(here, [tree_at(6, 4)]) == []
+
+
+def test_gps_missing_is_flagged_and_far_away_too():
+    assert [f["code"] for f in location_flags({"latitude": None}, VILLAGE)] == ["gps_missing"]
+    far = location_flags(point(3_100), VILLAGE)
+    assert [f["code"] for f in far] == ["gps_outside_village"]
+    assert location_flags(point(2_900), VILLAGE) == []
 
 
 SERVER_TIME = "2026-05-01T10:00:00Z"
@@ -213,48 +206,23 @@ PHOTO = "ab" * 32
 
 def test_missing_photo_is_flagged():
     flags = record_flags({"client_time": SERVER_TIME}, SERVER_TIME)
-    assert flags == [{"code": "photo_missing", "reason": "no photo of the tree was taken"}]
-    assert record_flags({"client_time": SERVER_TIME, "photo_sha256": ""}, SERVER_TIME) == flags
+    assert flags == [{"code": "photo_missing", "reason": "没有拍树的照片"}]
 
 
 def test_client_clock_ten_minutes_ahead_is_clock_skew():
     current = {"client_time": "2026-05-01T10:10:00Z", "photo_sha256": PHOTO}
-    flags = record_flags(current, SERVER_TIME)
-    assert flags == [
-        {"code": "clock_skew", "reason": "the phone's clock was +10 minutes off the server's"}
-    ]
+    assert [f["code"] for f in record_flags(current, SERVER_TIME)] == ["clock_skew"]
 
 
-def test_client_clock_in_another_timezone_is_not_skew():
-    current = {"client_time": "2026-05-01T18:04:00+08:00", "photo_sha256": PHOTO}
-    assert record_flags(current, SERVER_TIME) == []
+def test_a_reading_a_week_old_is_fine_and_two_months_old_waits_for_review():
+    week = {"client_time": "2026-04-24T10:00:00Z", "photo_sha256": PHOTO}
+    assert record_flags(week, SERVER_TIME) == []
+    months = {"client_time": "2026-03-01T10:00:00Z", "photo_sha256": PHOTO}
+    assert [f["code"] for f in record_flags(months, SERVER_TIME)] == ["late_reading"]
 
 
-def test_records_synced_days_later_are_not_clock_skew():
-    current = {"client_time": "2026-04-24T10:00:00Z", "photo_sha256": PHOTO}
-    assert record_flags(current, SERVER_TIME) == []
-
-
-@pytest.mark.parametrize(
-    ("offset", "flagged"), [(-400, True), (400, True), (60, False), (-300, False), (0, False)]
-)
-def test_measured_clock_offset_beyond_5_minutes_is_clock_skew(offset, flagged):
-    current = {"client_time": "2026-05-01T10:10:00Z", "photo_sha256": PHOTO}
-    flags = record_flags(current, SERVER_TIME, clock_offset_s=offset)
-    assert [f["code"] for f in flags] == (["clock_skew"] if flagged else [])
-    if offset == -400:
-        assert flags[0]["reason"] == "the phone's clock was -7 minutes off the server's"
-
-
-def test_measurement_noise_over_a_short_interval_is_not_growth_above_the_ceiling():
-    """A verifier re-measuring a week later may read 0.5 cm more: that is noise, not growth."""
-    week = ("2026-04-24T09:00:00+08:00", "2026-05-01T09:00:00+08:00")
-    flags, _ = remeasure(FIR, (10, 11), (10.5, 11), when=week)
-    assert flags == []
-
-
-def test_the_measurement_tolerance_does_not_raise_a_year_long_ceiling():
-    """Camphor grows at most 2.5 cm a year: 2.7 cm is above it, tolerance or not."""
-    flags, _ = remeasure(CAMPHOR, (3.5, None), (6.2, None))
-    assert [f["code"] for f in flags] == ["growth_above_ceiling"]
-    assert flags[0]["reason"] == "DBH grew 2.7 cm in 1.00 years; 樟树 grows at most 2.5 cm a year"
+def test_a_photo_used_twice_is_flagged_once_per_kind():
+    other = [{"tree_id": "0190f0a0-0000-7000-8000-000000000009"}]
+    assert [f["code"] for f in photo_flags(other, [])] == ["photo_reused"]
+    assert [f["code"] for f in photo_flags(other, other)] == ["photo_reused", "photo_reused"]
+    assert photo_flags([], []) == []
