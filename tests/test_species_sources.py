@@ -226,6 +226,8 @@ def test_a_tree_outside_its_fitted_range_is_flagged_extrapolated_and_less_certai
     if low > 1:
         below = estimate_tree(species_id, low / 2)
         assert "outside_fitted_range" in [f["code"] for f in below.flags]
+        forked = estimate_tree(species_id, stems_cm=[high, low / 2])  # one small stem
+        assert "outside_fitted_range" in [f["code"] for f in forked.flags]
 
 
 def test_the_old_parameter_set_is_unchanged_for_old_calculations():

@@ -144,15 +144,17 @@ def stem_biomass(
     return agb, bgb, carbon
 
 
-def fitted_range_flags(species: dict[str, Any], dbh: float) -> list[dict[str, str]]:
-    """A DBH outside the range the species' equation was fitted on: the stock is the
-    equation extrapolated, with a larger uncertainty; crediting caps growth at the edge."""
+def fitted_range_flags(species: dict[str, Any], stems_cm: list[float]) -> list[dict[str, str]]:
+    """A stem whose DBH is outside the range the species' equation was fitted on: the stock
+    is the equation extrapolated, with a larger uncertainty; crediting holds growth inside."""
     fitted = species.get("fitted_range")
     if not fitted:
         return []
     low, high = fitted["dbh_cm"]
-    if low <= dbh <= high:
+    outside = [d for d in stems_cm if not low <= d <= high]
+    if not outside:
         return []
+    dbh = outside[0]
     return [
         {
             "code": "outside_fitted_range",
@@ -269,7 +271,7 @@ def estimate_tree(
         agb, bgb, carbon = _biomass(species, dbh_cm, height_used)
     co2e_g = to_grams(carbon * CO2_PER_C)
     flags = shape_flags(species, dbh_cm, height_m)
-    flags += fitted_range_flags(species, max(stems_cm or [dbh_cm]))
+    flags += fitted_range_flags(species, list(stems_cm or [dbh_cm]))
     if "model_error" in species:
         from server.carbon.uncertainty import stock_u90_pct
 
