@@ -11,6 +11,7 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
+from server import units
 from server.registry.serials import ranges
 from village_kits.kit import SIMPLIFIED_CHINESE, _font_path
 
@@ -53,7 +54,7 @@ def lines(cert: dict[str, Any], show_beneficiary: bool = True) -> dict[str, str]
         "villages": villages,
         "vintages": "、".join(str(v) for v in doc["vintages"]),
         "serials": span,
-        "date": doc["retired_on"],
+        "date": units.day(doc["retired_on"]),
         "money": f"¥{doc['amount_fen'] / 100:,.2f}，其中农户所得 ¥{doc['farmers_fen'] / 100:,.2f}",
     }
 

@@ -3,7 +3,7 @@ certificates by its link, an enterprise's certificates, and the public verify pa
 
 import io
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request
 from PIL import Image, ImageOps
@@ -141,9 +141,10 @@ def order_page(order_id: str):
 
 
 def beijing_time(moment: str) -> str:
-    """A stored UTC timestamp as buyers read it: `2026-11-21 16:18（北京时间）`."""
-    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(BEIJING)
-    return parsed.strftime("%Y-%m-%d %H:%M") + "（北京时间）"
+    """A stored UTC timestamp as buyers read it: `2026年11月21日 16:18（北京时间）`."""
+    from server import units
+
+    return units.when(moment) + "（北京时间）"
 
 
 @bp.get("/account/certificates")

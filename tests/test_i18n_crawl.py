@@ -1,0 +1,150 @@
+"""Every page each staff role can reach by clicking from its home, crawled through the real
+app: no English words in the Chinese UI (outside codes, units and proper names) and no ISO
+timestamps. Error pages are Chinese too; the JSON error shape is unchanged."""
+
+from collections import deque
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+
+from server.payouts import settlement
+from server.registry import orders
+from tests import registry_world as rw
+from tests.conftest import STAFF_ROLES
+from tests.language import english_words, iso_times, readable_text
+from tests.workspace_helpers import sign_in_form
+from tests.workspace_world import WORKSPACE_BLUEPRINTS
+
+NOT_PAGES = ("/api/", "/app/", "/static/", "/logout", "/socket.io")
+DOWNLOADS = (".csv", ".xlsx", ".pdf", ".png", ".jpg", ".svg", ".json")
+MAX_PAGES = 160
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        href = dict(attrs).get("href")
+        if tag == "a" and href:
+            self.hrefs.append(href)
+
+
+@pytest.fixture
+def busy(app, db, world) -> None:
+    """Every kind of record the pages show: a sold and held bundle, a paid transfer batch,
+    a sample being re-measured, an invoice request."""
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=12
+        )
+        paid = orders.confirm_payment(db, rw.order(db, bundle["id"], 1), "bank", "BK-1", "user:3")
+        enterprise = db["users"].get(world.user_ids["enterprise"])
+        held = rw.order(db, bundle["id"], 2, enterprise)
+        held = orders.confirm_payment(db, held, "bank", "BK-2", "user:3")
+        rw.order(db, bundle["id"], 1, enterprise)  # waiting for its transfer
+        batch, _ = settlement.create_batch(db, "2099-01-01", 1, "user:3")
+        row = db.execute("SELECT id FROM settlements WHERE batch_id = ?", [batch["id"]]).fetchone()
+        settlement.record_transfer(db, row[0], "BK-T-0001", "user:3")
+        calc = db["credit_calculations"].get(world.calculation_id)
+        from server.registry import verification
+
+        verification.assign(db, calc, world.user_ids["verifier"], world.user_ids["admin"])
+        from server.workspace import invoices
+
+        invoices.request_invoice(
+            db, enterprise, held["public_id"], "某化工有限公司", "91360423MA35XXXX0Y"
+        )
+        assert paid["paid_at"]
+
+
+def crawl(client, start: str) -> dict[str, str]:
+    """Pages reached from `start` by following links: {path: html}."""
+    seen: dict[str, str] = {}
+    queue = deque([start])
+    while queue and len(seen) < MAX_PAGES:
+        path = queue.popleft()
+        if path in seen:
+            continue
+        response = client.get(path)
+        if response.status_code in (301, 302, 303):
+            queue.appendleft(urlsplit(response.headers["Location"]).path)
+            seen[path] = ""
+            continue
+        assert response.status_code == 200, (path, response.status_code)
+        if response.mimetype != "text/html":
+            continue
+        html = response.get_data(as_text=True)
+        seen[path] = html
+        links = Links()
+        links.feed(html)
+        for href in links.hrefs:
+            url = urlsplit(urljoin(path, href))
+            if url.netloc or url.scheme not in ("", "http"):
+                continue
+            target = url.path + (f"?{url.query}" if url.query else "")
+            if target.startswith(NOT_PAGES) or url.path.endswith(DOWNLOADS):
+                continue
+            if target not in seen:
+                queue.append(target)
+    return {path: html for path, html in seen.items() if html}
+
+
+@pytest.mark.parametrize("role", STAFF_ROLES)
+def test_every_page_a_role_reaches_is_chinese_with_beijing_times(client, busy, role):
+    sign_in_form(client, role)
+    pages = crawl(client, "/work")
+
+    assert len(pages) >= (1 if role == "verifier" else 3)
+    problems = {}
+    for path, html in pages.items():
+        text = readable_text(html)
+        found = english_words(text) + iso_times(text)
+        if found:
+            problems[path] = found
+    assert problems == {}
+
+
+def test_the_crawl_reaches_every_workspace_screen(app, client, busy):
+    reached: set[str] = set()
+    for role in STAFF_ROLES:
+        client.post("/logout", data={})  # a fresh client per role below
+        fresh = app.test_client()
+        sign_in_form(fresh, role)
+        reached |= set(crawl(fresh, "/work"))
+    screens = {
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] in WORKSPACE_BLUEPRINTS
+        and "GET" in rule.methods
+        and "<" not in rule.rule
+        and rule.rule != "/work"
+    }
+    assert screens - reached == set()
+
+
+def test_the_reader_sees_what_a_person_sees():
+    html = (
+        '<p title="提示">村 <code>360423101201</code> <span translate="no">Zhang San</span>'
+        '<script>var english = "words";</script> 2026-12-07T06:05:00Z</p>'
+        '<input type="submit" value="Save"><img alt="photo">'
+    )
+    text = readable_text(html)
+    assert "Zhang" not in text and "english" not in text and "360423101201" not in text
+    assert english_words(text) == ["Save", "photo"]
+    assert iso_times(text) == ["2026-12-07T06:05"]
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [("/no-such-page", "没有找到这个页面或记录。"), ("/admin", "请先登录。")],
+)
+def test_error_pages_are_chinese_and_the_json_shape_stays(client, path, words):
+    page = client.get(path, headers={"Accept": "text/html"})
+    assert words in page.get_data(as_text=True)
+    assert english_words(readable_text(page.get_data(as_text=True))) == []
+    api = client.get(path, headers={"Accept": "application/json"})
+    assert set(api.json["error"]) >= {"status", "code", "message"}
+    assert api.json["error"]["status"] == page.status_code
