@@ -81,6 +81,13 @@ FLAG_LABELS = {
     "photo_missing": "缺少照片",
     "clock_skew": "手机时间不准",
     "estimate_failed": "无法估算碳储量",
+    "height_jump": "树高增长过快",
+    "height_shrinking": "树高比上次低",
+    "size_envelope": "胸径与树高不相称",
+    "too_large_for_age": "树龄与胸径不符",
+    "gps_missing": "缺少定位",
+    "photo_reused": "照片与其他树重复",
+    "late_reading": "测量日期过早",
 }
 
 
