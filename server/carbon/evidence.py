@@ -19,7 +19,7 @@ def difference_hash(path: Path) -> int:
     """dHash: 9×8 grey thumbnail, one bit per horizontal neighbour pair (signed 64-bit)."""
     with Image.open(path) as image:
         small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-        pixels = list(small.getdata())
+        pixels = small.tobytes()
     bits = 0
     for row in range(8):
         for col in range(8):

@@ -7,6 +7,7 @@ only inside the range each model was fitted on, and a tree never loses more than
 credited. The buffer is a methodology constant, never below rules.BUFFER_FLOOR_PCT.
 """
 
+import json
 from datetime import date
 from typing import Any
 
@@ -53,6 +54,15 @@ def review_flag(
             {"code": flag["code"], "measurement": flag["measurement_id"], "voided": voided},
         )
     return first(db, "SELECT * FROM flags WHERE id = ?", [flag_id])
+
+
+def stored_method(db: Database, version: str) -> Method:
+    """The parameter set a stored figure names: its file, or the copy kept in `methods`."""
+    row = first(db, "SELECT sha256, document FROM methods WHERE version = ?", [version])
+    if row is None:
+        return load_method(version)
+    document = json.loads(row["document"])
+    return Method(version, row["sha256"], document)
 
 
 def void_calculations_using(db: Database, measurement_id: str, reason: str) -> list[int]:

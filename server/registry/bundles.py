@@ -16,7 +16,7 @@ from server.carbon.method import available_versions
 from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
-from server.registry import ledger, serials
+from server.registry import ledger, losses, serials
 
 RULE_FIELDS = (
     "name",
@@ -230,6 +230,7 @@ def public_view(db: Database, bundle: dict[str, Any], detail: bool = False) -> d
         },
         "tonnes": totals,
         "sold": totals["retired"] + totals["held"],
+        "losses": losses.bundle_losses(db, bundle["id"]),
     }
     if detail:
         villages = list(

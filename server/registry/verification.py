@@ -18,9 +18,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from server import audit
-from server.carbon.method import load_method
 from server.carbon.plausibility import years_between
-from server.carbon.records import capped_stock_g
+from server.carbon.records import capped_stock_g, stored_method
 from server.clock import now_iso, parse_client_time
 from server.db import first, transaction
 from server.errors import ApiError
@@ -300,7 +299,7 @@ def verified_growth_g(db: Database, verification: dict[str, Any], tree_id: str) 
     claim = (claimed["stock_end_g"] or 0) - claimed["stock_start_g"]
     if row["outcome"] != "measured":
         return claim, 0
-    method = load_method(verification["method_version"])
+    method = stored_method(db, verification["method_version"])
     sizes = {"dbh_cm": row["dbh_mm"] / 10, "height_m": row["height_cm"] / 100, "stems_cm": None}
     species = row["species_id"] if row["species_id"] in method.species else claimed["species_id"]
     try:
