@@ -12,7 +12,9 @@ temporary instance, then recomputes every tree from its stored readings under bo
   inside the equation's fitted range (server/carbon/records.py), less max(0, U90 − 10) % with
   U90 the computed 90 % half-width of each village's summed net change
   (server/carbon/uncertainty.py). Buffer and whole-tonne rounding are left out (the same for
-  both sets).
+  both sets). A second 2026.2 figure ("shared σ") treats one species' equation error as shared
+  by all its trees in a village (`combined_u90_pct(..., correlated_model=True)`): the
+  conservative bound, where the deduction does not shrink with the number of trees.
 Prints a table and one JSON line; figures, never pass/fail.
 """
 
@@ -85,8 +87,10 @@ def evaluate(method, trees):
 
     threshold = method.crediting["uncertainty_threshold_pct"]
     computed = any("model_error" in s for s in method.species.values())
-    result = defaultdict(lambda: {"trees": 0, "stock_g": 0, "growth_g": 0, "creditable_g": 0})
-    lines, parts = [], defaultdict(list)
+    result = defaultdict(
+        lambda: {"trees": 0, "stock_g": 0, "growth_g": 0, "creditable_g": 0, "shared_g": 0}
+    )
+    lines, parts, by_species = [], defaultdict(list), defaultdict(list)
     for species_id, village, sizes in trees.values():
         species = method.species[species_id]
         if species["route"] == "excluded":
@@ -99,17 +103,26 @@ def evaluate(method, trees):
         if computed:
             start, end = held(method, species_id, first), held(method, species_id, last)
             growth = stock_g(method, species_id, end) - stock_g(method, species_id, start)
-            parts[village].append(uncertainty.period_parts(method, species_id, first, last))
+            part = uncertainty.period_parts(method, species_id, first, last)
+            parts[village].append(part)
+            by_species[village, species_id].append(part)
             lines.append((species_id, village, growth))
         else:
             growth = stock_g(method, species_id, last) - stock_g(method, species_id, first)
             line["creditable_g"] += growth - deduction_g(
                 growth, species["uncertainty_pct"], threshold
             )
+            line["shared_g"] = line["creditable_g"]
     village_u90 = {v: uncertainty.combined_u90_pct(p) for v, p in parts.items()}
+    shared_u90 = {
+        key: uncertainty.combined_u90_pct(p, correlated_model=True) for key, p in by_species.items()
+    }
     for species_id, village, growth in lines:
         result[species_id]["creditable_g"] += growth - deduction_g(
             growth, village_u90[village], threshold
+        )
+        result[species_id]["shared_g"] += growth - deduction_g(
+            growth, shared_u90[village, species_id], threshold
         )
     return dict(result), village_u90
 
@@ -148,13 +161,13 @@ def main():
     header = (
         f"{'species':30} {'trees':>5} {'stock old t':>11} {'stock new t':>11} {'Δ%':>7} "
         f"{'growth old t':>12} {'growth new t':>12} {'credit old t':>12} "
-        f"{'credit new t':>12} {'Δ%':>7}"
+        f"{'credit new t':>12} {'Δ%':>7} {'shared σ t':>10}"
     )
     print(header)
     rows = {}
     for sid in sorted(set(old) | set(new)):
-        o = old.get(sid, {"trees": 0, "stock_g": 0, "growth_g": 0, "creditable_g": 0})
-        n = new.get(sid, {"trees": 0, "stock_g": 0, "growth_g": 0, "creditable_g": 0})
+        empty = {"trees": 0, "stock_g": 0, "growth_g": 0, "creditable_g": 0, "shared_g": 0}
+        o, n = old.get(sid, empty), new.get(sid, empty)
         stock_change = change_pct(o["stock_g"], n["stock_g"])
         credit_change = change_pct(o["creditable_g"], n["creditable_g"])
         rows[sid] = {
@@ -167,6 +180,7 @@ def main():
             "creditable_old_t": round(tonnes(o["creditable_g"]), 3),
             "creditable_new_t": round(tonnes(n["creditable_g"]), 3),
             "creditable_change_pct": None if credit_change is None else round(credit_change, 1),
+            "creditable_shared_sigma_t": round(tonnes(n["shared_g"]), 3),
         }
         r = rows[sid]
 
@@ -177,7 +191,8 @@ def main():
             f"{sid:30} {r['trees']:>5} {r['stock_old_t']:>11.3f} {r['stock_new_t']:>11.3f} "
             f"{pct(r['stock_change_pct']):>7} {r['growth_old_t']:>12.3f} "
             f"{r['growth_new_t']:>12.3f} {r['creditable_old_t']:>12.3f} "
-            f"{r['creditable_new_t']:>12.3f} {pct(r['creditable_change_pct']):>7}"
+            f"{r['creditable_new_t']:>12.3f} {pct(r['creditable_change_pct']):>7} "
+            f"{r['creditable_shared_sigma_t']:>10.3f}"
         )
     keys = ("stock", "growth", "creditable")
     totals = {
@@ -185,6 +200,9 @@ def main():
         for key in keys
         for side in ("old", "new")
     }
+    totals["creditable_shared_sigma_t"] = round(
+        sum(r["creditable_shared_sigma_t"] for r in rows.values()), 3
+    )
     totals["stock_change_pct"] = round(change_pct(totals["stock_old_t"], totals["stock_new_t"]), 1)
     totals["creditable_change_pct"] = round(
         change_pct(totals["creditable_old_t"], totals["creditable_new_t"]), 1
@@ -194,7 +212,7 @@ def main():
         f"{totals['stock_new_t']:>11.3f} {totals['stock_change_pct']:>+7.1f} "
         f"{totals['growth_old_t']:>12.3f} {totals['growth_new_t']:>12.3f} "
         f"{totals['creditable_old_t']:>12.3f} {totals['creditable_new_t']:>12.3f} "
-        f"{totals['creditable_change_pct']:>+7.1f}"
+        f"{totals['creditable_change_pct']:>+7.1f} {totals['creditable_shared_sigma_t']:>10.3f}"
     )
     compared = {s: r for s, r in rows.items() if r["stock_change_pct"] is not None}
     largest_stock = max(compared, key=lambda s: abs(compared[s]["stock_change_pct"]))
