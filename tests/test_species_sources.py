@@ -237,3 +237,28 @@ def test_the_old_parameter_set_is_unchanged_for_old_calculations():
     assert tree.agb_kg == pytest.approx(0.3 * 0.4 * 27.3 ** (7 / 3), rel=1e-12)
     assert tree.uncertainty_pct == 30
     assert estimate.needs_height(old.species["cunninghamia_lanceolata"])
+
+
+@pytest.mark.parametrize("species_id", sorted(SPECIES))
+def test_every_species_keeps_the_fields_crediting_reads(species_id):
+    """The contract with crediting (server/carbon/records.py, plausibility.py)."""
+    species = SPECIES[species_id]
+    assert {"id", "name_zh", "local_names", "group", "route", "ladder_step"} <= set(species)
+    if species["route"] == "excluded":
+        return
+    assert {"limits", "growth_ceiling", "fitted_range", "model_error", "height_model"} <= set(
+        species
+    )
+    fitted = species["fitted_range"]
+    assert set(fitted) == {"dbh_cm", "height_m", "n", "source"}
+    low, high = fitted["dbh_cm"]
+    assert 0 < low < high
+    assert fitted["height_m"] is None or fitted["height_m"][0] < fitted["height_m"][1]
+    assert fitted["n"] is None or (isinstance(fitted["n"], int) and fitted["n"] > 0)
+    assert len(fitted["source"]) > 20
+
+
+def test_the_crediting_constants_stay():
+    assert METHOD.crediting["default_buffer_pct"] == 20
+    assert METHOD.crediting["uncertainty_threshold_pct"] == 10
+    assert load_method().version == "sipang-2026.2"  # the current set is the newest
