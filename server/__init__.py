@@ -48,6 +48,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(instance), static_folder=None)
     app.config.from_mapping(config)
     app.config["INSTANCE_PATH"] = str(instance)
+    from server import backup
+
+    backup.check_instance_keys(
+        instance, Path(app.config.get("DATABASE") or instance / "sipang.db"), app.config
+    )
     for name, filename in GENERATED_SECRETS.items():
         if not app.config.get(name):
             app.config[name] = read_or_create_secret(instance, filename)
@@ -74,6 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database = db.connect(app.config["DATABASE"])
     db.migrate(database)
     database.close()
+    backup.secure_instance(instance, Path(app.config["DATABASE"]))
     app.teardown_appcontext(db.close_db)
 
     from server import (

@@ -53,13 +53,27 @@ def serve(app, host: str, port: int) -> None:
     ledger = start_chain(app) if app.config["CHAIN_WORKER"] else None
     pusher = start_push(app) if app.config["PUSH_WORKER"] else None
     click.echo(f"Sipang is serving http://{host}:{port}/  (instance: {app.instance_path})")
+    stop_on_sigterm()
     try:
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
+    except KeyboardInterrupt:
+        click.echo("Stopping: the workers finish their round and the ledger node saves its state.")
     finally:
         if pusher is not None:
             pusher.stop()
         if ledger is not None:
             ledger.stop()
+
+
+def stop_on_sigterm() -> None:
+    """systemd and `kill` send SIGTERM: stop as Ctrl-C does, so the workers and the local
+    ledger node shut down cleanly (the node writes its state)."""
+    import signal
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def start_push(app):
@@ -71,11 +85,15 @@ def start_push(app):
 
 def start_chain(app):
     """Start the chain worker (and the local anvil) for `serve`; None if it cannot start."""
+    from server.chain.deploy import LedgerMissing
     from server.chain.service import ChainService
 
     service = ChainService(app.config)
     try:
         service.start()
+    except LedgerMissing as error:  # never serve beside a second, empty ledger
+        service.stop()
+        raise click.ClickException(f"Refusing to start: {error}") from error
     except Exception as error:  # noqa: BLE001 - serve without a chain rather than not at all
         click.echo(f"The ledger did not start ({type(error).__name__}: {error}).", err=True)
         service.stop()
@@ -113,10 +131,22 @@ def demo_command(app) -> None:
 @with_app
 def settle_command(app, settle_on: str | None) -> None:
     """Make the T+1 settlement batch: every household owed at least the minimum transfer."""
+    from datetime import date
+
     from server.db import get_db
     from server.payouts import settlement
 
     day = settle_on or settlement.today_beijing()
+    try:
+        date.fromisoformat(day)
+    except ValueError as error:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from error
+    if day > settlement.today_beijing():
+        raise click.BadParameter(
+            f"{day} is after today ({settlement.today_beijing()}, Beijing): its sales are "
+            "still coming in",
+            param_hint="--date",
+        )
     try:
         batch, created = settlement.create_batch(
             get_db(), day, app.config["PAYOUT_MIN_TRANSFER_FEN"], "cli:settle"
@@ -138,6 +168,7 @@ def reconcile_command(app) -> None:
     """Compare the database with the ledger; print each difference and exit 1 on any."""
     import signal
 
+    from server.backup import running_node
     from server.chain.anvil import AnvilNode
     from server.chain.connection import connect
     from server.chain.deploy import attach, current_deployment
@@ -147,8 +178,11 @@ def reconcile_command(app) -> None:
 
     node = None
     try:
+        served = None if app.config.get("CHAIN_RPC") else running_node(Path(app.instance_path))
         if app.config.get("CHAIN_RPC"):
             chain = connect(app.config)
+        elif served:  # the node `sipang serve` runs for this instance (chain/node.json)
+            chain = connect(app.config, "rpc", served)
         else:
             node = AnvilNode(anvil_state_path(app.config["INSTANCE_PATH"]))
             chain = connect(app.config, "anvil", node.start())
@@ -177,6 +211,52 @@ def reconcile_command(app) -> None:
     )
     if differences:
         sys.exit(1)
+
+
+@main.command("backup")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@with_app
+def backup_command(app, out: Path) -> None:
+    """Copy everything into OUT (a new folder): database (online backup), photos, every key,
+    the ledger node's state and deployment, a manifest with hashes. Safe while serving."""
+    from server import backup
+
+    try:
+        manifest = backup.make_backup(Path(app.instance_path), Path(app.config["DATABASE"]), out)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    click.echo(
+        f"Backed up {app.instance_path} into {out}: {len(manifest['files'])} files "
+        f"({size // 1024} KB), keys {', '.join(manifest['keys']) or 'none'}, "
+        f"ledger state {manifest['chain_state']}."
+    )
+
+
+@main.command("restore")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--instance",
+    "instance",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The new (or empty) instance folder to restore into.",
+)
+def restore_command(out: Path, instance: Path) -> None:
+    """Restore a backup made by `sipang backup` into a new instance folder, after checking
+    every file's hash; refuses when a key is missing and says which."""
+    from server import backup
+
+    try:
+        manifest = backup.restore(out, instance)
+    except backup.BackupError as error:
+        raise click.ClickException(f"Refusing to restore: {error}") from error
+    ledgers = ", ".join(f"{d['address']} (chain {d['chain_id']})" for d in manifest["deployments"])
+    click.echo(
+        f"Restored {len(manifest['files'])} files into {instance} (backup of "
+        f"{manifest['made_at']}); ledger {ledgers or 'none recorded'}. "
+        f"Start it with: sipang serve --instance {instance}"
+    )
 
 
 @main.group()

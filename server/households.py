@@ -79,7 +79,9 @@ def personal_columns(code: str, **values: str | None) -> dict[str, Any]:
         columns[f"{field}_enc"] = pii.encrypt(value, pii_context(code, field))
         if field == "head_name":
             columns["head_name_masked"] = pii.mask_name(value)
-        elif field in ("phone", "bank_account"):
+        elif field == "phone":  # never its last 4 digits: the plate's second factor
+            columns["phone_masked"] = pii.mask_phone(value)
+        elif field == "bank_account":
             columns[f"{field}_masked"] = pii.mask_tail(value)
         elif field == "id_number":
             columns["id_number_index"] = pii.blind_index(value, "id_number") if value else None
@@ -232,7 +234,7 @@ def masked_view(row: dict[str, Any], village_code: str) -> dict[str, Any]:
         "village_code": village_code,
         "seq": row["seq"],
         "head_name": row["head_name_masked"],
-        "phone": row["phone_masked"],
+        "phone": pii.phone_mask_for_view(row["phone_masked"]),
         "bank_account": row["bank_account_masked"],
         "consent_given": bool(row["consent_given"]),
         "consent_date": row["consent_date"],

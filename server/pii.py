@@ -65,3 +65,20 @@ def mask_tail(value: str | None, keep: int = 4) -> str | None:
         return None
     digits = value.replace(" ", "")
     return "*" * max(len(digits) - keep, 0) + digits[-keep:]
+
+
+def mask_phone(value: str | None) -> str | None:
+    """A phone shown by its first 3 digits only: 13812345678 → 138********. Never the last 4:
+    they are the door plate's second factor."""
+    if value is None:
+        return None
+    digits = value.replace(" ", "")
+    return digits[:3] + "*" * max(len(digits) - 3, 0)
+
+
+def phone_mask_for_view(masked: str | None) -> str | None:
+    """A stored phone mask as views show it: masks stored before `mask_phone` kept the last
+    4 digits (the plate's second factor), so those are shown as stars only."""
+    if masked is None or masked[:1] != "*":
+        return masked
+    return "*" * len(masked)

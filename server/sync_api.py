@@ -251,6 +251,23 @@ def _tree_rows(db, ids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _leave_for_later_pages(db, village_id: int, ids: dict[str, list], last_on_page: int) -> None:
+    """Drop entities changed again after this page: a later page sends their state (the
+    newest) once, instead of this page and that one both sending it."""
+    for entity, entity_ids in ids.items():
+        if not entity_ids:
+            continue
+        later = {
+            str(row[0])
+            for row in db.execute(  # one walk of the rest of the village's log
+                "SELECT DISTINCT entity_id FROM change_log WHERE village_id = ? AND seq > ? "
+                "AND entity = ? AND entity_id IN (SELECT value FROM json_each(?))",
+                [village_id, last_on_page, entity, json.dumps(entity_ids)],
+            )
+        }
+        entity_ids[:] = [i for i in entity_ids if str(i) not in later]
+
+
 @bp.get("/sync/pull")
 @allow("measurer")
 def pull():
@@ -269,10 +286,12 @@ def pull():
             [g.device["village_id"], cursor, PULL_PAGE],
         )
     )
+    last_on_page = changes[-1]["seq"] if changes else cursor
     ids = {"household": [], "tree": []}
     for change in changes:
         if change["entity_id"] not in ids[change["entity"]]:
             ids[change["entity"]].append(change["entity_id"])
+    _leave_for_later_pages(db, g.device["village_id"], ids, last_on_page)
     household_rows = households.roster_for_phone(db, ids["household"], g.device["id"])
     village = first(
         db,

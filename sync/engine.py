@@ -1,11 +1,14 @@
 """The server side of push: apply each operation exactly once, in each device's order.
 
-Every operation is looked up by `op_id` first, so a replay returns the stored result. A
+Every operation is looked up by `op_id` first, so a replay returns the stored result; an
+`op_id` sent again with other content is refused (`rejected`, code `conflict`), the first
+kept and the device recorded in `sync_replay_conflicts`. A
 device's operations apply in `device_seq` order: one that arrives after a gap is held until
 the missing one comes. Each operation runs in its own savepoint, so a rejected one leaves
 nothing behind; the caller wraps the whole push in one transaction.
 """
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +84,66 @@ def _process(
     )
 
 
+def content_sha256(device_id: str, op: Operation) -> str:
+    """What an op_id stands for: its device, sequence, record, kind, payload and times."""
+    text = json.dumps(
+        [
+            device_id,
+            op.device_seq,
+            op.record_id,
+            op.kind,
+            op.payload,
+            op.client_time,
+            op.base_version,
+        ],
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stored_operation(row: dict[str, Any]) -> Operation:
+    return Operation(
+        row["op_id"],
+        row["device_seq"],
+        row["record_id"],
+        row["kind"],
+        json.loads(row["payload"]),
+        row["client_time"],
+        row["base_version"],
+    )
+
+
+def _same_content(stored: dict[str, Any], device_id: str, op: Operation) -> bool:
+    return content_sha256(stored["device_id"], _stored_operation(stored)) == content_sha256(
+        device_id, op
+    )
+
+
+def _replay_conflict(
+    db: Database, stored: dict[str, Any], device_id: str, op: Operation, now: str
+) -> dict[str, Any]:
+    """An op_id sent again with other content: the first is kept, the device flagged."""
+    db["sync_replay_conflicts"].insert(
+        {
+            "op_id": op.op_id,
+            "device_id": device_id,
+            "kept_sha256": content_sha256(stored["device_id"], _stored_operation(stored)),
+            "refused_sha256": content_sha256(device_id, op),
+            "at": now,
+        }
+    )
+    return {
+        "op_id": op.op_id,
+        "device_seq": op.device_seq,
+        "status": "rejected",
+        "code": "conflict",
+        "reason": f"op_id {op.op_id} was used before for other content; the first is kept",
+        "server_seq": stored["server_seq"],
+    }
+
+
 def _held(row: dict[str, Any]) -> Operation:
     return Operation(
         row["op_id"],
@@ -104,7 +167,10 @@ def push(
             continue  # held before and applied just now, behind the one that filled the gap
         stored = next(db.query("SELECT * FROM sync_ops WHERE op_id = ?", [op.op_id]), None)
         if stored is not None:
-            results.append(_stored_result(stored, "duplicate"))
+            if _same_content(stored, device_id, op):
+                results.append(_stored_result(stored, "duplicate"))
+            else:
+                results.append(_replay_conflict(db, stored, device_id, op, now))
             continue
         if op.device_seq <= last_seq:
             results.append(

@@ -3,6 +3,7 @@ there, each view audited), transfer references, the bank's return file, live eve
 
 import io
 import re
+from datetime import date, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -28,6 +29,19 @@ def form_token(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
+def sold_yesterday(db) -> None:
+    """Date the sales' accruals a day back (Beijing), as yesterday's sales stand when today's
+    T+1 batch is made; the accruals' no-update guard is set back afterwards."""
+    (guard,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'accruals_no_update'"
+    ).fetchone()
+    yesterday = (date.fromisoformat(settlement.today_beijing()) - timedelta(days=1)).isoformat()
+    with db.conn:
+        db.execute("DROP TRIGGER accruals_no_update")
+        db.execute("UPDATE accruals SET accrued_on = ?", [yesterday])
+        db.execute(guard)
+
+
 def sign_in(client, username: str) -> str:
     token = form_token(client.get("/login").text)
     client.post("/login", data={"csrf_token": token, "username": username, "password": PASSWORD})
@@ -40,7 +54,7 @@ def test_settle_command_and_the_finance_screen(app, client, db, world):
         bundle, _, grown = rw.stocked_bundle(
             db, world.user_ids["verifier"], households_count=2, trees_per_household=2
         )
-        made = rw.order(db, bundle["id"], tonnes=3)
+        made = rw.order(db, bundle["id"], tonnes=2)
         orders.confirm_payment(db, made, "bank", "ICBC-FIN-1", "user:3")
         code = grown["households"][0]
         with db.conn:
@@ -49,31 +63,37 @@ def test_settle_command_and_the_finance_screen(app, client, db, world):
                 [pii.encrypt(BANK, pii_context(code, "bank_account")), code],
             )
 
+        sold_yesterday(db)
+    today = settlement.today_beijing()
     result = CliRunner().invoke(
-        main, ["settle", "--date", "2099-01-01", "--instance", app.config["INSTANCE_PATH"]]
+        main, ["settle", "--date", today, "--instance", app.config["INSTANCE_PATH"]]
     )
     assert result.exit_code == 0, result.output
-    assert "Made batch 1 for 2099-01-01: 2 households" in result.output
+    assert f"Made batch 1 for {today}: 2 households" in result.output
     assert BANK not in result.output
-    again = CliRunner().invoke(
-        main, ["settle", "--date", "2099-01-01", "--instance", app.config["INSTANCE_PATH"]]
-    )
+    again = CliRunner().invoke(main, ["settle", "--instance", app.config["INSTANCE_PATH"]])
     assert "Already made batch 1" in again.output
     bad = CliRunner().invoke(
         main, ["settle", "--date", "tomorrow", "--instance", app.config["INSTANCE_PATH"]]
     )
     assert bad.exit_code == 2
+    tomorrow = (date.fromisoformat(today) + timedelta(days=1)).isoformat()
+    early = CliRunner().invoke(
+        main, ["settle", "--date", tomorrow, "--instance", app.config["INSTANCE_PATH"]]
+    )
+    assert early.exit_code == 2 and "still coming in" in early.output
 
     # watch after the CLI ran (its app took the Socket.IO server, as a separate process would)
     live = socketio.test_client(app, namespace="/live", auth={"token": world.tokens["bureau"]})
     csrf = sign_in(client, "finance")
     listing = client.get("/finance/settlements")
-    assert listing.status_code == 200 and "2099-01-01" in listing.text
+    assert listing.status_code == 200 and today in listing.text
     viewed = db.execute(
         "SELECT count(*) FROM audit_log WHERE action = 'pii.bank_details_viewed'"
     ).fetchone()[0]
     page = client.get("/finance/settlements/1")
     assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "private, no-store"
     assert BANK in page.text and "农户0" in page.text
     audit = first(
         db, "SELECT * FROM audit_log WHERE action = 'pii.bank_details_viewed' ORDER BY seq DESC"

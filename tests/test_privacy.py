@@ -79,7 +79,7 @@ def test_personal_data_is_not_in_the_database_files(client, world, db, instance)
     # The scan sees what was written: public codes and masked values are there.
     for code in (world.household_a, *codes):
         assert code.encode() in everything
-    assert b"*******5678" in everything and "欧**月".encode() in everything
+    assert b"139********" in everything and "欧**月".encode() in everything
     for what, needle in needles().items():
         for name, content in files.items():
             assert needle not in content, f"{what} found in {name}"
@@ -92,7 +92,7 @@ def test_personal_data_is_stored_encrypted_per_row(client, world, db):
     for row in rows:
         assert row["head_name_enc"].startswith("v1:")
     # The same phone and bank number in two rows: different ciphertexts, nothing to link them.
-    same_phone = [row for row in rows if row["phone_masked"] == "*******5678"]
+    same_phone = [row for row in rows if row["phone_masked"] == "139********"]
     assert len(same_phone) == 2
     assert same_phone[0]["phone_enc"] != same_phone[1]["phone_enc"]
     assert same_phone[0]["bank_account_enc"] != same_phone[1]["bank_account_enc"]
@@ -165,7 +165,7 @@ def test_api_views_show_masked_values_only(client, world):
     view = one.json["household"]
     assert (view["head_name"], view["phone"], view["bank_account"]) == (
         "张*丰",
-        "*******5678",
+        "139********",
         "***************5679",
     )
     assert "id_number" not in view
@@ -173,7 +173,7 @@ def test_api_views_show_masked_values_only(client, world):
     new = created.json["household"]
     assert (new["head_name"], new["phone"], new["bank_account"]) == (
         "欧**月",
-        "*******5678",
+        "139********",
         "***************5679",
     )
     assert new["trees"] == 0
@@ -191,7 +191,7 @@ def test_masked_views_for_every_role_that_may_read(client, world):
         assert response.status_code == 200, role
         text = response.get_data(as_text=True)
         assert PHONE not in text and BANK not in text and ID_NUMBER[:17] not in text
-        assert response.json["household"]["phone"] == "*******5678"
+        assert response.json["household"]["phone"] == "139********"
 
 
 def test_ciphertext_only_decrypts_in_its_own_row_and_field(app, world):
@@ -287,3 +287,20 @@ def test_database_holds_no_plaintext_after_a_checkpoint(client, world, instance)
     assert world.household_a.encode() in everything
     for what, needle in needles().items():
         assert needle not in everything, f"{what} found"
+
+
+def test_staff_never_see_the_phone_digits_the_door_plate_asks_for(client, world):
+    """The plate's second factor is the phone's last 4 digits: no masked view shows them."""
+    for role in ("admin", "bureau", "verifier", "measurer"):
+        view = client.get(
+            f"/api/v1/households/{world.household_a}", headers=bearer(world.tokens[role])
+        ).json["household"]
+        assert PHONE[-4:] not in view["phone"], role
+        assert view["phone"] == PHONE[:3] + "*" * 8
+
+
+def test_phone_masks_stored_with_their_last_digits_are_shown_as_stars():
+    assert pii.mask_phone(PHONE) == "139********"
+    assert pii.phone_mask_for_view("*******5678") == "***********"
+    assert pii.phone_mask_for_view("139********") == "139********"
+    assert pii.phone_mask_for_view(None) is None

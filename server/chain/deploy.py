@@ -62,12 +62,34 @@ def current_deployment(chain: Chain, db: Database) -> dict[str, Any] | None:
     return row
 
 
+class LedgerMissing(RuntimeError):
+    """The database records a ledger this node does not hold: never deploy a second one."""
+
+
 def attach(chain: Chain, db: Database, address: str | None = None) -> dict[str, Any]:
-    """Use the ledger at `address` (CHAIN_CONTRACT), else the recorded one, else deploy it."""
+    """Use the ledger at `address` (CHAIN_CONTRACT), else the recorded one; deploy it only
+    when the database records no ledger at all. A recorded ledger the node lacks (an empty
+    or wrong node, a restore without the chain's state) raises LedgerMissing."""
     artifact = load_artifact(LEDGER)
     if address:
         if not chain.w3.eth.get_code(address):
             raise RuntimeError(f"no contract at {address} on chain {chain.chain_id}")
         chain.use_ledger(address, artifact["abi"])
         return {"chain_id": chain.chain_id, "contract": LEDGER, "address": chain.ledger.address}
-    return current_deployment(chain, db) or deploy_ledger(chain, db)
+    found = current_deployment(chain, db)
+    if found is not None:
+        return found
+    recorded = first(
+        db,
+        "SELECT chain_id, address FROM chain_deployments WHERE contract = ? "
+        "ORDER BY id DESC LIMIT 1",
+        [LEDGER],
+    )
+    if recorded is not None:
+        raise LedgerMissing(
+            f"the ledger {recorded['address']} recorded on chain {recorded['chain_id']} is not "
+            f"on this node (chain {chain.chain_id}); restore the node's state with the database "
+            "(sipang restore), point CHAIN_RPC at the node that holds it, or set CHAIN_CONTRACT. "
+            "A second, empty ledger is never deployed."
+        )
+    return deploy_ledger(chain, db)

@@ -9,14 +9,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from server.backup import forget_node, record_node
 from server.chain.anvil import AnvilNode
-from server.chain.connection import Chain, connect
-from server.chain.deploy import attach
+from server.chain.connection import DEV_KEY_FILE, Chain, connect
+from server.chain.deploy import LedgerMissing, attach
 from server.chain.worker import Worker
 from server.db import connect as connect_db
 
 log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
+ANVIL_STATE_SECONDS = 2  # the local node dumps its state this often: a crash loses little
 
 
 def anvil_state_path(instance: str | Path) -> Path:
@@ -46,17 +48,34 @@ class ChainService:
         """Start the local anvil (when no CHAIN_RPC), connect and attach the ledger."""
         url = self.config.get("CHAIN_RPC")
         engine = "rpc"
-        if not url:
-            state = anvil_state_path(self.config["INSTANCE_PATH"])
-            self.node = AnvilNode(state, preexec_fn=_die_with_parent)
-            url, engine = self.node.start(), "anvil"
-        self.chain = connect(self.config, engine, url)
         db = connect_db(self.config["DATABASE"])
         try:
+            self._check_signing_key(db)
+            if not url:
+                state = anvil_state_path(self.config["INSTANCE_PATH"])
+                self.node = AnvilNode(
+                    state, state_interval=ANVIL_STATE_SECONDS, preexec_fn=_die_with_parent
+                )
+                url, engine = self.node.start(), "anvil"
+                record_node(Path(self.config["INSTANCE_PATH"]), url)
+            self.chain = connect(self.config, engine, url)
             self.deployment = attach(self.chain, db, self.config.get("CHAIN_CONTRACT"))
         finally:
             db.close()
         return self.chain
+
+    def _check_signing_key(self, db) -> None:
+        """A recorded ledger signed by the instance's `chain.key` needs that file: a new key
+        would hold no role on it."""
+        if self.config.get("CHAIN_KEY") or self.config.get("CHAIN_KEYSTORE"):
+            return
+        if (Path(self.config["INSTANCE_PATH"]) / DEV_KEY_FILE).exists():
+            return
+        if db.execute("SELECT 1 FROM chain_deployments LIMIT 1").fetchone():
+            raise LedgerMissing(
+                f"{DEV_KEY_FILE} is missing from the instance folder, but the database records "
+                "a ledger it signed; restore it from the backup (sipang restore)"
+            )
 
     def make_worker(self) -> Worker:
         if self.chain is None:
@@ -104,3 +123,4 @@ class ChainService:
             self.worker.db.close()
         if self.node is not None:
             self.node.stop(signal.SIGTERM)
+            forget_node(Path(self.config["INSTANCE_PATH"]))

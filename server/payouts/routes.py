@@ -64,6 +64,10 @@ def batches():
 def create_batch():
     """Make (or open) the T+1 batch of a day."""
     settle_on = request.form.get("settle_on", "").strip() or settlement.today_beijing()
+    if settle_on > settlement.today_beijing() and settle_on[:1].isdigit():
+        raise ApiError(
+            422, "validation_failed", "不能结算今天（北京时间）以后的日期：那天的销售还没结束。"
+        )
     try:
         batch, _ = settlement.create_batch(
             get_db(), settle_on, current_app.config["PAYOUT_MIN_TRANSFER_FEN"], _actor()
@@ -82,7 +86,7 @@ def _batch_page(batch: dict, result: dict | None = None, error: str | None = Non
             [batch["id"]],
         )
     )
-    return render_template(
+    page = render_template(
         "payouts/batch.html",
         batch=batch,
         rows=rows,
@@ -90,7 +94,9 @@ def _batch_page(batch: dict, result: dict | None = None, error: str | None = Non
         result=result,
         error=error,
         user=g.user,
-    ), status
+    )
+    # clear bank details: kept by no browser cache or proxy
+    return page, status, {"Cache-Control": "private, no-store"}
 
 
 @bp.get("/settlements/<int:batch_id>")
@@ -156,8 +162,8 @@ def transfers_csv(batch_id: int):
     writer = csv.writer(out)
     writer.writerow(["明细编号", "户号", "户主姓名", "银行卡号", "金额", "附言"])
     for row in rows:
-        if row["status"] != "pending":
-            continue
+        if row["status"] != "pending" or row["unreadable"]:
+            continue  # an unreadable account is shown on the page, never sent to the bank
         fen = row["amount_fen"]
         writer.writerow(
             [

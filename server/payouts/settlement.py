@@ -7,6 +7,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from sqlite_utils import Database
 
 from server import audit, chain, pii
@@ -295,13 +296,28 @@ def batch_rows(
             [batch_id],
         )
     )
+    from flask import current_app
+
+    from server.anchors import bank_hash
+
+    key = current_app.config["PII_KEY"]
     for row in rows:
-        row["head_name"] = pii.decrypt(
-            row.pop("head_name_enc"), pii_context(row["code"], "head_name")
-        )
-        row["bank_account"] = pii.decrypt(
-            row.pop("bank_account_enc"), pii_context(row["code"], "bank_account")
-        )
+        try:
+            row["head_name"] = pii.decrypt(
+                row.pop("head_name_enc"), pii_context(row["code"], "head_name")
+            )
+            row["bank_account"] = pii.decrypt(
+                row.pop("bank_account_enc"), pii_context(row["code"], "bank_account")
+            )
+        except (InvalidTag, ValueError):  # one unreadable household never hides the rest
+            row.pop("head_name_enc", None)
+            row.pop("bank_account_enc", None)
+            row.update(head_name=None, bank_account=None, unreadable=True)
+            continue
+        row["unreadable"] = False
+        # bank details changed since the batch was made: finance checks before paying
+        now = bank_hash(key, row["bank_account"])
+        row["bank_changed"] = bool(row["bank_sha256"]) and now != row["bank_sha256"]
     audit.record(
         db,
         action,

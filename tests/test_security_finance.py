@@ -1,0 +1,91 @@
+"""The finance batch page under attack and damage: kept by no cache, one unreadable
+household does not take the page down, a bank account changed after the batch was made is
+pointed out, and days whose sales are still coming in cannot be settled."""
+
+import re
+from datetime import date, timedelta
+
+import pytest
+
+from server import households, pii
+from server.payouts import settlement
+from server.registry import orders
+from tests import registry_world as rw
+from tests.conftest import BANK, PASSWORD
+
+OTHER_BANK = "6217000010001234563"
+
+
+def sign_in(client, username: str = "finance") -> str:
+    html = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    client.post("/login", data={"csrf_token": token, "username": username, "password": PASSWORD})
+    return client.get("/api/v1/auth/csrf").json["csrf_token"]
+
+
+@pytest.fixture
+def batch(app, db, world):
+    """A T+1 batch of two households, each with a bank account."""
+    with app.app_context():
+        bundle, _, grown = rw.stocked_bundle(
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=2
+        )
+        orders.confirm_payment(db, rw.order(db, bundle["id"], 2), "bank", "REC-1", "user:3")
+        for code in grown["households"]:
+            columns = households.personal_columns(code, bank_account=BANK)
+            db.execute(
+                "UPDATE households SET bank_account_enc = ? WHERE code = ?",
+                [columns["bank_account_enc"], code],
+            )
+        made, _ = settlement.create_batch(db, "2099-01-01", 100, "user:3")
+    return {"id": made["id"], "codes": grown["households"]}
+
+
+def test_one_unreadable_household_is_shown_as_such_and_the_rest_still_listed(
+    app, client, db, batch
+):
+    broken, fine = batch["codes"]
+    with app.app_context():  # a ciphertext made for another household: it cannot be opened
+        wrong = pii.encrypt(BANK, households.pii_context(fine, "bank_account"))
+    db.execute("UPDATE households SET bank_account_enc = ? WHERE code = ?", [wrong, broken])
+    db.conn.commit()
+    sign_in(client)
+
+    page = client.get(f"/finance/settlements/{batch['id']}")
+
+    assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "private, no-store"
+    assert "无法解密" in page.text and BANK in page.text
+    export = client.get(f"/finance/settlements/{batch['id']}/transfers.csv")
+    assert export.status_code == 200
+    assert broken not in export.text and fine in export.text
+
+
+def test_a_bank_account_changed_after_the_batch_was_made_is_pointed_out(app, client, db, batch):
+    swapped = batch["codes"][0]
+    with app.app_context():
+        columns = households.personal_columns(swapped, bank_account=OTHER_BANK)
+    db.execute(
+        "UPDATE households SET bank_account_enc = ? WHERE code = ?",
+        [columns["bank_account_enc"], swapped],
+    )
+    db.conn.commit()
+    sign_in(client)
+
+    page = client.get(f"/finance/settlements/{batch['id']}")
+
+    assert page.status_code == 200
+    assert page.text.count("本批生成后银行卡号已变更") == 1
+
+
+def test_a_day_whose_sales_are_still_coming_in_cannot_be_settled(client, db):
+    csrf = sign_in(client)
+    today = settlement.today_beijing()
+    tomorrow = (date.fromisoformat(today) + timedelta(days=1)).isoformat()
+
+    early = client.post("/finance/settlements", data={"csrf_token": csrf, "settle_on": tomorrow})
+
+    assert early.status_code == 422
+    assert db["settlement_batches"].count == 0
+    made = client.post("/finance/settlements", data={"csrf_token": csrf, "settle_on": today})
+    assert made.status_code == 303
