@@ -4,7 +4,10 @@ Deterministic (fixed random seed) and idempotent. All personal data is obviously
 names like 王演三, phones 170-0000-xxxx, ID numbers born 1900–1950.
 """
 
+import hashlib
+import io
 import json
+import math
 import os
 import random
 import secrets
@@ -85,8 +88,39 @@ def _fake_person(rng: random.Random, county: str, n: int) -> dict[str, Any]:
     }
 
 
-def _height_cm(rng: random.Random, dbh_cm: float) -> int:
-    return max(150, round((1.3 + 1.9 * dbh_cm**0.62) * 100 * rng.uniform(0.9, 1.1)))
+def _height_cm(dbh_cm: float, shape: float) -> int:
+    """A tree's height for its DBH; `shape` (0.9–1.1) is the tree's own, kept for life."""
+    return max(150, round((1.3 + 1.9 * dbh_cm**0.62) * 100 * shape))
+
+
+def _photo(db: Database, rng: random.Random) -> str:
+    """A small photo of its own, stored whole under its sha256 as an upload would be."""
+    from PIL import Image
+
+    from server.sync_api import blob_paths
+
+    image = Image.frombytes("RGB", (16, 12), rng.randbytes(16 * 12 * 3))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=70)
+    data = out.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    path = blob_paths(sha256)[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    db.execute(
+        "INSERT OR IGNORE INTO blobs (sha256, size, received_at) VALUES (?, ?, ?)",
+        [sha256, len(data), iso(FIRST_SURVEY)],
+    )
+    return sha256
+
+
+def _place(village: tuple, n: int, rng: random.Random) -> tuple[float, float]:
+    """The n-th tree of a village on a 25 m grid from its centre (a metre or two off)."""
+    row, col = divmod(n, 36)
+    north = (row - 18) * 25 + rng.uniform(-2, 2)
+    east = (col - 18) * 25 + rng.uniform(-2, 2)
+    lat = village[3] + north / 111_195
+    return lat, village[4] + east / (111_195 * math.cos(math.radians(lat)))
 
 
 def _add_trees(
@@ -96,12 +130,13 @@ def _add_trees(
     village: tuple,
     measurer_id: int,
     device_id: str,
+    placed: int = 0,
 ) -> int:
     species = [s[0] for s in SPECIES_MIX]
     weights = [s[1] for s in SPECIES_MIX]
     params = {s[0]: s for s in SPECIES_MIX}
     count = rng.randint(4, 21)
-    for _ in range(count):
+    for n in range(count):
         species_id = rng.choices(species, weights)[0]
         _, _, dbh_range, growth_range = params[species_id]
         first_time = FIRST_SURVEY + timedelta(days=rng.randint(0, 20), minutes=rng.randint(0, 600))
@@ -112,16 +147,18 @@ def _add_trees(
             tree_id=tree_id,
             species_id=species_id,
             position=rng.choices(["house", "village", "road", "water"], [5, 2, 2, 1])[0],
-            planting_year=rng.choice([None, rng.randint(1975, 2018)]),
             user_id=measurer_id,
             device_id=device_id,
+            registered_at=iso(first_time),
         )
         stems = 2 if species_id == "osmanthus_fragrans" and rng.random() < 0.3 else 1
         dbh = [rng.uniform(*dbh_range) / stems**0.5 for _ in range(stems)]
-        lat = village[3] + rng.uniform(-0.004, 0.004)
-        lon = village[4] + rng.uniform(-0.004, 0.004)
+        lat, lon = _place(village, placed + n, rng)
+        shape = rng.uniform(0.9, 1.1)
+        accuracy = round(rng.uniform(3, 15), 1)
         for year in (0, 1):
             moment = first_time + timedelta(days=365 * year + rng.randint(-5, 5))
+            moment = max(moment, first_time)  # never before its registration
             if year:
                 dbh = [d + rng.uniform(*growth_range) for d in dbh]
             stems_mm = [round(d * 10) for d in dbh]
@@ -130,12 +167,12 @@ def _add_trees(
                 tree_id,
                 measurement_id=_client_id(rng, moment),
                 stems_mm=stems_mm,
-                height_cm=_height_cm(rng, trees.equivalent_dbh_mm(stems_mm) / 10),
+                height_cm=_height_cm(max(stems_mm) / 10, shape),
                 client_time=iso(moment),
                 latitude=round(lat, 6),
                 longitude=round(lon, 6),
-                gps_accuracy_m=round(rng.uniform(3, 15), 1),
-                photo_sha256=rng.randbytes(32).hex(),
+                gps_accuracy_m=accuracy,
+                photo_sha256=_photo(db, rng),
                 user_id=measurer_id,
                 device_id=device_id,
             )
@@ -208,10 +245,11 @@ def _create_county(db: Database) -> dict[str, Any]:
             roster.parent.mkdir(parents=True, exist_ok=True)
             roster.write_bytes(roster_xlsx(people))
             rosters.import_roster(db, roster.read_bytes(), roster.name, village_row, None)
+            placed = 0
             for household in db.query(
                 "SELECT * FROM households WHERE village_id = ? ORDER BY seq", [village_row["id"]]
             ):
-                _add_trees(db, rng, household, village, measurer["id"], device_id)
+                placed += _add_trees(db, rng, household, village, measurer["id"], device_id, placed)
                 if village == VILLAGES[0] and household["seq"] in RED_CODE:
                     _add_red_code_tree(db, rng, household, village, measurer["id"], device_id)
     return credentials
@@ -243,6 +281,7 @@ def _add_red_code_tree(
         position="house",
         user_id=measurer_id,
         device_id=device_id,
+        registered_at=iso(first_time),
     )
     for year, (dbh, height, photo) in enumerate(sizes):
         moment = first_time + timedelta(days=365 * year)
@@ -256,7 +295,7 @@ def _add_red_code_tree(
             latitude=village[3] + 0.001 * household["seq"],
             longitude=village[4],
             gps_accuracy_m=5.0,
-            photo_sha256=rng.randbytes(32).hex() if photo else None,
+            photo_sha256=_photo(db, rng) if photo else None,
             user_id=measurer_id,
             device_id=device_id,
         )

@@ -56,11 +56,15 @@ def test_normal_camphor_growth_is_not_flagged():
 
 
 def test_growth_is_judged_relative_to_size():
-    """A 5 cm camphor may add about 0.75 cm a year, a 20 cm one about 2.5 cm (its ceiling)."""
-    small = allowed_dbh_growth_cm(SPECIES[CAMPHOR], 5.0, 1.0) - dbh_noise_cm(5.0)
-    large = allowed_dbh_growth_cm(SPECIES[CAMPHOR], 20.0, 1.0) - dbh_noise_cm(20.0)
-    assert small == pytest.approx(5.0 * rules.RELATIVE_DBH_GROWTH_PER_YEAR["broadleaf"])
-    assert large == pytest.approx(SPECIES[CAMPHOR]["growth_ceiling"]["dbh_cm_per_year"])
+    """A 5 cm camphor may add 1.2 cm a year (a young tree's allowance), a 12 cm one 15 % of
+    its DBH (1.8 cm), a 20 cm one no more than the species' 2.5 cm ceiling."""
+
+    def per_year(dbh):
+        return allowed_dbh_growth_cm(SPECIES[CAMPHOR], dbh, 1.0) - dbh_noise_cm(dbh)
+
+    assert per_year(5.0) == pytest.approx(rules.SMALL_TREE_DBH_CM_PER_YEAR)
+    assert per_year(12.0) == pytest.approx(12.0 * rules.RELATIVE_DBH_GROWTH_PER_YEAR["broadleaf"])
+    assert per_year(20.0) == pytest.approx(SPECIES[CAMPHOR]["growth_ceiling"]["dbh_cm_per_year"])
 
 
 def test_the_seeds_3_year_camphor_adding_15_kg_a_year_is_flagged():
@@ -164,9 +168,10 @@ def test_distance_is_in_metres():
     assert distance_m(29.26, 115.1, east["latitude"], east["longitude"]) == pytest.approx(250)
 
 
-def tree_at(gap, accuracy, species="cunninghamia_lanceolata", household=1):
+def tree_at(gap, accuracy, species="cunninghamia_lanceolata", household=1, dbh=20.0):
     return point(
         gap,
+        dbh_cm=dbh,
         tree_id="0190f0a0-0000-7000-8000-000000000001",
         species_id=species,
         species_name="杉木",
@@ -180,7 +185,7 @@ def tree_at(gap, accuracy, species="cunninghamia_lanceolata", household=1):
     [(3, 2, True), (4.5, 2, False), (9, 5, True), (11, 5, False), (14, 30, True), (16, 30, False)],
 )
 def test_the_same_tree_twice_is_searched_within_the_combined_gps_accuracy(gap, accuracy, flagged):
-    here = point(0, species_id=FIR, household_id=1, gps_accuracy_m=accuracy)
+    here = point(0, species_id=FIR, household_id=1, gps_accuracy_m=accuracy, dbh_cm=20.5)
     flags = duplicate_flags(here, [tree_at(gap, accuracy, household=2)])
     assert bool(flags) is flagged
     if flagged:
@@ -188,9 +193,15 @@ def test_the_same_tree_twice_is_searched_within_the_combined_gps_accuracy(gap, a
 
 
 def test_another_species_at_the_same_spot_is_flagged_closer_in():
-    here = point(0, species_id=CAMPHOR, household_id=1, gps_accuracy_m=4)
+    here = point(0, species_id=CAMPHOR, household_id=1, gps_accuracy_m=4, dbh_cm=20.0)
     assert duplicate_flags(here, [tree_at(3, 4)]) != []
     assert duplicate_flags(here, [tree_at(6, 4)]) == []
+
+
+def test_a_neighbour_of_another_size_is_another_tree():
+    here = point(0, species_id=FIR, household_id=1, gps_accuracy_m=8, dbh_cm=20.0)
+    assert duplicate_flags(here, [tree_at(2, 8, dbh=21.9)]) != []
+    assert duplicate_flags(here, [tree_at(2, 8, dbh=22.1)]) == []
 
 
 def test_gps_missing_is_flagged_and_far_away_too():

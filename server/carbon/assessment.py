@@ -97,7 +97,7 @@ def _neighbours(db: Database, row: dict[str, Any], radius_m: float) -> list[dict
     return list(
         db.query(
             """SELECT DISTINCT m.tree_id, t.species_id, t.household_id, s.name_zh AS species_name,
-                      m.latitude, m.longitude, m.gps_accuracy_m
+                      m.latitude, m.longitude, m.gps_accuracy_m, m.dbh_mm / 10.0 AS dbh_cm
                FROM measurements m JOIN trees t ON t.id = m.tree_id
                JOIN households h ON h.id = t.household_id
                JOIN species s ON s.id = t.species_id

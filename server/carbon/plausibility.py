@@ -167,12 +167,19 @@ def _radius(a: dict[str, Any], b: dict[str, Any], bounds: tuple[float, float]) -
     return min(max(spread, bounds[0]), bounds[1])
 
 
+def same_size(dbh_cm: float, other_cm: float | None) -> bool:
+    """Two readings of one tree: DBH within 1 cm or 10 %, whichever is larger."""
+    return other_cm is None or abs(dbh_cm - other_cm) <= max(1.0, 0.1 * dbh_cm)
+
+
 def duplicate_flags(current: dict[str, Any], neighbours: list[dict[str, Any]]) -> list[dict]:
-    """The same tree twice: another tree of the village, any household or species, closer
-    than the two readings' combined GPS accuracy."""
+    """The same tree twice: another tree of the village, any household or species, of the
+    same size and closer than the two readings' combined GPS accuracy."""
     if current.get("latitude") is None or current.get("longitude") is None:
         return []
     for other in neighbours:
+        if not same_size(current["dbh_cm"], other.get("dbh_cm")):
+            continue
         same_species = other["species_id"] == current["species_id"]
         radius = _radius(
             current,

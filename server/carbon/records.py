@@ -166,7 +166,9 @@ def credit_balance_g(db: Database, tree_id: str) -> int:
 def _tree_lines(db: Database, village_id: int, start: str, end: str, method: Method) -> list:
     """(TreeGrowth, start id, end id, credited grams, note) for each tree that grew. The
     uncertainty is the period's: the 90 % half-width of the village's summed net change
-    (server/carbon/uncertainty.py), applied to every tree as VM0047 applies it to a project."""
+    (server/carbon/uncertainty.py), applied to every tree as VM0047 applies it to a project.
+    One equation's error is shared by all the trees it is applied to (a species' model
+    errors add up, not in quadrature); species and readings are independent."""
     threshold = method.crediting["uncertainty_threshold_pct"]
     trees = db.query(
         """SELECT t.id, t.species_id, h.code AS household FROM trees t
@@ -175,7 +177,7 @@ def _tree_lines(db: Database, village_id: int, start: str, end: str, method: Met
         [village_id],
     )
     issued_until = anchors.issued_until(db, village_id) or ""
-    found, parts = [], []
+    found, parts = [], {}
     for tree in list(trees):
         species = method.species.get(tree["species_id"])
         if species is None or species["route"] == "excluded":
@@ -196,12 +198,15 @@ def _tree_lines(db: Database, village_id: int, start: str, end: str, method: Met
         try:
             start_g, start_note = capped_stock_g(method, tree["species_id"], ends[0])
             end_g, end_note = capped_stock_g(method, tree["species_id"], ends[1])
-            parts.append(uncertainty.period_parts(method, tree["species_id"], *ends))
+            part = uncertainty.period_parts(method, tree["species_id"], *ends)
         except (EstimateError, ValueError, KeyError):
             continue
+        species_part = parts.setdefault(tree["species_id"], dict.fromkeys(part, 0.0))
+        for key, value in part.items():
+            species_part[key] += value
         note = "；".join(n for n in dict.fromkeys((start_note, end_note)) if n) or None
         found.append((tree, anchor["id"], end_row["id"], start_g, end_g, note))
-    u90 = uncertainty.combined_u90_pct(parts) if parts else 0
+    u90 = uncertainty.combined_u90_pct(list(parts.values())) if parts else 0
     lines = []
     for tree, start_id, end_id, start_g, end_g, note in found:
         growth = TreeGrowth(

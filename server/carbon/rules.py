@@ -36,10 +36,10 @@ HEIGHT_NOISE_M = 0.5
 HEIGHT_NOISE_SHARE = 0.10
 
 # Growth screening, relative to size (Sipang screening thresholds, no cited source): the
-# most a tree's DBH may grow per year as a share of its DBH at the anchor, and never less
-# than SMALL_TREE_DBH_CM_PER_YEAR for a young tree; height per year by group.
+# most a tree's DBH may grow per year as a share of its DBH at the anchor, but a young tree
+# may always add SMALL_TREE_DBH_CM_PER_YEAR; height per year by group.
 RELATIVE_DBH_GROWTH_PER_YEAR = {"conifer": 0.12, "broadleaf": 0.15, "fast": 0.25}
-SMALL_TREE_DBH_CM_PER_YEAR = 0.5
+SMALL_TREE_DBH_CM_PER_YEAR = 1.2
 HEIGHT_M_PER_YEAR = {"conifer": 1.2, "broadleaf": 1.5, "fast": 2.5}
 FAST_GROWING = {"populus_spp", "eucalyptus_spp", "paulownia_spp", "salix_spp"}
 

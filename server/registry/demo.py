@@ -67,6 +67,10 @@ def add_registry_history(db: Database) -> None:
     villages = list(
         db.query("SELECT * FROM villages WHERE county_id = ? ORDER BY code", [county["id"]])
     )
+    # The 2024–2025 survey arrives in the database today: the county has checked its dates.
+    admin = first(db, "SELECT id FROM users WHERE role = 'admin' ORDER BY id")
+    for late in db.query("SELECT id FROM flags WHERE code = 'late_reading' AND decision IS NULL"):
+        records.review_flag(db, late["id"], "accepted", "演示：历史测量，日期已核实", admin["id"])
     issued = assigned = 0
     for village in villages:
         calc_id = records.calculate_credit(db, village, *PERIOD)
