@@ -5,8 +5,11 @@ from flask import Blueprint, g, render_template, request
 from server import kits, rosters
 from server.access import allow
 from server.db import get_db
+from village_kits.roster import EXPORT_HEADERS
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+# What the import report calls each field (the API keeps the field names).
+FIELD_NAMES = EXPORT_HEADERS | {"(file)": "文件", "(header)": "表头", "file": "文件"}
 
 
 def _page(report=None, problems=None, status: int = 200):
@@ -21,6 +24,7 @@ def _page(report=None, problems=None, status: int = 200):
         households=households,
         report=report,
         problems=problems,
+        field_names=FIELD_NAMES,
         user=g.user,
     ), status
 

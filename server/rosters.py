@@ -62,7 +62,7 @@ def _plan(db: Database, rows: list[RosterRow], default_village: dict[str, Any]):
         if village is None:
             village = villages.get_village(code)
             if village is None or village["county_id"] != default_village["county_id"]:
-                problem(row, "village_code", f"no village {code} in this county")
+                problem(row, "village_code", f"本县没有村代码为 {code} 的村")
                 continue
             by_code[code] = village
         if village["id"] not in next_seq:
@@ -90,11 +90,11 @@ def _plan(db: Database, rows: list[RosterRow], default_village: dict[str, Any]):
                 problem(
                     row,
                     "id_number",
-                    f"already registered in {elsewhere['name']} ({elsewhere['code']})",
+                    f"已在{elsewhere['name']}（{elsewhere['code']}）登记",
                 )
                 continue
         if match is not None and row.seq is not None and match["seq"] != row.seq:
-            problem(row, "seq", f"this ID number is household {match['seq']}, not {row.seq}")
+            problem(row, "seq", f"这个身份证号是第 {match['seq']} 户，不是第 {row.seq} 户")
             continue
         if match is None and row.seq is not None:
             match, matched_by = existing_by_seq.get((village["id"], row.seq)), "seq"
@@ -102,7 +102,7 @@ def _plan(db: Database, rows: list[RosterRow], default_village: dict[str, Any]):
                 problem(
                     row,
                     "seq",
-                    f"household {row.seq} is registered to someone with another ID number",
+                    f"第 {row.seq} 户登记的是另一个身份证号",
                 )
                 continue
         if match is None and index is None and row.seq is None:
@@ -111,7 +111,7 @@ def _plan(db: Database, rows: list[RosterRow], default_village: dict[str, Any]):
             matched_by = "head_name"
         if match is not None:
             if match["id"] in claimed:
-                problem(row, matched_by, f"the same household as row {claimed[match['id']]}")
+                problem(row, matched_by, f"与第 {claimed[match['id']]} 行是同一户")
                 continue
             claimed[match["id"]] = row.line
             plan.append((row, village, match, match["seq"]))
@@ -127,10 +127,10 @@ def _plan(db: Database, rows: list[RosterRow], default_village: dict[str, Any]):
                 seq += 1
             next_seq[village["id"]] = seq
         elif (village["id"], seq) in taken:
-            problem(row, "seq", f"the same household number as row {taken[(village['id'], seq)]}")
+            problem(row, "seq", f"与第 {taken[(village['id'], seq)]} 行的户号相同")
             continue
         if seq > codes.MAX_SEQ:
-            problem(row, "seq", f"a village holds at most {codes.MAX_SEQ} households")
+            problem(row, "seq", f"一个村最多 {codes.MAX_SEQ} 户")
             continue
         taken[(village["id"], seq)] = row.line
         plan.append((row, village, None, seq))

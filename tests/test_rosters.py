@@ -283,7 +283,7 @@ def test_a_number_given_with_the_village_code_and_without_is_a_duplicate(app, db
     problems = problems_of(app, csv_bytes(header, rows))
 
     assert [(p["row"], p["field"]) for p in problems] == [(3, "seq")]
-    assert "row 2" in problems[0]["problem"]
+    assert "第 2 行" in problems[0]["problem"]
     assert counts(db) == before
 
 
@@ -298,7 +298,7 @@ def test_two_rows_of_one_household_are_refused(app, db, world):
     problems = problems_of(app, csv_bytes([*HEADER, "户号"], rows))
 
     assert [(p["row"], p["field"]) for p in problems] == [(3, "seq")]
-    assert "the same household as row 2" in problems[0]["problem"]
+    assert "与第 2 行是同一户" in problems[0]["problem"]
     assert counts(db) == before
 
 
@@ -406,7 +406,7 @@ def test_an_xlsx_formula_cell_imports_nothing(app, db, world):
     problems = problems_of(app, data, "roster.xlsx")
 
     assert [(p["row"], p["field"]) for p in problems] == [(3, "door_number")]
-    assert "formula" in problems[0]["problem"]
+    assert "公式" in problems[0]["problem"]
     assert counts(db) == before
 
 
@@ -441,12 +441,12 @@ def test_numbers_excel_holds_exactly_are_read_as_text(app, db, world):
 @pytest.mark.parametrize(
     "filename,data,row,field,words",
     [
-        ("roster.csv", b"", 0, "(file)", "empty"),
-        ("roster.csv", b"  \r\n\r\n ", 0, "(file)", "empty"),
-        ("roster.xlsx", b"", 0, "(file)", "empty"),
-        ("roster.csv", "户主姓名,联系电话\r\n".encode(), 0, "(file)", "no households"),
-        ("roster.csv", "户主姓名,联系电话\r\n,\r\n".encode(), 0, "(file)", "no households"),
-        ("roster.xlsx", xlsx_bytes(HEADER, []), 0, "(file)", "no households"),
+        ("roster.csv", b"", 0, "(file)", "文件是空的"),
+        ("roster.csv", b"  \r\n\r\n ", 0, "(file)", "文件是空的"),
+        ("roster.xlsx", b"", 0, "(file)", "文件是空的"),
+        ("roster.csv", "户主姓名,联系电话\r\n".encode(), 0, "(file)", "没有农户"),
+        ("roster.csv", "户主姓名,联系电话\r\n,\r\n".encode(), 0, "(file)", "没有农户"),
+        ("roster.xlsx", xlsx_bytes(HEADER, []), 0, "(file)", "没有农户"),
         ("roster.csv", "序号,联系电话\r\n1,13700000001\r\n".encode(), 1, "(header)", "户主姓名"),
         ("roster.xlsx", b"PK\x03\x04" + bytes(range(256)) * 8, 0, "(file)", "XLSX"),
         ("roster.xlsx", "户主姓名\r\n王五\r\n".encode(), 0, "(file)", "XLSX"),
@@ -484,7 +484,7 @@ def test_a_field_too_large_for_the_csv_reader_is_reported(app, db):
     problems = problems_of(app, data)
 
     assert [(p["row"], p["field"]) for p in problems] == [(3, "(file)")]
-    assert "field larger than field limit" in problems[0]["problem"]
+    assert "内容过长" in problems[0]["problem"]
     assert counts(db) == before
 
 
@@ -844,6 +844,4 @@ def test_a_title_line_above_the_header_is_skipped():
     text = "长水村农户花名册（2026年）\n\n户主姓名,联系电话\n张三,13900001111\n李四,139\n"
     roster = read_roster(text.encode("gbk"), "titled.csv")
     assert [row.head_name for row in roster.rows] == ["张三"]
-    assert roster.problems == [
-        {"row": 5, "field": "phone", "problem": "not an 11-digit mobile number"}
-    ]
+    assert roster.problems == [{"row": 5, "field": "phone", "problem": "不是 11 位手机号码"}]

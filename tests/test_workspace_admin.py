@@ -217,3 +217,23 @@ def test_the_methodology_page_lists_species_with_their_sources(client):
     page = client.get("/admin/methods").get_data(as_text=True)
     assert "杉木" in page and "LY/T 2264-2014" in page
     assert "内容哈希" in page
+
+
+def test_a_roster_import_report_is_chinese(client, db, world):
+    import io
+
+    from tests.language import english_words, readable_text
+
+    sign_in_form(client, "admin")
+    page_url = f"/admin/villages/{world.village_a}"
+    token = client.get(page_url).get_data(as_text=True).split('name="csrf_token" value="')[1]
+    roster = "户主姓名,联系电话,身份证号\n王五,139,\n,13900001111,\n".encode()
+    response = client.post(
+        f"{page_url}/roster",
+        data={"csrf_token": token.split('"')[0], "file": (io.BytesIO(roster), "roster.csv")},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "<td>联系电话</td><td>不是 11 位手机号码</td>" in page
+    assert "<td>户主姓名</td><td>缺少户主姓名</td>" in page
+    assert english_words(readable_text(page)) == []

@@ -64,7 +64,7 @@ def _decode(data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ValueError("the file is neither UTF-8 nor GBK text")
+    raise ValueError("文件既不是 UTF-8 也不是 GBK 编码的文本")
 
 
 def _csv_rows(data: bytes):
@@ -94,7 +94,7 @@ def _cell_text(roster: Roster, line: int, name: str, value: Any) -> str | None:
         value = str(value)
     if isinstance(value, float):
         if not value.is_integer():
-            roster.problem(line, name, "a number with decimals where text was expected")
+            roster.problem(line, name, "这里应填文字或整数，却是带小数的数字")
             return None
         value = int(value)
     if isinstance(value, int):
@@ -102,8 +102,7 @@ def _cell_text(roster: Roster, line: int, name: str, value: Any) -> str | None:
             roster.problem(
                 line,
                 name,
-                "stored as a number, which loses digits beyond 15: "
-                "format the column as text and type it again",
+                "存成了数字，超过 15 位的部分会丢失：请把这一列设为文本格式后重新填写",
             )
             return None
         value = str(value)
@@ -112,7 +111,7 @@ def _cell_text(roster: Roster, line: int, name: str, value: Any) -> str | None:
     text = str(value).strip()
     number = re.sub(r"[\s-]", "", text[1:])  # "+86 139 1234 5678" is a phone, not a formula
     if text.startswith(("=", "+", "@")) and len(text) > 1 and not number.isdigit():
-        roster.problem(line, name, "contains a formula; type the value itself")
+        roster.problem(line, name, "含有公式，请直接填写内容")
         return None
     return text or None
 
@@ -122,9 +121,9 @@ def _parse_row(roster: Roster, line: int, cells: dict[str, Any]) -> RosterRow | 
     before = len(roster.problems)
     name = values.get("head_name")
     if not name:
-        roster.problem(line, "head_name", "the head of household's name is missing")
+        roster.problem(line, "head_name", "缺少户主姓名")
     elif len(name) > 50 or any(ord(c) < 32 for c in name):
-        roster.problem(line, "head_name", "a name is at most 50 characters, on one line")
+        roster.problem(line, "head_name", "姓名最多 50 个字，且不能换行")
     digits = {
         key: re.sub(r"[\s-]", "", values[key]).upper() if values.get(key) else None
         for key in ("phone", "id_number", "bank_account")
@@ -132,9 +131,9 @@ def _parse_row(roster: Roster, line: int, cells: dict[str, Any]) -> RosterRow | 
     if digits["phone"] and re.fullmatch(r"(\+?86|0086)1\d{10}", digits["phone"]):
         digits["phone"] = digits["phone"][-11:]  # drop the country code
     checks = {
-        "phone": (is_mobile_phone, "not an 11-digit mobile number"),
-        "id_number": (is_id_number, "not an 18-character ID number with a valid check"),
-        "bank_account": (is_bank_card, "not a bank card number (the Luhn check fails)"),
+        "phone": (is_mobile_phone, "不是 11 位手机号码"),
+        "id_number": (is_id_number, "不是有效的 18 位身份证号（校验位不符）"),
+        "bank_account": (is_bank_card, "不是有效的银行卡号（校验不通过）"),
     }
     for key, (valid, text) in checks.items():
         if digits[key] is not None and not valid(digits[key]):
@@ -144,16 +143,16 @@ def _parse_row(roster: Roster, line: int, cells: dict[str, Any]) -> RosterRow | 
         if values["seq"].isdigit() and 1 <= int(values["seq"]) <= MAX_SEQ:
             seq = int(values["seq"])
         else:
-            roster.problem(line, "seq", f"a household number is a whole number 1–{MAX_SEQ}")
+            roster.problem(line, "seq", f"户号应为 1–{MAX_SEQ} 的整数")
     village = values.get("village_code")
     if village is not None and not re.fullmatch(r"\d{12}", village):
-        roster.problem(line, "village_code", "a village code has 12 digits")
+        roster.problem(line, "village_code", "村代码应为 12 位数字")
     consent = values.get("consent_date")
     if consent is not None:
         try:
             consent = date.fromisoformat(consent.replace("/", "-")[:10]).isoformat()
         except ValueError:
-            roster.problem(line, "consent_date", "a date like 2026-03-01")
+            roster.problem(line, "consent_date", "日期应写成 2026-03-01 这样的格式")
     if len(roster.problems) > before:
         return None
     return RosterRow(
@@ -188,17 +187,21 @@ def read_roster(data: bytes, filename: str) -> Roster:
     """Parse a roster file (.csv in UTF-8 or GBK, or .xlsx) and check every row on its own."""
     roster = Roster()
     if not data.strip():
-        roster.problem(0, "(file)", "the file is empty")
+        roster.problem(0, "(file)", "文件是空的")
         return roster
     suffix = filename.lower().rsplit(".", 1)[-1]
     try:
         rows = _xlsx_rows(data) if suffix == "xlsx" else _csv_rows(data)
         header_line, header = _find_header(rows)
     except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
-        roster.problem(0, "(file)", f"cannot read the file as {suffix.upper()}: {error}")
+        roster.problem(
+            0,
+            "(file)",
+            f"无法按 {suffix.upper()} 格式读取这个文件：{_why(error)}",
+        )
         return roster
     if header is None:
-        roster.problem(0, "(file)", "the file is empty")
+        roster.problem(0, "(file)", "文件是空的")
         return roster
     positions = {}
     for index, title in enumerate(header):
@@ -210,8 +213,7 @@ def read_roster(data: bytes, filename: str) -> Roster:
         roster.problem(
             header_line,
             "(header)",
-            "no column for the head of household (户主姓名) "
-            f"in the first {HEADER_SEARCH_ROWS} rows",
+            f"前 {HEADER_SEARCH_ROWS} 行里没有户主姓名这一列（表头可写 户主姓名、户主 或 姓名）",
         )
         return roster
     line = header_line
@@ -220,23 +222,38 @@ def read_roster(data: bytes, filename: str) -> Roster:
             if all(cell is None or str(cell).strip() == "" for cell in cells):
                 continue
             if len(roster.rows) + len(roster.problems) >= MAX_ROWS:
-                roster.problem(line, "(file)", f"a roster holds at most {MAX_ROWS:,} rows")
+                roster.problem(line, "(file)", f"一份花名册最多 {MAX_ROWS:,} 行")
                 break
             picked = {name: cells[i] if i < len(cells) else None for name, i in positions.items()}
             row = _parse_row(roster, line, picked)
             if row is not None:
                 roster.rows.append(row)
     except Exception as error:  # noqa: BLE001 - a file unreadable part-way is reported too
-        roster.problem(line + 1, "(file)", f"cannot read the file past row {line}: {error}")
+        roster.problem(
+            line + 1,
+            "(file)",
+            f"第 {line} 行之后的内容无法读取：{_why(error)}",
+        )
         return roster
     _check_duplicates(roster)
     if not roster.rows and not roster.problems:
-        roster.problem(0, "(file)", "the file has a header but no households")
+        roster.problem(0, "(file)", "文件只有表头，没有农户")
     return roster
 
 
+def _why(error: Exception) -> str:
+    """Why a file could not be read, for a village clerk: our own Chinese reasons as they
+    are, a library's English message as what it means."""
+    text = str(error)
+    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+        return text
+    if "field larger than field limit" in text:
+        return "有一格内容过长（超过表格单元的上限），请检查是否有整段文字粘进了一格"
+    return "请确认文件完好、格式与扩展名一致"
+
+
 def _check_duplicates(roster: Roster) -> None:
-    for key, label in (("id_number", "ID number"), ("seq", "household number")):
+    for key, label in (("id_number", "身份证号"), ("seq", "户号")):
         seen: dict[tuple, int] = {}
         for row in roster.rows:
             value = getattr(row, key)
@@ -244,7 +261,7 @@ def _check_duplicates(roster: Roster) -> None:
                 continue
             scope = (row.village_code, value) if key == "seq" else (value,)
             if scope in seen:
-                roster.problem(row.line, key, f"the same {label} as row {seen[scope]}")
+                roster.problem(row.line, key, f"与第 {seen[scope]} 行的{label}相同")
             else:
                 seen[scope] = row.line
 
