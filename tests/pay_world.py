@@ -484,3 +484,170 @@ class Alipay(_Local):
             "timestamp": datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
         }
         return self._signed({k: v for k, v in params.items() if v}, key)
+
+
+# --- samples for the route matrix (tests/test_access.py) ------------------------------------
+
+PAY_BLUEPRINTS = ("checkout", "buyers", "finance_pay")
+PAY_ENDPOINTS = ("market.wechat_notify", "market.alipay_notify")
+_KEYS: dict[str, Any] = {}
+
+
+def _sample_rows(app, order: dict[str, Any]) -> dict[str, str]:
+    """Rows a payment route needs in the restored sample database; their ids."""
+    from server.db import connect
+
+    db = connect(app.config["DATABASE"])
+    try:
+        order_id = db.execute("SELECT id FROM orders WHERE public_id = ?", [order]).fetchone()[0]
+        now = "2026-12-07T00:00:00.000Z"
+        number = "SPSAMPLE" + secrets.token_hex(8).upper()
+        db["payment_attempts"].insert_all(
+            [
+                {
+                    "order_id": order_id,
+                    "provider": "testpay",
+                    "channel": "test",
+                    "out_trade_no": number,
+                    "amount_fen": 10000,
+                    "created_at": now,
+                },
+                {
+                    "order_id": order_id,
+                    "provider": "wechat",
+                    "channel": "native",
+                    "out_trade_no": number + "W",
+                    "amount_fen": 10000,
+                    "pay_url": "weixin://wxpay/bizpayurl?pr=sample",
+                    "created_at": now,
+                },
+                {
+                    "order_id": order_id,
+                    "provider": "alipay",
+                    "channel": "page",
+                    "out_trade_no": number + "A",
+                    "amount_fen": 10000,
+                    "created_at": now,
+                },
+            ]
+        )
+        refund = (
+            db["refunds"]
+            .insert(
+                {
+                    "order_id": order_id,
+                    "provider": "testpay",
+                    "transaction_id": "TP" + number,
+                    "out_refund_no": "SPR" + number,
+                    "amount_fen": 10000,
+                    "reason": "finance",
+                    "status": "failed",
+                    "requested_by": "user:1",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            .last_pk
+        )
+        db["payment_events"].insert(
+            {
+                "provider": "testpay",
+                "event_id": "evt-" + number,
+                "amount_fen": 500,
+                "outcome": "unknown_order",
+                "received_at": now,
+                "out_trade_no": "ELSEWHERE",
+                "transaction_id": "TPX" + number,
+            }
+        )
+        statement = (
+            db["statements"]
+            .insert(
+                {
+                    "provider": "wechat",
+                    "bill_date": "2026-12-07",
+                    "filename": "bill.csv",
+                    "sha256": secrets.token_hex(32),
+                    "line_count": 0,
+                    "matched": 0,
+                    "unmatched": 0,
+                    "imported_by": "user:1",
+                    "imported_at": now,
+                }
+            )
+            .last_pk
+        )
+        db.conn.commit()
+    finally:
+        db.close()
+    return {
+        "<out_trade_no>": number,
+        "<int:refund_id>": str(refund),
+        "<int:statement_id>": str(statement),
+        "event": "evt-" + number,
+    }
+
+
+def pay_route_sample(app, world, endpoint: str, url: str, order: str):
+    """(url, request kwargs) for a payment route whose caller is allowed, or None."""
+    if endpoint.split(".")[0] not in PAY_BLUEPRINTS and endpoint not in PAY_ENDPOINTS:
+        return None
+    rows = _sample_rows(app, order)
+    for placeholder, value in rows.items():
+        url = url.replace(placeholder, value)
+    app.config.update(TESTPAY_ENABLED=True, BANK_PAYEE_ACCOUNT="6222020200112233")
+    if "merchant" not in _KEYS:
+        _KEYS["merchant"], _KEYS["app"] = rsa_key(), rsa_key()
+        _KEYS["wechat"], _KEYS["alipay"] = WeChatPay(_KEYS["merchant"]), Alipay(_KEYS["app"])
+    wechat, alipay = _KEYS["wechat"], _KEYS["alipay"]
+    app.config.update(wechat.settings(_KEYS["merchant"]) | alipay.settings(_KEYS["app"]))
+    if endpoint == "market.wechat_notify":
+        wechat.trades["SPELSEWHERE001"] = {"request": {"amount": {"total": 1}}, "state": "NOTPAY"}
+        wechat.pay("SPELSEWHERE001")
+        headers, body = wechat.notification("SPELSEWHERE001")
+        return url, {"data": body, "headers": headers}
+    if endpoint == "market.alipay_notify":
+        alipay.trades["SPELSEWHERE002"] = {
+            "biz": {"total_amount": "1.00", "subject": "x"},
+            "status": "WAIT_BUYER_PAY",
+        }
+        alipay.pay("SPELSEWHERE002")
+        return url, {"data": alipay.notification("SPELSEWHERE002")}
+    if endpoint == "checkout.alipay_return":
+        number = rows["<out_trade_no>"] + "A"
+        alipay.trades[number] = {
+            "biz": {"total_amount": "100.00", "subject": "x"},
+            "status": "WAIT_BUYER_PAY",
+        }
+        alipay.pay(number, paid="1.00")
+        return url, {"query_string": alipay.return_params(number)}
+    bodies = {
+        "checkout.pay": {"data": {"method": "bank"}},
+        "buyers.ask_code": {"data": {"phone": "13812345678"}},
+        "finance_pay.confirm": {
+            "data": {"method": "bank", "reference": "SAMPLE-0001", "amount_fen": "10000"}
+        },
+        "finance_pay.refund_unknown": {"data": {"provider": "testpay", "event_id": rows["event"]}},
+        "finance_pay.import_statement": {"data": {"provider": "wechat"}},
+    }
+    if endpoint == "buyers.verify_code":
+        from server import pii
+        from server.db import connect
+        from server.registry import buyers
+
+        with app.test_request_context():
+            index = pii.blind_index("13812345678", "buyer_phone")
+            code_hash = buyers._code_hash(index, "123456")
+        db = connect(app.config["DATABASE"])
+        db["buyer_codes"].insert(
+            {
+                "phone_index": index,
+                "code_hash": code_hash,
+                "expires_at": "2999-01-01T00:00:00Z",
+                "created_at": "2026-12-07T00:00:00Z",
+            }
+        )
+        db.conn.commit()
+        db.close()
+        return url, {"data": {"phone": "13812345678", "code": "123456"}}
+    return url, bodies.get(endpoint, {})

@@ -202,7 +202,9 @@ def _build_sample(app, world) -> dict[str, Any]:
         v_open = verification.assign(db, open_calc, verifier, None)
         v_ready = verify(db, calc("2025-01-01"), verifier, decide=False)
         v_decided = verify(db, calc("2026-02-01"), verifier)
-        stocked, issued, grown = stocked_bundle(db, verifier, trees_per_household=5)
+        stocked, issued, grown = stocked_bundle(
+            db, verifier, trees_per_household=24, start_mm=100, end_mm=400
+        )
         set_status(db, grown["trees"][0], "felled", "2026-12-01T00:00:00.000Z")
         enterprise = db["users"].get(world.user_ids["enterprise"])
         reserved = order(db, stocked["id"])
@@ -258,8 +260,9 @@ def route_sample(app, world, endpoint: str, rule: str, caller: str | None):
 
     from server.access import rule_for
     from server.registry import payments
+    from tests.pay_world import PAY_BLUEPRINTS
 
-    if endpoint.split(".")[0] not in REGISTRY_BLUEPRINTS:
+    if endpoint.split(".")[0] not in (*REGISTRY_BLUEPRINTS, *PAY_BLUEPRINTS):
         return None
     with app.app_context():
         access = rule_for(endpoint)
@@ -280,6 +283,11 @@ def route_sample(app, world, endpoint: str, rule: str, caller: str | None):
     url = rule
     for placeholder, value in values.items():
         url = url.replace(placeholder, value)
+    from tests.pay_world import pay_route_sample
+
+    paying = pay_route_sample(app, world, endpoint, url, ids["<order_id>"])
+    if paying is not None:
+        return paying
     bodies: dict[str, Any] = {
         "registry.assign": {"json": {"verifier_id": world.user_ids["verifier"]}},
         "registry.issue": {"json": {"bundle_id": ids["<int:bundle_id>"]}},

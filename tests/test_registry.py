@@ -297,6 +297,7 @@ def test_order_pay_retire_with_certificate(client, db, world, ctx):
         "tonnes": 2,
         "beneficiary": "李小明",
         "reason": "抵消通勤",
+        "show_beneficiary": True,  # the buyer lets the public see the name
     }
     csrf = client.get("/api/v1/auth/csrf").json["csrf_token"]
     headers = {"X-CSRFToken": csrf}

@@ -34,7 +34,7 @@ def verify_result(client, path: str) -> str:
     return text[text.index(marker) + len(marker) :].split('"', 1)[0]
 
 
-def test_png_qr_leads_to_a_verify_page_that_says_valid(client, certificate):
+def test_png_qr_leads_to_a_verify_page_that_says_valid(client, db, certificate):
     png = client.get(f"/api/v1/certificates/{certificate}/image.png")
     assert png.status_code == 200 and png.mimetype == "image/png"
     image = Image.open(io.BytesIO(png.data))
@@ -45,7 +45,10 @@ def test_png_qr_leads_to_a_verify_page_that_says_valid(client, certificate):
     assert path == f"/verify/{certificate}"
     assert verify_result(client, path) == "valid"
     page = client.get(path).get_data(as_text=True)
-    assert "王小红" in page and 'data-ledger="pending"' in page  # until the worker confirms
+    assert 'data-ledger="pending"' in page  # until the worker confirms
+    assert "王小红" not in page and "受益人未公开" in page  # the buyer did not opt in
+    order = db.execute("SELECT public_id FROM orders").fetchone()[0]
+    assert "王小红" in client.get(f"{path}?order={order}").get_data(as_text=True)
 
 
 FIELDS = {
@@ -82,8 +85,12 @@ def test_tampering_the_bundle_or_a_retirement_shows_a_mismatch(client, db, certi
     assert verify_result(client, f"/verify/{certificate}") == "mismatch"
 
 
-def test_pdf_has_the_chinese_text_and_the_qr(client, certificate):
-    pdf = client.get(f"/api/v1/certificates/{certificate}/document.pdf")
+def test_pdf_has_the_chinese_text_and_the_qr(client, db, certificate):
+    public = client.get(f"/api/v1/certificates/{certificate}/document.pdf").data
+    public_text = pdfium.PdfDocument(public)[0].get_textpage().get_text_range()
+    assert "王小红" not in public_text and "受益人未公开" in public_text
+    order = db.execute("SELECT public_id FROM orders").fetchone()[0]
+    pdf = client.get(f"/api/v1/certificates/{certificate}/document.pdf?order={order}")
     assert pdf.data.startswith(b"%PDF")
     document = pdfium.PdfDocument(pdf.data)
     page = document[0]
@@ -112,6 +119,9 @@ def test_buyer_pages_buy_pay_and_show_the_certificate(client, db, world, app):
     bought = client.post(f"/bundles/{bundle['id']}/buy", data=form)
     assert bought.status_code == 303
     order_path = bought.headers["Location"]
+    app.config.update(BANK_PAYEE_NAME="武宁县碳汇中心", BANK_PAYEE_ACCOUNT="6222020200112233")
+    chose = client.post(f"{order_path}/pay", data={"csrf_token": csrf, "method": "bank"})
+    assert chose.status_code == 303
     assert "附言填写订单号" in client.get(order_path).get_data(as_text=True)
     again = client.post(f"/bundles/{bundle['id']}/buy", data=form)  # double submit
     assert again.headers["Location"] == order_path
