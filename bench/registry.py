@@ -2,7 +2,9 @@
 
 Each order is reserve (POST /api/v1/orders) → payment confirmed by finance (which retires
 the tonne and writes the certificate) → certificate PNG downloaded. Several buyers at once.
-Prints a table of each step's p50/p95, then one JSON line.
+Then "phone buyer: order → certificate": the pages a phone goes through with the local test
+provider (bundle page, buy form, pay, cashier, order page with the certificate, PNG, share
+card), one buyer after another, wall time. Prints tables, then one JSON line.
 
     .venv/bin/python bench/registry.py [--quick]
 
@@ -43,7 +45,12 @@ def prepare(instance: Path, trees: int) -> tuple[int, str, int]:
         db = get_db()
         world = seed(db)
         bundle, _, _ = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=10, trees_per_household=trees // 10
+            db,
+            world.user_ids["verifier"],
+            households_count=10,
+            trees_per_household=trees // 10,
+            start_mm=100,
+            end_mm=400,
         )
         available = serials.bundle_totals(db, bundle["id"])["available"]
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -107,6 +114,46 @@ def run(url: str, bundle_id: int, finance: str, orders: int, buyers: int) -> dic
     return {"steps": steps, "totals": totals, "elapsed": elapsed}
 
 
+def phone_buyer(url: str, bundle_id: int, buyers: int) -> list[dict[str, float]]:
+    """One buyer after another as a phone does it with the local test provider: bundle page,
+    buy form, order page, pay, the provider's cashier, back to the order page with the
+    certificate, the certificate PNG and the share card. Wall time of each."""
+    import re
+
+    runs = []
+    for _ in range(buyers):
+        session = requests.Session()
+        began = time.perf_counter()
+        page = session.get(f"{url}/bundles/{bundle_id}", timeout=60).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        request_id = re.search(r'name="request_id" value="([^"]+)"', page).group(1)
+        bought = session.post(
+            f"{url}/bundles/{bundle_id}/buy",
+            data={
+                "csrf_token": token,
+                "request_id": request_id,
+                "tonnes": "1",
+                "phone": "13812345678",
+            },
+            timeout=60,
+        )
+        assert bought.url.rsplit("/", 1)[0].endswith("/orders"), bought.url
+        reserved = time.perf_counter()
+        cashier = session.post(
+            f"{bought.url}/pay", data={"csrf_token": token, "method": "testpay"}, timeout=60
+        )
+        assert "/pay/testpay/" in cashier.url, cashier.url
+        order_page = session.post(cashier.url, data={"csrf_token": token}, timeout=60)
+        paid = time.perf_counter()
+        cert = re.search(r"/verify/(SPC-\d{4}-\d{6})", order_page.text).group(1)
+        png = session.get(f"{url}/api/v1/certificates/{cert}/image.png", timeout=60)
+        card = session.get(f"{url}/api/v1/certificates/{cert}/card.png", timeout=60)
+        done = time.perf_counter()
+        assert png.content.startswith(b"\x89PNG") and card.content.startswith(b"\x89PNG")
+        runs.append({"reserve": reserved - began, "pay": paid - reserved, "total": done - began})
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run under 30 s")
@@ -117,11 +164,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         instance = Path(folder) / "instance"
         bundle_id, finance, available = prepare(instance, trees)
-        orders = min(orders, available)
         os.environ["SIPANG_ORDER_RATE_LIMIT"] = "1000000 per minute"
         os.environ.setdefault("SIPANG_CHAIN_WORKER", "false")  # registry writes no chain rows yet
+        os.environ["SIPANG_TESTPAY_ENABLED"] = "true"  # the local test provider's cashier
+        phones = 5 if args.quick else 20
+        orders = min(orders, available - phones)
         with ServerProcess(instance) as server:
             result = run(server.url, bundle_id, finance, orders, buyers)
+            phone_runs = phone_buyer(server.url, bundle_id, phones)
     rate = len(result["totals"]) / result["elapsed"]
     print(
         f"certificate purchases, {buyers} buyers at once, {orders} orders of 1 t: "
@@ -142,6 +192,19 @@ def main() -> None:
         key = name.replace(" + ", "_").replace(" ", "_").lower()
         figures[f"{key}_p50_ms"] = round(statistics.median(values) * 1000, 1)
         figures[f"{key}_p95_ms"] = round(percentile(values, 95) * 1000, 1)
+    totals = [r["total"] for r in phone_runs]
+    print(f"\nphone buyer, one after another ({len(totals)}), local test provider:")
+    print(f"{'step':<32} {'p50 ms':>8} {'max ms':>8}")
+    for name in ("reserve", "pay", "total"):
+        values = [r[name] for r in phone_runs]
+        label = {
+            "reserve": "bundle page + buy",
+            "pay": "pay + cashier + order page",
+            "total": "order → certificate (wall)",
+        }[name]
+        print(f"{label:<32} {statistics.median(values) * 1000:>8.1f} {max(values) * 1000:>8.1f}")
+    figures["phone_order_to_certificate_p50_ms"] = round(statistics.median(totals) * 1000, 1)
+    figures["phone_order_to_certificate_max_ms"] = round(max(totals) * 1000, 1)
     figures |= {"orders": orders, "buyers": buyers, "quick": args.quick}
     print(json.dumps(figures))
 
