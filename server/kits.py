@@ -6,7 +6,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from sqlite_utils import Database
 
-from server import audit, devices
+from server import audit, devices, units
 from server.access import allow
 from server.clock import now_iso
 from server.db import first, get_db, transaction
@@ -50,7 +50,8 @@ def _enrolment(
         return None
     made = devices.create_enrolment_code(db, measurer, admin_id)
     url = f"{base_url.rstrip('/')}/E/{made['code'].replace('-', '')}".upper()
-    return Enrolment(measurer["display_name"], made["code"], url, made["expires_at"])
+    expires = units.when(made["expires_at"]) + "（北京时间）"
+    return Enrolment(measurer["display_name"], made["code"], url, expires)
 
 
 def make_kit(db: Database, village: dict[str, Any], *, tags: int, user_id: int) -> bytes:
@@ -82,7 +83,7 @@ def make_kit(db: Database, village: dict[str, Any], *, tags: int, user_id: int) 
             plates,
             [Tag(tag, codes.tag_url(base, tag)) for tag in tag_ids],
             enrolment,
-            datetime.now(UTC),
+            units.beijing(datetime.now(UTC)),
         )
         try:
             pdf = build_kit(kit)

@@ -39,7 +39,7 @@ class Enrolment:
     measurer: str
     code: str
     url: str
-    expires_at: str
+    expires_at: str  # as the kit prints it, e.g. 2026年12月8日 14:05（北京时间）
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class VillageKit:
     plates: list[Plate]
     tags: list[Tag]
     enrolment: Enrolment | None
-    made_at: datetime
+    made_at: datetime  # in the county's time zone: the kit prints its calendar day
 
 
 def _font_path(style: str) -> str:
@@ -191,6 +191,7 @@ INSTRUCTIONS = (
 
 
 def _instructions(pdf: _Kit, kit: VillageKit) -> None:
+    made = kit.made_at
     pdf.add_page()
     pdf.text_at(MARGIN, MARGIN, PAGE_W - 2 * MARGIN, "村碳汇计量员使用说明", 20, "B")
     pdf.text_at(
@@ -210,9 +211,7 @@ def _instructions(pdf: _Kit, kit: VillageKit) -> None:
         pdf.text_at(left, y + 4, width, "手机注册二维码（一次有效）", 13, "B", "L")
         pdf.text_at(left, y + 14, width, f"计量员：{kit.enrolment.measurer}", 11, "", "L")
         pdf.text_at(left, y + 22, width, f"注册码：{kit.enrolment.code}", 13, "B", "L")
-        pdf.text_at(
-            left, y + 31, width, f"有效期至：{kit.enrolment.expires_at[:16]} (UTC)", 10, "", "L"
-        )
+        pdf.text_at(left, y + 31, width, f"有效期至：{kit.enrolment.expires_at}", 10, "", "L")
         pdf.text_at(left, y + 39, width, "用后即失效，请勿拍照外传。", 10, "", "L")
         y += size + 14
     pdf.set_font("cjk", "", 12)
@@ -224,7 +223,8 @@ def _instructions(pdf: _Kit, kit: VillageKit) -> None:
         MARGIN,
         PAGE_H - MARGIN - 6,
         PAGE_W - 2 * MARGIN,
-        f"本工具包由四旁 Sipang 生成 · {kit.made_at:%Y-%m-%d} · 门牌与树牌不含任何个人信息",
+        f"本工具包由四旁 Sipang 生成 · {made.year}年{made.month}月{made.day}日 · "
+        "门牌与树牌不含任何个人信息",
         9,
     )
 

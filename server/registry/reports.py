@@ -10,6 +10,7 @@ from typing import Any
 from fpdf import FPDF
 from sqlite_utils import Database
 
+from server import units
 from server.registry.ratio import REJECT_RATIO
 from server.registry.verification import DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M, OUTCOMES
 from village_kits.kit import SIMPLIFIED_CHINESE, _font_path
@@ -67,7 +68,8 @@ def render(verification: dict[str, Any], results: list[dict[str, Any]], verifier
     lines = [
         f"核查编号：{verification['id']}    碳汇计算：{verification['calculation_id']}",
         f"村：{verification['village_name']}（{verification['village_code']}）",
-        f"计量期：{verification['period_start']} 至 {verification['period_end']}    "
+        f"计量期：{units.day(verification['period_start'])} 至 "
+        f"{units.day(verification['period_end'])}    "
         f"方法学：{verification['method_version']}",
         f"抽样：{verification['population']} 棵中随机抽取 {verification['sample_size']} 棵"
         f"（≥5%，至少 30 棵），随机种子 {verification['seed']}",
@@ -75,8 +77,8 @@ def render(verification: dict[str, Any], results: list[dict[str, Any]], verifier
         "或该树半年的申报生长量（取大者）",
         "签发量 = 申报生长量 × 核实/申报生长量之比的单侧 95% 置信下限（比率估计）；"
         f"比值低于 {REJECT_RATIO:g} 则不予签发，须全面复测",
-        f"核查员：{verifier}    指派：{verification['assigned_at']}    "
-        f"结论：{verification['decided_at']}",
+        f"核查员：{verifier}    指派：{units.when(verification['assigned_at'])}    "
+        f"结论：{units.when(verification['decided_at'])}（北京时间）",
     ]
     for line in lines:
         pdf.multi_cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
