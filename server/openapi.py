@@ -10,6 +10,25 @@ from server.access import PUBLIC, allow, rule_for
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
+def describe(**fields: Any):
+    """Add OpenAPI fields that a route's `@allow` rule cannot carry: query or header
+    `parameters` (appended), a `requestBody` the route reads itself, `responses` (merged)."""
+
+    def mark(view):
+        view.openapi = fields
+        return view
+
+    return mark
+
+
+def _methods(url_rule) -> list[str]:
+    """A route's methods; HEAD only where it was declared on its own (not GET's shadow)."""
+    methods = set(url_rule.methods) - {"OPTIONS"}
+    if "GET" in methods:
+        methods.discard("HEAD")
+    return sorted(methods)
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for url_rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
@@ -26,7 +45,8 @@ def openapi_document() -> dict[str, Any]:
             }
             for conv, name in _PARAM.findall(url_rule.rule)
         ]
-        for method in sorted(url_rule.methods - {"HEAD", "OPTIONS"}):
+        extra = getattr(current_app.view_functions[url_rule.endpoint], "openapi", {})
+        for method in _methods(url_rule):
             operation: dict[str, Any] = {
                 "operationId": url_rule.endpoint,
                 "summary": rule.summary,
@@ -51,6 +71,11 @@ def openapi_document() -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": rule.body}},
                 }
+            if extra:
+                operation["parameters"] = parameters + extra.get("parameters", [])
+                operation["responses"] = operation["responses"] | extra.get("responses", {})
+                if "requestBody" in extra:
+                    operation["requestBody"] = extra["requestBody"]
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",

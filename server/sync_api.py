@@ -18,13 +18,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected
 
-from server import households, live, trees
+from server import households, live, sync_openapi, trees
 from server.access import allow
 from server.carbon import evidence
 from server.carbon.method import load_method
 from server.clock import iso, now_iso
 from server.db import first, get_db, insert, transaction
 from server.errors import ApiError
+from server.openapi import describe
 from server.validation import parse_json
 from sync import engine
 from sync.protocol import BatchError, Operation, parse_batch
@@ -182,6 +183,7 @@ bp = Blueprint("sync", __name__, url_prefix="/api/v1")
 
 @bp.post("/sync/push")
 @allow("measurer", csrf=False)
+@describe(**sync_openapi.PUSH)
 def push():
     """Apply a batch of operations from this phone: each once, in the phone's order."""
     try:
@@ -270,6 +272,7 @@ def _leave_for_later_pages(db, village_id: int, ids: dict[str, list], last_on_pa
 
 @bp.get("/sync/pull")
 @allow("measurer")
+@describe(**sync_openapi.PULL)
 def pull():
     """Changes in this phone's village after `cursor`: households, trees, flags, method."""
     try:
@@ -332,6 +335,7 @@ def _check_sha(sha256: str) -> None:
 
 @bp.route("/blobs/<sha256>", methods=["HEAD"])
 @allow("measurer")
+@describe(**sync_openapi.BLOB_STATUS)
 def blob_status(sha256: str):
     """How many bytes of a photo the server holds (`Upload-Offset`), and whether it is whole."""
     _check_sha(sha256)
@@ -347,6 +351,7 @@ def blob_status(sha256: str):
 
 @bp.put("/blobs/<sha256>")
 @allow("measurer", csrf=False, max_body_setting="MAX_CONTENT_LENGTH")
+@describe(**sync_openapi.BLOB_CHUNK)
 def blob_chunk(sha256: str):
     """Append a chunk at `Upload-Offset` (fsynced); with `Upload-Length` reached, check the hash."""
     _check_sha(sha256)

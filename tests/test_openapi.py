@@ -27,9 +27,25 @@ def test_every_request_schema_is_valid_and_its_example_passes(client):
         op["requestBody"]["content"]["application/json"]["schema"]
         for methods in doc["paths"].values()
         for op in methods.values()
-        if "requestBody" in op
+        if "application/json" in op.get("requestBody", {}).get("content", {})
     ]
     assert len(bodies) >= 6
     for schema in bodies:
         Draft202012Validator.check_schema(schema)
         assert list(Draft202012Validator(schema).iter_errors(schema["example"])) == []
+
+
+def test_sync_is_described_body_cursor_and_resumable_upload_headers(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    push = paths["/api/v1/sync/push"]["post"]
+    batch = push["requestBody"]["content"]["application/json"]["schema"]
+    assert batch["required"] == ["device_id", "ops"]
+    assert "conflict" in str(push["responses"]["200"])
+    pull = paths["/api/v1/sync/pull"]["get"]
+    assert [p["name"] for p in pull["parameters"] if p["in"] == "query"] == ["cursor"]
+    head = paths["/api/v1/blobs/{sha256}"]["head"]
+    assert set(head["responses"]["200"]["headers"]) == {"Upload-Offset", "Upload-Complete"}
+    put = paths["/api/v1/blobs/{sha256}"]["put"]
+    headers = {p["name"] for p in put["parameters"] if p["in"] == "header"}
+    assert headers == {"Upload-Offset", "Upload-Length"}
+    assert "application/octet-stream" in put["requestBody"]["content"]

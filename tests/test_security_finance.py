@@ -89,3 +89,19 @@ def test_a_day_whose_sales_are_still_coming_in_cannot_be_settled(client, db):
     assert db["settlement_batches"].count == 0
     made = client.post("/finance/settlements", data={"csrf_token": csrf, "settle_on": today})
     assert made.status_code == 303
+
+
+def test_the_demo_history_is_in_the_past_and_leaves_no_future_batch(app, db, world):
+    from server.payouts.demo import add_payout_history
+
+    with app.app_context():
+        rw.stocked_bundle(db, world.user_ids["verifier"], households_count=2, trees_per_household=3)
+        add_payout_history(db)
+    today = settlement.today_beijing()
+    days = [r["settle_on"] for r in db.query("SELECT settle_on FROM settlement_batches")]
+    assert days and all(day < today for day in days)
+    assert all(r["accrued_on"] < today for r in db.query("SELECT accrued_on FROM accruals"))
+    # a sale made today goes to the next batch, which can still be made
+    with app.app_context():
+        made, created = settlement.create_batch(db, today, 100, "user:3")
+    assert created

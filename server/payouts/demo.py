@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from flask import current_app
 from sqlite_utils import Database
 
-from server.db import first
+from server.db import first, transaction
 from server.payouts import settlement
 from server.registry import orders
 
@@ -21,6 +21,7 @@ def add_payout_history(db: Database) -> None:
     bundle = first(db, "SELECT id FROM bundles WHERE status = 'on_sale' ORDER BY id")
     if bundle is None:
         return
+    sold = []
     for n, (tonnes, beneficiary) in enumerate(SALES, start=1):
         data = {"request_id": f"demo-payout-sale-{n:04d}", "bundle_id": bundle["id"]}
         data["tonnes"] = tonnes
@@ -31,9 +32,12 @@ def add_payout_history(db: Database) -> None:
         except Exception:  # noqa: BLE001 - a small demo bundle may be sold out
             break
         orders.confirm_payment(db, order, "digital_rmb", f"DEMO-DCEP-{n:04d}", "system")
-    tomorrow = (date.fromisoformat(settlement.today_beijing()) + timedelta(days=1)).isoformat()
+        sold.append(order["id"])
+    today = date.fromisoformat(settlement.today_beijing())
+    _date_sales_back(db, sold, (today - timedelta(days=2)).isoformat())
+    yesterday = (today - timedelta(days=1)).isoformat()  # a past T+1 batch, never a future one
     minimum = current_app.config.get("PAYOUT_MIN_TRANSFER_FEN", 100)
-    batch, _ = settlement.create_batch(db, tomorrow, minimum, "system")
+    batch, _ = settlement.create_batch(db, yesterday, minimum, "system")
     rows = [
         r["id"]
         for r in db.query(
@@ -44,3 +48,31 @@ def add_payout_history(db: Database) -> None:
         settlement.record_transfer(db, settlement_id, f"DEMO-T1-{settlement_id:06d}", "system")
     if rows:
         settlement.record_failure(db, rows[-1], "演示：户名与账户不符，退回", "system")
+
+
+def _date_sales_back(db: Database, order_ids: list[int], day: str) -> None:
+    """Demo history only: the demo's own sales are dated `day` (Beijing) instead of today,
+    so the T+1 batch they show is in the past and today's real sales go to the next one.
+    The accruals' no-update guard is lifted for this and put back in the same transaction."""
+    if not order_ids:
+        return
+    marks = ",".join("?" for _ in order_ids)
+    (guard,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'accruals_no_update'"
+    ).fetchone()
+    paid_at = f"{day}T02:00:00.000Z"  # 10:00 in Beijing
+    with transaction(db):
+        db.execute("DROP TRIGGER accruals_no_update")
+        db.execute(
+            f"UPDATE accruals SET accrued_on = ? WHERE order_id IN ({marks})",  # noqa: S608
+            [day, *order_ids],
+        )
+        db.execute(guard)
+        db.execute(
+            f"UPDATE sale_splits SET paid_on = ? WHERE order_id IN ({marks})",  # noqa: S608
+            [day, *order_ids],
+        )
+        db.execute(
+            f"UPDATE orders SET paid_at = ? WHERE id IN ({marks})",  # noqa: S608
+            [paid_at, *order_ids],
+        )
