@@ -56,17 +56,27 @@ def resolve_plate(code: str) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def check_personal_data(data: dict[str, Any]) -> list[dict[str, str]]:
-    """Problems with the phone, ID and bank numbers, one per field."""
+    """Problems with the head name, phone, ID and bank numbers, one per field."""
     checks = {
         "phone": (is_mobile_phone, "not an 11-digit mobile number"),
         "id_number": (is_id_number, "not an 18-character ID number with a valid check"),
         "bank_account": (is_bank_card, "not a bank card number (Luhn check fails)"),
     }
-    return [
+    problems = [
         {"field": field, "problem": problem}
         for field, (valid, problem) in checks.items()
         if data.get(field) is not None and not valid(data[field])
     ]
+    name = data.get("head_name")
+    if isinstance(name, str) and name.strip()[:1] in FORMULA_STARTS:
+        problems.append(
+            {"field": "head_name", "problem": "starts like a spreadsheet formula (= + - @)"}
+        )
+    return problems
+
+
+# A name starting with one of these runs as a formula when an export is opened (=HYPERLINK…).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 def personal_columns(code: str, **values: str | None) -> dict[str, Any]:
@@ -107,7 +117,12 @@ def create_household(
 ) -> dict[str, Any]:
     """Register a household, encrypting its personal data; returns the stored row."""
     problems = check_personal_data(
-        {"phone": phone, "id_number": id_number, "bank_account": bank_account}
+        {
+            "head_name": head_name,
+            "phone": phone,
+            "id_number": id_number,
+            "bank_account": bank_account,
+        }
     )
     if problems:
         raise ApiError(422, "validation_failed", "Personal data failed its checks.", problems)
