@@ -133,3 +133,29 @@ def test_an_invoice_is_requested_and_finance_records_it(app, client, db, held):
         "invoice_number": "No.00012345",
     }
     assert "No.00012345" in client.get("/enterprise/invoices").get_data(as_text=True)
+
+
+def test_a_bank_return_file_reports_its_problems_in_chinese(app, client, db, held):
+    import io
+
+    from server.payouts import settlement
+    from tests.language import english_words, readable_text
+
+    with app.app_context():
+        batch, _ = settlement.create_batch(db, "2099-01-01", 1, "user:3")
+    row = first(db, "SELECT * FROM settlements WHERE batch_id = ?", [batch["id"]])
+    sign_in_form(client, "finance")
+    returned = (
+        "明细编号,amount_fen,状态,流水号\n"
+        f"99999,100,成功,BK-1\n{row['id']},{row['amount_fen'] + 1},成功,BK-2\n"
+        f"{row['id']},{row['amount_fen']},不知道,BK-3\nabc,1,成功,BK-4\n"
+    ).encode()
+    page = post_form(
+        client,
+        f"/finance/settlements/{batch['id']}",
+        f"/finance/settlements/{batch['id']}/returns",
+        {"file": (io.BytesIO(returned), "return.csv")},
+    ).get_data(as_text=True)
+    for words in ("没有这笔转账", "金额与这笔转账不符", "状态看不懂", "编号或金额不是数字"):
+        assert words in page
+    assert english_words(readable_text(page)) == []

@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask_limiter.errors import RateLimitExceeded
 from limits import parse_many
 
-from server import audit, households, trees
+from server import audit, households, trees, units
 from server.access import PUBLIC, allow
 from server.dashboards import money
 from server.db import get_db
@@ -90,7 +90,7 @@ def view(household: dict[str, Any]) -> dict[str, Any]:
         found["payments"] = [
             {
                 "settle_on": s["settle_on"],
-                "paid_on": (s["recorded_at"] or "")[:10],
+                "paid_on": units.day(s["recorded_at"], ""),  # the Beijing day, as the bureau
                 "amount_fen": s["amount_fen"],
                 "status": s["status"],
                 "reference_tail": tail(s["transfer_reference"]),

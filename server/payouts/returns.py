@@ -110,7 +110,7 @@ def parse(filename: str, data: bytes) -> list[dict[str, Any]]:
                 else yuan_to_fen(cell("amount_yuan"))
             )
         except ValueError:
-            out.append({"line": number, "problem": "unreadable number"})
+            out.append({"line": number, "problem": "编号或金额不是数字"})
             continue
         status = cell("status").lower()
         outcome = "paid" if status in PAID else "failed" if status in FAILED else None
@@ -180,13 +180,13 @@ def apply_file(db: Database, filename: str, data: bytes, actor: str) -> dict[str
 def _apply_row(db: Database, row: dict, actor: str, file_id: int, changed: list) -> str | None:
     found = settlement.get_settlement(db, row["settlement"])
     if found is None:
-        return "no such transfer"
+        return "没有这笔转账"
     if found["amount_fen"] != row["amount_fen"]:
-        return "amount differs from the transfer"
+        return "金额与这笔转账不符"
     if row["outcome"] is None:
-        return "unknown status"
+        return "状态看不懂（应为 成功 或 失败）"
     if found["status"] != "pending":
-        return f"already recorded as {found['status']}"
+        return "已经记录为" + {"paid": "已到账", "failed": "失败"}.get(found["status"], "已处理")
     try:
         if row["outcome"] == "paid":
             reference = row["reference"] or f"return-{file_id}-{found['id']}"
