@@ -179,11 +179,6 @@ def _add_trees(
     return count
 
 
-def roster_path(village_code: str) -> Path:
-    """Where the demo keeps a village's roster workbook (re-importing it changes nothing)."""
-    return Path(current_app.config["INSTANCE_PATH"]) / "demo-rosters" / f"{village_code}.xlsx"
-
-
 def _credentials_path() -> Path:
     return Path(current_app.config["INSTANCE_PATH"]) / "demo-credentials.json"
 
@@ -241,10 +236,9 @@ def _create_county(db: Database) -> dict[str, Any]:
                         "door_number": f"{village[1]}{seq}号",
                     }
                 )
-            roster = roster_path(village[0])
-            roster.parent.mkdir(parents=True, exist_ok=True)
-            roster.write_bytes(roster_xlsx(people))
-            rosters.import_roster(db, roster.read_bytes(), roster.name, village_row, None)
+            # imported from memory: no plaintext roster is left in the instance folder
+            workbook = roster_xlsx(people)
+            rosters.import_roster(db, workbook, f"{village[0]}.xlsx", village_row, None)
             placed = 0
             for household in db.query(
                 "SELECT * FROM households WHERE village_id = ? ORDER BY seq", [village_row["id"]]

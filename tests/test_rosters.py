@@ -551,8 +551,33 @@ def demo_instance(tmp_path) -> Path:
     return folder
 
 
-def test_importing_the_demo_roster_again_changes_nothing(demo_instance):
-    roster = demo_instance / "demo-rosters" / f"{DEMO_VILLAGE}.xlsx"
+def demo_roster(instance: Path, out: Path) -> Path:
+    """The demo village's roster as its committee would keep it, rebuilt from the database
+    (the demo leaves no plaintext roster behind)."""
+    from server import pii
+    from server.households import pii_context
+
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    people = []
+    with app.app_context():
+        rows = connect(instance / "sipang.db").query(
+            "SELECT h.* FROM households h JOIN villages v ON v.id = h.village_id "
+            "WHERE v.code = ? ORDER BY h.seq",
+            [DEMO_VILLAGE],
+        )
+        for row in rows:
+            person = {"seq": row["seq"], "consent_date": row["consent_date"]}
+            for field in ("head_name", "phone", "id_number", "bank_account", "door_number"):
+                person[field] = pii.decrypt(row[f"{field}_enc"], pii_context(row["code"], field))
+            people.append(person)
+    out.write_bytes(roster_xlsx(people))
+    return out
+
+
+def test_importing_the_demo_roster_again_changes_nothing(demo_instance, tmp_path):
+    # the demo leaves no plaintext roster in the instance folder
+    assert [p.name for p in demo_instance.rglob("*") if p.suffix in (".xlsx", ".csv")] == []
+    roster = demo_roster(demo_instance, tmp_path / f"{DEMO_VILLAGE}.xlsx")
     database = connect(demo_instance / "sipang.db")
     try:
         before = list(database.query("SELECT * FROM households ORDER BY id"))
