@@ -237,3 +237,36 @@ def test_a_roster_import_report_is_chinese(client, db, world):
     assert "<td>联系电话</td><td>不是 11 位手机号码</td>" in page
     assert "<td>户主姓名</td><td>缺少户主姓名</td>" in page
     assert english_words(readable_text(page)) == []
+
+
+def test_admin_calculates_a_period_from_the_page(client, db, world):
+    sign_in_form(client, "admin")
+    before = db.execute("SELECT count(*) FROM credit_calculations").fetchone()[0]
+    page = post_form(
+        client,
+        "/admin/calculations",
+        "/admin/calculations",
+        {"village": world.village_a, "period_start": "2026-01-01", "period_end": "2026-12-31"},
+    ).get_data(as_text=True)
+    assert "已完成长水村的碳汇核算。" in page
+    row = first(db, "SELECT * FROM credit_calculations ORDER BY id DESC LIMIT 1")
+    assert (row["period_start"], row["period_end"], row["created_by"]) == (
+        "2026-01-01",
+        "2026-12-31",
+        world.user_ids["admin"],
+    )
+    assert db.execute("SELECT count(*) FROM credit_calculations").fetchone()[0] == before + 1
+    assert "2026年1月1日 至 2026年12月31日" in page
+    refused = post_form(
+        client, "/admin/calculations", "/admin/calculations", {"village": world.village_a}
+    ).get_data(as_text=True)
+    assert "请选择村庄并填写核算期起止日期。" in refused
+
+
+def test_a_flag_shows_the_trees_uploaded_photo(app, client, db, world):
+    with app.app_context():
+        photo = rw.tree_photo(world.village_a)
+    sign_in_form(client, "admin")
+    response = client.get(f"/admin/photos/{photo}.jpg")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert b"VillagePhone" not in response.data  # re-encoded without its metadata
