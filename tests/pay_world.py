@@ -87,7 +87,7 @@ def self_signed(key: rsa.RSAPrivateKey, serial: int) -> str:
 
 def stocked(db, world) -> dict[str, Any]:
     """A published bundle with a few sellable tonnes (grown with the current methodology)."""
-    grown = rw.grow_village(db, "360423101202", start_mm=100, end_mm=400, trees_per_household=8)
+    grown = rw.grow_village(db, "360423101202", start_mm=100, end_mm=400, trees_per_household=14)
     found = rw.verify(db, grown["calculation_id"], world.user_ids["verifier"])
     made = rw.bundle(db)
     issuance.issue(db, found, made, None)

@@ -43,7 +43,7 @@ def test_bank_transfer_page_shows_payee_amount_and_reference(app, client, db, bu
     code = f"SP{order['id']:07d}"
     for text in (*PAYEE.values(), "¥200.00", code, "北京时间"):
         assert text in page
-    assert re.search(r"预订保留到 \d{4}-\d{2}-\d{2} \d{2}:\d{2}（北京时间）", page)
+    assert re.search(r"预订保留到 \d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}（北京时间）", page)
 
 
 def test_finance_confirms_a_transfer_on_the_screen(app, client, db, world, bundle):
@@ -101,3 +101,23 @@ def test_finance_confirms_a_transfer_on_the_screen(app, client, db, world, bundl
 def test_finance_screens_are_for_finance_only(client, world, path, role):
     assert client.get(path, headers=bearer(world.tokens[role])).status_code == 403
     assert client.get(path, headers=bearer(world.tokens["finance"])).status_code == 200
+
+
+def test_demo_payments_reconcile_with_nothing_unmatched(app, client, db, world, bundle):
+    from server.registry.payments_demo import add_payment_history
+
+    with app.app_context():
+        add_payment_history(db)
+        add_payment_history(db)  # idempotent
+    paid = db.execute(
+        "SELECT payment_method, count(*) FROM orders WHERE paid_at IS NOT NULL GROUP BY 1"
+    ).fetchall()
+    assert sorted(paid) == [("alipay", 1), ("wechat", 2)]
+    rows = db.execute("SELECT provider, line_count, matched, unmatched FROM statements").fetchall()
+    assert sorted(rows) == [("alipay", 1, 1, 0), ("wechat", 2, 2, 0)]
+    finance = bearer(world.tokens["finance"])
+    for (statement_id,) in db.execute("SELECT id FROM statements").fetchall():
+        page = client.get(f"/finance/statements/{statement_id}", headers=finance)
+        assert 'data-unmatched="0"' in page.get_data(as_text=True)
+    waiting = client.get("/finance/payments", headers=finance).get_data(as_text=True)
+    assert waiting.count('class="confirm-row"') == 1
