@@ -43,9 +43,28 @@ def chromium() -> Iterator:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            yield browser
+            yield InstrumentedBrowser(browser)
         finally:
             browser.close()
+
+
+class InstrumentedBrowser:
+    """The launched browser, whose contexts let the tests' own instruments (polling
+    predicates, axe-core) run beside the app's Content-Security-Policy (`bypass_csp`). The
+    app's pages are checked against that policy, without the bypass, in
+    tests/test_security_csp.py (`strict=True` there)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, strict: bool = False, **options):
+        return self._browser.new_context(**({} if strict else {"bypass_csp": True}) | options)
+
+    def new_page(self, strict: bool = False, **options):
+        return self._browser.new_page(**({} if strict else {"bypass_csp": True}) | options)
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 
 
 PHONE = {"width": 360, "height": 740}
@@ -79,6 +98,7 @@ def open_phone(
         locale="zh-CN",
         geolocation=geolocation,
         permissions=["geolocation", "camera"] if geolocation else ["camera"],
+        bypass_csp=True,  # for the tests' polling predicates; see InstrumentedBrowser
     )
 
 

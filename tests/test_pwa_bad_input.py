@@ -14,7 +14,7 @@ from PIL import Image
 
 from server import devices
 from server.db import connect, get_db
-from tests.browser import CHROMIUM_ARGS, serious_violations, serving
+from tests.browser import CHROMIUM_ARGS, InstrumentedBrowser, serious_violations, serving
 from tests.test_pwa_journey import ready, wait_until
 from village_kits.codes import checksum_symbol
 
@@ -36,7 +36,7 @@ def browser(playwright):
     launched = playwright.chromium.launch(
         executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
     )
-    yield launched
+    yield InstrumentedBrowser(launched)  # the tests' predicates run beside the app's CSP
     launched.close()
 
 
@@ -67,7 +67,10 @@ def enrolled(context, site, app, world, *, clock: datetime | None = None):
 
 
 def phone(browser, **options):
-    return browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN", **options)
+    # bypass_csp: for the tests' own polling predicates (tests/browser.py InstrumentedBrowser)
+    return browser.new_context(
+        viewport={"width": 360, "height": 740}, locale="zh-CN", bypass_csp=True, **options
+    )
 
 
 def open_tree_form(page, household: str) -> None:
