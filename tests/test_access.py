@@ -13,6 +13,7 @@ from server.access import allow, rule_for
 from server.push.owners import household_token
 from tests.conftest import PASSWORD, PHONE, ROLES, bearer
 from tests.payouts_world import payout_sample
+from tests.plate_world import plate_sample
 from tests.registry_world import route_sample
 from tests.workspace_world import workspace_sample
 from village_kits.codes import checksum_symbol
@@ -118,6 +119,7 @@ def call(app, client, world, endpoint, method, rule, caller, *, own=True):
     sample = route_sample(app, world, endpoint, rule, caller)  # registry routes need state
     sample = sample or payout_sample(app, world, endpoint, rule, caller)
     sample = sample or workspace_sample(app, world, endpoint, rule, caller)
+    sample = sample or plate_sample(app, client, world, endpoint)
     body = sample[1] if sample else request_body(app, client, endpoint, world)
     headers |= body.pop("headers", {})
     url = sample[0] if sample else url_for_world(rule, world, own=own)

@@ -105,12 +105,13 @@ def test_a_sampled_tree_is_reached_by_distance_and_bearing_and_not_found(
         # The second tree: measured, DBH and height; a height under 1.3 m is refused here.
         page.locator(f"#sample-trees > li[data-tree='{trees[1]}'] a.button").click()
         ready(page, "verify-remeasure")
+        page.wait_for_selector("#tree-way[data-tone=ok]")
         assert page.inner_text("#tree-way") == "在你的东方 90°，距离 150 米"
-        page.fill("#verify-dbh", "60.1")
+        page.fill("#verify-dbh", "36.1")
         page.fill("#verify-height", "1.0")
         page.click("#verify-save")
         assert "1.3" in page.inner_text("#verify-error")
-        page.fill("#verify-height", "25.2")
+        page.fill("#verify-height", "20.2")
         page.click("#verify-save")
         ready(page, "verify-sample")
 
@@ -119,8 +120,25 @@ def test_a_sampled_tree_is_reached_by_distance_and_bearing_and_not_found(
             "document.querySelectorAll('#sample-trees > li[data-state=sent]').length === 2",
             timeout=60_000,
         )
-        page.reload()  # the sample is still on the phone, with what was sent
+        page.locator(f"#sample-trees > li[data-tree='{trees[2]}'] a.button").click()
+        ready(page, "verify-remeasure")
+        page.fill("#verify-dbh", "36.0")
+        page.fill("#verify-height", "20.0")
+        page.click("#verify-save")
         ready(page, "verify-sample")
+        page.wait_for_selector("#decide:not([disabled])", timeout=60_000)
+        page.click("#decide")
+        page.wait_for_selector("#decision-status[data-tone]:not([data-tone=info])")
+
+        # Decided: the server no longer lists the sample, the phone keeps it with the outcome.
+        page.evaluate("location.hash = '#/verify'")
+        ready(page, "verify")
+        page.click("#refresh-samples")
+        page.wait_for_selector("#samples-status[data-tone=ok]")
+        assert "已提交结论" in page.inner_text("#samples")
+        page.click("#samples a")
+        ready(page, "verify-sample")
+        assert page.is_visible("#decided") and page.locator("#decide").count() == 0
         assert "找不到" in page.inner_text(f"#sample-trees > li[data-tree='{north_tree}']")
         context.close()
 
@@ -132,5 +150,6 @@ def test_a_sampled_tree_is_reached_by_distance_and_bearing_and_not_found(
         ).fetchall()
     assert [tuple(row) for row in rows] == [
         (north_tree, "not_found", None, None),
-        (trees[1], "measured", 601, 2520),
+        (trees[1], "measured", 361, 2020),
+        (trees[2], "measured", 360, 2000),
     ]

@@ -220,15 +220,17 @@ def test_a_day_in_the_field(app, world, kit_video, tmp_path, network):
 
         # The household's public page, as the farmer sees it when he scans his plate.
         page.goto(f"{url}/h/{world.household_a}", timeout=WAIT_MS)
-        rows = page.locator("tbody tr")
-        assert rows.count() == 1 + len(TREES)  # the tree from before and the three new ones
-        shown = page.inner_text("tbody")
-        for line in (
-            "杉木\t宅旁\t18.4\t12.5",
-            "樟树\t路旁\t31.0\t11.0",
-            "杉木\t水旁\t9.6\t7.2",
+        cards = page.locator("#trees li.tree")
+        assert cards.count() == 1 + len(TREES)  # the tree from before and the three new ones
+        shown = [" ".join(text.split()) for text in cards.all_inner_texts()]
+        for species, position, size in (
+            ("杉木", "宅旁", "胸径 18.4 厘米 · 树高 12.5 米"),
+            ("樟树", "路旁", "胸径 31.0 厘米 · 树高 11.0 米"),
+            ("杉木", "水旁", "胸径 9.6 厘米 · 树高 7.2 米"),
         ):
-            assert line in shown
+            assert any(species in card and position in card and size in card for card in shown)
+        assert page.locator("#trees img").count() == len(TREES)  # their photos, on the plate
+        assert page.locator("#trees svg circle").count() == len(TREES)  # and where they stand
         check_accessible(page, "household page")
         phone.close()
 

@@ -168,8 +168,9 @@ def test_killed_mid_upload_the_photo_resumes_where_it_stopped(app, world, tmp_pa
 
 
 def test_the_service_worker_precaches_every_file_the_app_needs():
-    """Every module app.js imports (transitively), its styles, catalogues and icons are in
-    sw.js's SHELL list, so a new file cannot be forgotten and break the app offline."""
+    """Every module app.js imports (transitively, at once or when a screen opens), its styles,
+    catalogues and icons are in sw.js's SHELL list, so a new file cannot be forgotten and
+    break the app offline."""
     root = server.pwa.PWA_ROOT
     listed = set(re.findall(r'"(/app/[^"]*)"', (root / "sw.js").read_text()))
     modules, todo = set(), ["js/app.js"]
@@ -178,7 +179,10 @@ def test_the_service_worker_precaches_every_file_the_app_needs():
         if name not in modules:
             modules.add(name)
             todo += [
-                f"js/{m}" for m in re.findall(r'from "\./([\w-]+\.js)"', (root / name).read_text())
+                f"js/{m}"
+                for m in re.findall(
+                    r'(?:from |import\()"\./([\w-]+\.js)"', (root / name).read_text()
+                )
             ]
     needed = {f"/app/{name}" for name in modules} | {"/app/", "/app/css/app.css"}
     needed |= {f"/app/i18n/{p.name}" for p in (root / "i18n").glob("*.json")}

@@ -2,20 +2,24 @@
 // scheduler and the service worker. Everything reads and writes IndexedDB first, so it all
 // works with no signal at all.
 
-import { screenBoard } from "./board.js";
 import { $, link, notice } from "./dom.js";
 import { language, loadLanguage, t } from "./i18n.js";
 import { getMeta, status } from "./outbox.js";
 import { SyncScheduler } from "./scheduler.js";
-import { screenMap } from "./map.js";
 import { screenEnrol, screenHousehold } from "./screens.js";
 import { ago, app, refreshMethod, storageUse } from "./state.js";
 import { clockOffsetMs, syncOnce } from "./sync.js";
-import { screenTreeForm } from "./tree-form.js";
-import { screenOutbox } from "./upload.js";
 import { screenVillage } from "./village.js";
 import { pendingCount as verifierPending, screenSample, screenSamples, startVerifier } from "./verify.js";
-import { screenRemeasure } from "./verify-tree.js";
+
+// Screens not needed to start are loaded when first opened (from the service worker's cache),
+// so the app starts with fewer modules to fetch and parse.
+const later = (load, name) => async (...args) => (await load())[name](...args);
+const screenBoard = later(() => import("./board.js"), "screenBoard");
+const screenMap = later(() => import("./map.js"), "screenMap");
+const screenTreeForm = later(() => import("./tree-form.js"), "screenTreeForm");
+const screenOutbox = later(() => import("./upload.js"), "screenOutbox");
+const screenRemeasure = later(() => import("./verify-tree.js"), "screenRemeasure");
 
 const CLOCK_WARN_MS = 5 * 60 * 1000; // the server flags records from a clock this far off
 let current = null; // the screen on show: {leave(), refresh?}

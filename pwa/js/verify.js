@@ -15,6 +15,7 @@ const ACCOUNT = "verifier"; // meta keys: the signed-in verifier, the samples, t
 const SAMPLES = "verifier_samples";
 const QUEUE = "verifier_queue";
 const RETRYABLE = new Set([408, 425, 429]);
+const KEEP_DECIDED = 10; // decided samples kept on the phone
 
 let scheduler = null;
 let onChange = () => {};
@@ -89,8 +90,14 @@ async function refreshSamples() {
   const account = await getMeta(ACCOUNT);
   if (!account || !navigator.onLine) return null;
   const { assignments } = await api("GET", "/api/v1/verifier/assignments", { token: account.token });
-  await setMeta(SAMPLES, assignments);
-  return assignments;
+  // A decided sample leaves the server's list; the phone keeps the last few, with the decision,
+  // so what was found in the field stays at hand.
+  const open = new Set(assignments.map((sample) => sample.id));
+  const decided = ((await getMeta(SAMPLES)) ?? []).filter((sample) => !open.has(sample.id))
+    .map((sample) => ({ ...sample, decided: sample.decided ?? { status: "closed" } })).slice(-KEEP_DECIDED);
+  const samples = [...assignments, ...decided];
+  await setMeta(SAMPLES, samples);
+  return samples;
 }
 
 /** Start the verifier's sender (once per page); `changed` redraws the banner and screen. */
@@ -154,7 +161,8 @@ export async function screenSamples(ctx) {
       return h("li", {}, h("a", { href: `#/verify/${sample.id}`, class: "item" },
         h("strong", {}, t("verify.sample_title", { village: sample.village_name, id: sample.id })),
         h("span", {}, t("verify.period", { start: sample.period_start, end: sample.period_end })),
-        h("span", {}, t("verify.progress", { done: done.size, total: sample.trees.length }))));
+        h("span", {}, t("verify.progress", { done: done.size, total: sample.trees.length })),
+        sample.decided ? h("span", { class: "badge done" }, t("verify.decided")) : null));
     }))
     : h("p", { class: "message", "data-tone": "info" }, t("verify.no_samples")));
   const holder = h("div", {}, list());
@@ -212,10 +220,12 @@ export async function screenSample(ctx, id) {
         const { verification } = await api("POST", `/api/v1/verifications/${sample.id}/decision`, {
           token: account.token, body: note.value.trim() ? { note: note.value.trim() } : {},
         });
-        say(decision, `verify.outcome_${verification.status}`, {
-          passed: verification.passed_trees, failed: verification.failed_trees,
+        const decided = {
+          status: verification.status, passed: verification.passed_trees, failed: verification.failed_trees,
           pct: number(verification.scale_ppm / 10000),
-        }, verification.status === "failed" ? "error" : "ok");
+        };
+        say(decision, `verify.outcome_${decided.status}`, decided, decided.status === "failed" ? "error" : "ok");
+        await setMeta(SAMPLES, ((await getMeta(SAMPLES)) ?? []).map((s) => (s.id === sample.id ? { ...s, decided } : s)));
         await refreshSamples().catch(() => {});
       } catch (failure) {
         say(decision, failure.status === 0 ? "verify.offline" : "verify.decide_failed", { message: failure.message });
@@ -262,8 +272,10 @@ export async function screenSample(ctx, id) {
           item?.error ? ` ${t("verify.refused_reason", { reason: item.error })}` : ""),
         state === "todo" || state === "refused" ? link(`#/verify/${sample.id}/${tree.tree_id}`, "verify.measure", {}, "button primary") : null);
     })),
-    allDone ? null : h("p", { class: "message", "data-tone": "info" }, t("verify.not_all_done")),
-    decide, decision, link("#/verify", "verify.back"));
+    sample.decided ? h("p", { class: "message", "data-tone": "info", id: "decided" },
+      t(`verify.outcome_${sample.decided.status}`, sample.decided)) : null,
+    allDone || sample.decided ? null : h("p", { class: "message", "data-tone": "info" }, t("verify.not_all_done")),
+    sample.decided ? null : decide, decision, link("#/verify", "verify.back"));
 }
 
 /** Send what was just saved, when there is signal. */
