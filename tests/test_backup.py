@@ -61,7 +61,7 @@ def build_world(instance: Path):
         db = get_db()
         world = seed(db)
         bundle, _, _ = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=2
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=4
         )
         made = rw.order(db, bundle["id"], 2)
         orders.confirm_payment(db, made, "bank", "ICBC-REC-1", "user:3")

@@ -52,7 +52,7 @@ def test_settle_command_and_the_finance_screen(app, client, db, world):
     # requests run outside this app context: one shared `g` would keep a stale CSRF token
     with app.app_context():
         bundle, _, grown = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=2
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=4
         )
         made = rw.order(db, bundle["id"], tonnes=2)
         orders.confirm_payment(db, made, "bank", "ICBC-FIN-1", "user:3")

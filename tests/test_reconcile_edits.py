@@ -28,7 +28,7 @@ def flow(app, db, world):
     head anchored; everything on chain."""
     with app.app_context():
         bundle, issued, grown = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=2
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=4
         )
         for code in grown["households"]:
             columns = households.personal_columns(code, bank_account=BANK)

@@ -28,7 +28,7 @@ def batch(app, db, world):
     """A T+1 batch of two households, each with a bank account."""
     with app.app_context():
         bundle, _, grown = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=2
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=4
         )
         orders.confirm_payment(db, rw.order(db, bundle["id"], 2), "bank", "REC-1", "user:3")
         for code in grown["households"]:

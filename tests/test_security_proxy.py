@@ -59,7 +59,7 @@ http {{
 
 
 def wait_for(port: int, process: subprocess.Popen) -> None:
-    for _ in range(300):  # bounded; nothing is timed
+    for _ in range(1200):  # bounded (a busy machine starts gunicorn slowly); nothing is timed
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/healthz")
@@ -84,7 +84,10 @@ def site(tmp_path_factory):
         check=True,
         capture_output=True,
     )
-    app_port, port = free_port(), free_port()
+    app_port = free_port()
+    port = free_port()
+    while port == app_port:  # two free ports, not the same one twice
+        port = free_port()
     app = subprocess.Popen(  # noqa: S603
         [str(GUNICORN), "-c", "deploy/gunicorn.conf.py"],
         cwd=ROOT,
