@@ -214,3 +214,11 @@ def test_a_backup_into_a_folder_that_is_not_empty_is_refused(drill, tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     answer = sipang("backup", str(tmp_path / "full"), "--instance", str(drill["live"]))
     assert answer.returncode != 0 and "not empty" in answer.stderr
+
+
+def test_the_instance_folder_and_database_are_private(tmp_path):
+    folder = tmp_path / "instance"
+    folder.mkdir(mode=0o755)
+    create_app({"INSTANCE_PATH": str(folder)})
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "sipang.db").stat().st_mode) == 0o600
