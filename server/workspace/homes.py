@@ -75,7 +75,7 @@ def admin_home():
             "没有待发布的碳汇包",
         ),
     ]
-    return page("home.html", title="管理员待办", todo=todo, links=[])
+    return page("home.html", title="平台管理员工作台", todo=todo, links=[])
 
 
 @bp.get("/finance")
@@ -112,7 +112,7 @@ def finance_home():
             ("/finance/statements", "支付机构对账单核对"),
         ]
     )
-    return page("home.html", title="财务待办", todo=todo, links=links)
+    return page("home.html", title="财务工作台", todo=todo, links=links)
 
 
 @bp.get("/verifier")
@@ -140,7 +140,7 @@ def verifier_home():
             "没有待复测的样本",
         )
     ]
-    return page("verifier_home.html", title="核查员待办", todo=todo, samples=rows, links=[])
+    return page("verifier_home.html", title="核查员工作台", todo=todo, samples=rows, links=[])
 
 
 @bp.get("/enterprise")
@@ -176,7 +176,7 @@ def enterprise_home():
         ),
     ]
     links = [("/bundles", "选购村庄碳汇包"), ("/account/certificates", "我的证书")]
-    return page("home.html", title="企业买家待办", todo=todo, links=links)
+    return page("home.html", title="企业买家工作台", todo=todo, links=links)
 
 
 def _now() -> str:
