@@ -22,7 +22,7 @@ def grow_village(
     *,
     households_count: int = 1,
     trees_per_household: int = 8,
-    start_mm: int = 100,
+    start_mm: int = 30,
     end_mm: int = 360,
     admin_id: int | None = None,
 ) -> dict[str, Any]:
@@ -42,8 +42,8 @@ def grow_village(
             tree_id = str(uuid.uuid4())
             trees.register_tree(db, household, tree_id=tree_id, species_id=FIR, position="road")
             for when, dbh, height in (
-                ("2026-01-10T08:00:00Z", start_mm, 800),
-                ("2026-09-10T08:00:00Z", end_mm, 2000),
+                ("2026-01-10T08:00:00Z", start_mm, 200),
+                ("2026-09-10T08:00:00Z", end_mm, 2500),
             ):
                 trees.record_measurement(
                     db,

@@ -47,7 +47,7 @@ def sell(db, bundle_id: int, tonnes: int = 1, reference: str | None = None) -> d
 def sold(app, db, world, ctx):
     """Village B grown (3 households), verified, issued and published; 3 tonnes sold."""
     bundle, issued, grown = rw.stocked_bundle(
-        db, world.user_ids["verifier"], households_count=3, trees_per_household=5
+        db, world.user_ids["verifier"], households_count=3, trees_per_household=7
     )
     order = sell(db, bundle["id"], 3)
     return {"bundle": bundle, "issuance": issued, "grown": grown, "order": order}
@@ -407,7 +407,7 @@ def _household_with_phone_and_payment(db, world) -> tuple[str, str, int]:
     from server import households
     from server.registry import bundles, issuance
 
-    grown = rw.grow_village(db, world.village_b, households_count=1, trees_per_household=5)
+    grown = rw.grow_village(db, world.village_b, households_count=1, trees_per_household=8)
     code = grown["households"][0]
     db.execute(  # its phone, as a roster import records it: encrypted and masked
         "UPDATE households SET phone_enc = ?, phone_masked = ? WHERE code = ?",

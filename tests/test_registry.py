@@ -115,8 +115,8 @@ def test_verification_end_to_end_through_the_api(client, db, world, ctx):
             "client_id": str(uuid.uuid4()),
             "tree_id": tree["tree_id"],
             # the first has not grown at all since its start: its claimed growth is false
-            "dbh_cm": 36.0 if index else 10.0,
-            "height_m": 20.0 if index else 8.0,
+            "dbh_cm": 36.0 if index else 3.0,
+            "height_m": 25.0 if index else 2.0,
             "species_id": tree["species_id"],
             "measured_at": "2026-10-02T09:30:00+08:00",
         }

@@ -43,11 +43,22 @@ def registry_by_village(
     db: Database, county_id: int, village_id: int | None = None, *, trees: bool = True
 ) -> dict[int, dict[str, int]]:
     """Per village: households, live trees (unless `trees=False`: a county's 1M trees are
-    the slowest count here), tonnes issued (and buffer), sold, sales in fen."""
+    the slowest count here), tonnes issued (and buffer), sold, cancelled for trees lost after
+    crediting, sales in fen."""
     where, params = ("v.id = ?", [village_id]) if village_id else ("v.county_id = ?", [county_id])
     figures: dict[int, dict[str, int]] = {}
     blank = dict.fromkeys(
-        ("households", "trees", "issued_t", "buffer_t", "sold_t", "sold_fen", "issued_g"), 0
+        (
+            "households",
+            "trees",
+            "issued_t",
+            "buffer_t",
+            "sold_t",
+            "sold_fen",
+            "issued_g",
+            "cancelled_t",
+        ),
+        0,
     )
     for row in db.query(f"SELECT v.id FROM villages v WHERE {where}", params):  # noqa: S608
         figures[row["id"]] = dict(blank)
@@ -70,6 +81,12 @@ def registry_by_village(
                       JOIN tonnes t ON t.issuance_id = i.id AND t.status IN ('held', 'retired')
                       JOIN orders o ON o.id = t.order_id
                       WHERE {where} GROUP BY c.village_id""",  # noqa: S608
+        "cancelled_t": f"""SELECT c.village_id AS id, count(*) AS n
+                           FROM loss_cancellations lc JOIN tonnes t ON t.serial = lc.serial
+                           JOIN issuances i ON i.id = t.issuance_id
+                           JOIN credit_calculations c ON c.id = i.calculation_id
+                           JOIN villages v ON v.id = c.village_id
+                           WHERE {where} GROUP BY c.village_id""",  # noqa: S608
     }
     if not trees:
         del queries["trees"]
@@ -171,7 +188,7 @@ def county_summary(db: Database, county_id: int, days: int = 30) -> dict[str, An
     totals = money.add_up(payouts.values())
     totals |= {
         key: sum(r.get(key, 0) for r in rows)
-        for key in ("households", "issued_t", "sold_t", "sold_fen")
+        for key in ("households", "issued_t", "sold_t", "sold_fen", "cancelled_t")
     }
     totals["arrival"] = money.arrival(totals)
     return {
