@@ -548,3 +548,26 @@ def test_11_two_overlapping_periods_issued_at_once_issue_exactly_one(field, app,
 
     assert sorted(outcomes) == ["issued", "overlapping_period"]
     assert db.execute("SELECT count(*) FROM issuances").fetchone()[0] == 1
+
+
+# --- what the tonne is -----------------------------------------------------------------------
+
+NOTE = "本地自愿减排量"
+
+
+def test_every_page_that_sells_or_shows_a_tonne_says_what_it_is(client, field, db, world):
+    from tests import registry_world as rw
+
+    bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
+    pages = {
+        "/methodology": client.get("/methodology"),
+        "/calculator": client.get("/calculator"),
+        f"/bundles/{bundle['id']}": client.get(f"/bundles/{bundle['id']}"),
+        "/verify/SPC-2026-000001": client.get("/verify/SPC-2026-000001"),
+    }
+    for path, response in pages.items():
+        text = response.get_data(as_text=True)
+        assert NOTE in text and "CCER" in text and "VM0047" in text, path
+        assert 'href="/methodology"' in text, path
+    methodology = pages["/methodology"].get_data(as_text=True)
+    assert "20%" in methodology and "0.85" in methodology
