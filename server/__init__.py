@@ -103,6 +103,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         users,
         villages,
     )
+    from server.carbon import pages as methodology
     from server.carbon import routes as carbon
     from server.chain import routes as chain
     from server.dashboards import bureau, farmer
@@ -142,6 +143,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         devices,
         audit,
         carbon,
+        methodology,
         pwa,
         rosters,
         kits,
