@@ -374,7 +374,7 @@ def test_record_flagged_reaches_the_measurers_phone(push_app, client, db, world,
     message = browser.decrypt(request["body"])
     assert message["title"] == "记录需要复核"
     assert message["body"].startswith("第 0001 户的一棵杉木被标记：")
-    assert message["body"].endswith("等 3 项")  # a photo missing, and more
+    assert message["body"].endswith("等 4 项")  # no photo, no GPS, a month late, 1 cm a month
     assert message["url"] == f"/app/#/household/{world.household_a}"
     assert request["headers"]["urgency"] == "low"
 

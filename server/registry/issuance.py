@@ -255,8 +255,9 @@ def issuance_view(db: Database, issuance_id: int) -> dict[str, Any] | None:
 def reverse(
     db: Database, issuance: dict[str, Any], tree_ids: list[str], user_id: int | None
 ) -> dict[str, Any]:
-    """Debit trees of an issued period that died or were felled and were not debited yet
-    (a status change debits at once; this catches trees recorded gone before that rule)."""
+    """Debit trees of an issued period that died or were felled. A status change debits at
+    once, so this only catches trees recorded gone before that rule; asking again for a tree
+    already debited changes nothing and answers what was lost."""
     problems = []
     for tree_id in dict.fromkeys(tree_ids):
         line = first(
@@ -269,22 +270,25 @@ def reverse(
             problems.append({"field": "tree_ids", "problem": f"{tree_id} was not credited here"})
         elif line["status"] == "alive":
             problems.append({"field": "tree_ids", "problem": f"{tree_id} is still alive"})
-        elif records.credit_balance_g(db, tree_id) <= 0:
-            problems.append({"field": "tree_ids", "problem": f"{tree_id} is already reversed"})
     if problems:
         raise ApiError(422, "validation_failed", "These trees cannot be reversed.", problems)
     with transaction(db):
-        debited = [
-            losses.debit_tree(
-                db, tree_id, first(db, "SELECT status FROM trees WHERE id = ?", [tree_id])["status"]
+        for tree_id in dict.fromkeys(tree_ids):
+            status = first(db, "SELECT status FROM trees WHERE id = ?", [tree_id])["status"]
+            losses.debit_tree(db, tree_id, status)
+        marks = ",".join("?" for _ in dict.fromkeys(tree_ids))
+        lost = list(
+            db.query(
+                f"""SELECT l.id, l.tree_id, l.grams,
+                          (SELECT group_concat(serial) FROM loss_cancellations c
+                           WHERE c.loss_id = l.id) AS serials
+                   FROM losses l WHERE l.tree_id IN ({marks}) ORDER BY l.id""",  # noqa: S608
+                list(dict.fromkeys(tree_ids)),
             )
-            for tree_id in dict.fromkeys(tree_ids)
-        ]
-    grams = sum(d["grams"] for d in debited if d)
-    cancelled = [s for d in debited if d for s in d["cancelled"]]
+        )
     return {
         "issuance_id": issuance["id"],
-        "grams": grams,
-        "losses": [d["id"] for d in debited if d],
-        "cancelled": cancelled,
+        "grams": sum(row["grams"] for row in lost),
+        "losses": [row["id"] for row in lost],
+        "cancelled": [s for row in lost for s in (row["serials"] or "").split(",") if s],
     }
