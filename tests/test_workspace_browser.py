@@ -102,7 +102,7 @@ def test_finance_confirms_a_bank_payment(app, world, browser):
         assert page.url == f"{url}/finance"
         assert "财务" in page.inner_text("header")
         fits_and_passes_axe(page)
-        page.click("text=笔订单等待确认银行收款")
+        page.click("text=笔银行或数字人民币转账待确认收款")
         page.wait_for_load_state()
         fits_and_passes_axe(page)
         form = page.locator(f"form[data-order='{made['public_id']}']")

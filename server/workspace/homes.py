@@ -85,10 +85,11 @@ def finance_home():
     todo = [
         _todo(
             _count(
-                "SELECT count(*) FROM orders WHERE status = 'reserved' AND expires_at > ?",
+                """SELECT count(*) FROM orders WHERE status = 'reserved' AND expires_at > ?
+                   AND pay_method IN ('bank', 'digital_rmb')""",
                 [_now()],
             ),
-            "笔订单等待确认银行收款",
+            "笔银行或数字人民币转账待确认收款",
             "/finance/payments",
             "没有待确认的收款",
         ),
