@@ -148,3 +148,12 @@ def test_error_pages_are_chinese_and_the_json_shape_stays(client, path, words):
     api = client.get(path, headers={"Accept": "application/json"})
     assert set(api.json["error"]) >= {"status", "code", "message"}
     assert api.json["error"]["status"] == page.status_code
+
+
+def test_an_invalid_plate_says_why_in_chinese_only(client, world):
+    forged = world.household_a[:-2] + ("AA" if not world.household_a.endswith("AA") else "BB")
+    page = client.get(f"/h/{forged}", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    text = readable_text(page.get_data(as_text=True))
+    assert "编码有误，或门牌已损坏" in text
+    assert english_words(text) == []
