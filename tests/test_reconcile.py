@@ -19,7 +19,7 @@ def flow(app, db, world):
     """Verified, issued, sold (individual and enterprise), accrued, settled; all on chain."""
     with app.app_context():
         bundle, _, _ = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=4
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=6
         )
         made = rw.order(db, bundle["id"], 2)
         orders.confirm_payment(db, made, "bank", "ICBC-REC-1", "user:3")
