@@ -16,7 +16,9 @@ bp = Blueprint("pwa", __name__)
 # may do, so a subresource carries the tightest policy in a few bytes instead of the page's
 # (the app's first load is some 70 responses, many of them 304s, over 2G). The service
 # worker's script keeps the full policy: it is the worker's own.
-SUBRESOURCE_POLICY = "default-src 'none'; frame-ancestors 'none'"
+SUBRESOURCE_POLICY = (
+    "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'"
+)
 
 
 def _lean(response):

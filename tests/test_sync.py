@@ -709,7 +709,16 @@ def test_first_pull_returns_the_roster_without_private_fields_and_the_trees(clie
     page = response.get_json()
     assert page["more"] is False
     assert page["cursor"] == db.execute("SELECT max(seq) FROM change_log").fetchone()[0]
-    assert page["households"] == [{"code": world.household_a, "seq": 1, "status": "active"}]
+    assert page["households"] == [
+        {
+            "code": world.household_a,
+            "seq": 1,
+            "status": "active",
+            "head_name": "张*丰",  # masked: the phone never holds the full name or a phone
+            "door_number": None,
+        }
+    ]
+    assert page["village"]["name"] == "长水村"
     assert page["assignments"] == []
     assert set(page["method"]) == {"version", "sha256"}
     [tree] = page["trees"]
@@ -735,10 +744,10 @@ def test_first_pull_returns_the_roster_without_private_fields_and_the_trees(clie
     assert {"photo_sha256", "photo_received"}.isdisjoint(tree)
     raw = response.get_data()
     [household] = db["households"].rows_where("code = ?", [world.household_a])
-    for secret in ("张三丰", PHONE, ID_NUMBER, BANK, household["head_name_masked"]):
+    for secret in ("张三丰", PHONE, ID_NUMBER, BANK, household["phone_masked"]):
         assert secret.encode() not in raw
         assert json.dumps(secret).encode() not in raw  # nor \u-escaped
-    assert b"_enc" not in raw and b"head_name" not in raw
+    assert b"_enc" not in raw and b"_masked" not in raw  # the masked name goes as head_name
 
 
 def test_pull_pages_until_every_change_is_delivered(app, client, world, db):
