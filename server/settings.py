@@ -74,7 +74,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LOGIN_RATE_LIMIT",
         "10 per minute",
-        "Password attempts allowed per client address, and separately per username.",
+        "Password attempts allowed per client address (every attempt), and wrong passwords "
+        "per account from one address: a guesser is locked out of that account, its owner at "
+        "another address is not.",
     ),
     Setting(
         "RATELIMIT_STORAGE_URI",
