@@ -12,7 +12,7 @@ READ_ATTRIBUTES = ("aria-label", "placeholder", "alt", "title")
 # Codes, units, file formats and proper names a Chinese page may carry.
 ALLOWED = {
     "Sipang", "CSV", "Excel", "PDF", "PNG", "JPEG", "QR", "GPS", "App", "ID", "CO", "CO2e",
-    "WeChat", "Moments", "EVM", "Chart", "js", "Vyper", "CCER", "VM", "VM0047", "LY", "GB",
+    "WeChat", "Moments", "EVM", "Chart", "js", "Vyper", "CCER", "Verra", "VM", "VM0047", "LY", "GB",
     "IPCC", "HTTPS", "URL", "No", "SMS", "UTC", "kg", "cm", "mm", "km", "kb", "KB", "MB",
     "m2", "m3", "ha", "JSON", "zip",
     # identifier prefixes of DESIGN.md §3 and the methodology's version code (sipang-2026.1)

@@ -272,3 +272,23 @@ def test_a_flag_shows_the_trees_uploaded_photo(app, client, db, world):
     response = client.get(f"/admin/photos/{photo}.jpg")
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
     assert b"VillagePhone" not in response.data  # re-encoded without its metadata
+
+
+def test_admin_places_a_village_on_the_bureaus_map(app, client, db, world):
+    sign_in_form(client, "admin")
+    url = f"/admin/villages/{world.village_b}"
+    refused = post_form(client, url, f"{url}/location", {"latitude": "95", "longitude": "115"})
+    assert "请填写纬度" in refused.get_data(as_text=True)
+    page = post_form(client, url, f"{url}/location", {"latitude": "29.3", "longitude": "115.2"})
+    assert "已更新地图位置。" in page.get_data(as_text=True)
+    assert first(
+        db, "SELECT latitude, longitude FROM villages WHERE code = ?", [world.village_b]
+    ) == {
+        "latitude": 29.3,
+        "longitude": 115.2,
+    }
+    bureau = app.test_client()
+    sign_in_form(bureau, "bureau")
+    the_map = bureau.get("/bureau/map").get_data(as_text=True)
+    assert f'<a href="/bureau/villages/{world.village_b}"' in the_map
+    assert "没有坐标的村" not in the_map

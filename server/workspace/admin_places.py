@@ -3,7 +3,7 @@ mark moved away), measurers' phones (list, revoke, one-time enrolment code)."""
 
 from flask import Blueprint, g, request
 
-from server import devices, households, users, villages
+from server import devices, users, villages
 from server.access import allow
 from server.db import first, get_db
 from server.errors import ApiError
@@ -58,6 +58,22 @@ def add_village():
         lambda: villages.create_village(
             get_db(), form["code"], form["name"], form["township"][:100] or None, lat, lon
         ),
+    )
+
+
+@bp.post("/villages/<village_code>/location")
+@allow("admin", scope="village")
+def village_location(village_code: str):
+    """Set the village's map point (latitude and longitude of its centre)."""
+    lat = _coordinate(request.form.get("latitude", ""), 90)
+    lon = _coordinate(request.form.get("longitude", ""), 180)
+    url = f"/admin/villages/{village_code}"
+    if lat is None or lon is None:
+        return back(url, error="请填写纬度（-90 至 90）和经度（-180 至 180）。")
+    return attempt(
+        url,
+        "已更新地图位置。",
+        lambda: household_edits.set_village_location(get_db(), g.village, lat, lon),
     )
 
 
@@ -179,8 +195,3 @@ def phone_code():
     village = first(db, "SELECT name FROM villages WHERE id = ?", [measurer["village_id"]])
     code = made | {"measurer": measurer["display_name"], "village": village["name"]}
     return page("phones.html", code=code, **_phone_lists(db))
-
-
-def household_masked(row: dict) -> dict:
-    """What the pages show of a household: never decrypted."""
-    return households.masked_view(row, row.get("village_code", ""))

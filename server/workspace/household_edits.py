@@ -1,5 +1,5 @@
-"""Staff changes to a household: corrected personal details, or marking it as moved away.
-Personal data stays encrypted; every change is audited (fields named, values never)."""
+"""Staff corrections: a household's personal details or its moving away (personal data stays
+encrypted; the audit names fields, never values), and a village's map point."""
 
 from typing import Any
 
@@ -53,3 +53,20 @@ def mark_left(db: Database, household: dict[str, Any], reason: str) -> dict[str,
             db, "household.left", f"household:{household['code']}", {"reason": reason[:200]}
         )
     return first(db, "SELECT * FROM households WHERE id = ?", [household["id"]])
+
+
+def set_village_location(
+    db: Database, village: dict[str, Any], latitude: float, longitude: float
+) -> dict[str, Any]:
+    """Place a village on the county map (its centre, in WGS 84 degrees)."""
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise ApiError(422, "validation_failed", "经纬度超出范围。")
+    with transaction(db):
+        db["villages"].update(village["id"], {"latitude": latitude, "longitude": longitude})
+        audit.record(
+            db,
+            "village.located",
+            f"village:{village['code']}",
+            {"latitude": latitude, "longitude": longitude},
+        )
+    return first(db, "SELECT * FROM villages WHERE id = ?", [village["id"]])
