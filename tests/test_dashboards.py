@@ -270,7 +270,7 @@ def test_village_page_shows_trees_tonnes_and_money_without_personal_data(client,
 
     text = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "15 棵" in text  # 3 households × 5 trees
+    assert "21 棵" in text  # 3 households × 7 trees
     assert f"{sold['issuance']['tonnes']} 吨" in text
     assert _yuan(sold["order"]["farmers_fen"]) in text
     assert "农户" in text and "*" not in text  # no masked (or unmasked) names

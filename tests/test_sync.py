@@ -348,9 +348,9 @@ BAD_OPERATIONS = [
         "invalid",
     ),
     (
-        "height_5_cm",
+        "height_5_cm",  # no DBH below breast height (1.3 m)
         lambda world, t, hb: measure(2, t, height_cm=5),
-        "invalid",
+        "validation_failed",
     ),
     (
         "latitude_95",
