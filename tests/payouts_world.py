@@ -27,7 +27,7 @@ def payout_sample(app, world, endpoint: str, rule: str, caller: str | None):
     url = rule.replace("<int:batch_id>", str(batch["id"]))
     url = url.replace("<int:settlement_id>", str(row["id"]))
     bodies: dict[str, Any] = {
-        "payouts.create_batch": {"data": {"settle_on": "2099-01-02"}},
+        "payouts.create_batch": {"data": {"settle_on": "2026-01-02"}},
         "payouts.record": {"data": {"outcome": "paid", "reference": "BK-MATRIX-0001"}},
         "payouts.upload_return": {
             "data": {

@@ -183,7 +183,7 @@ def test_a_sale_announces_its_accruals_live(app, db, world, ctx):
 def test_the_bank_integration_api(app, client, db, world):
     with app.app_context():
         bundle, _, _ = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=2
+            db, world.user_ids["verifier"], households_count=2, trees_per_household=4
         )
         made = rw.order(db, bundle["id"], tonnes=2)
         orders.confirm_payment(db, made, "bank", "ICBC-API-1", "user:3")
