@@ -124,6 +124,39 @@ class Reconciler:
                 bytes,
             )
 
+    def cancellations(self) -> Iterator["Difference | Check"]:
+        """Each batch of serials cancelled for carbon lost after crediting."""
+        kind = ANCHOR_KINDS["buffer_cancellation"]
+        batches: dict[tuple[int, int], list[str]] = {}
+        for row in self.db.query(
+            "SELECT bundle_id, batch, serial FROM loss_cancellations ORDER BY bundle_id, batch"
+        ):
+            batches.setdefault((row["bundle_id"], row["batch"]), []).append(row["serial"])
+        last = {bundle_id: 0 for (bundle_id,) in self.db.execute("SELECT id FROM bundles")}
+        for (bundle_id, batch), serials in batches.items():
+            last[bundle_id] = max(last.get(bundle_id, 0), batch)
+            reference = registry_ledger.cancellation_reference(bundle_id, batch)
+            yield Check(
+                "loss_cancellations",
+                bundle_id,
+                f"cancellation anchor {reference}",
+                f"anchor:buffer_cancellation:{reference}",
+                bytes32(registry_ledger.cancellation_root(bundle_id, batch, serials)),
+                self.functions.anchors(kind, key32(reference)),
+                bytes,
+            )
+        for bundle_id, batch in last.items():  # a batch deleted from the database
+            reference = registry_ledger.cancellation_reference(bundle_id, batch + 1)
+            yield Check(
+                "loss_cancellations",
+                bundle_id,
+                f"no cancellation anchor {reference}",
+                f"anchor:buffer_cancellation:{reference}",
+                b"\x00" * 32,
+                self.functions.anchors(kind, key32(reference)),
+                bytes,
+            )
+
     def settlement_batches(self) -> Iterator["Difference | Check"]:
         from server.payouts.settlement import batch_reference, batch_root
 
@@ -290,6 +323,7 @@ class Reconciler:
         checks: list[Check] = []
         for part in (
             self.anchors,
+            self.cancellations,
             self.split_policies,
             self.issuances,
             self.retirements,

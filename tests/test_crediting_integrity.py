@@ -224,7 +224,7 @@ def test_4_a_date_far_in_the_future_is_refused(field, db):
 def test_5_a_felling_dated_anywhere_debits_the_credit_and_cancels_buffer_tonnes(field, db):
     phone, office = field
     planted = [
-        phone.planted([(days_ago(760), 100, 800), (days_ago(400), 160, 1100)]) for _ in range(12)
+        phone.planted([(days_ago(760), 100, 800), (days_ago(400), 200, 1400)]) for _ in range(16)
     ]
     office.review_all()
     calc = office.calculate(days_ago(800)[:10], days_ago(390)[:10])
@@ -571,3 +571,34 @@ def test_every_page_that_sells_or_shows_a_tonne_says_what_it_is(client, field, d
         assert 'href="/methodology"' in text, path
     methodology = pages["/methodology"].get_data(as_text=True)
     assert "20%" in methodology and "0.85" in methodology
+
+
+# --- losses on the ledger ----------------------------------------------------------------------
+
+
+def test_cancellations_are_anchored_and_an_edited_one_is_found_by_reconcile(app, db, world):
+    from server.chain.connection import connect_pyevm
+    from server.chain.deploy import attach
+    from server.chain.worker import Worker
+    from server.reconcile import reconcile
+    from server.trees import set_status
+    from tests import registry_world as rw
+
+    with app.app_context():
+        _, _, grown = rw.stocked_bundle(db, world.user_ids["verifier"])
+        at = "2026-11-01T00:00:00.000Z"
+        losses = [set_status(db, tree, "dead", at) for tree in grown["trees"][:2]]
+    assert all(losses), losses
+    assert db["loss_cancellations"].count >= 1
+    chain = connect_pyevm()
+    attach(chain, db)
+    Worker(chain, db, receipt_timeout=5).run_until_idle()
+
+    differences, _ = reconcile(db, chain.ledger, app.config["CODE_KEY"])
+    assert [d.line() for d in differences] == []
+
+    db.execute(
+        "DELETE FROM loss_cancellations WHERE rowid = (SELECT max(rowid) FROM loss_cancellations)"
+    )
+    differences, _ = reconcile(db, chain.ledger, app.config["CODE_KEY"])
+    assert any("loss_cancellations" in d.line() for d in differences)

@@ -282,7 +282,7 @@ def test_a_felled_tree_cancels_buffer_tonnes_at_once_oldest_first(db, world, ctx
     assert (
         db.execute(
             "SELECT count(*) FROM chain_outbox WHERE kind = 'anchor' AND payload LIKE ?",
-            ["%loss:%"],
+            ["%cancellation:%"],
         ).fetchone()[0]
         == 1
     )

@@ -81,14 +81,17 @@ CREATE TABLE losses (
 CREATE INDEX losses_bundle ON losses(bundle_id);
 CREATE INDEX losses_tree ON losses(tree_id);
 
+-- Each call that cancels is one batch per bundle (1, 2, ...), anchored as
+-- `cancellation:<bundle id>:<batch>`.
 CREATE TABLE loss_cancellations (
     serial TEXT PRIMARY KEY REFERENCES tonnes(serial),
     loss_id INTEGER NOT NULL REFERENCES losses(id),
     bundle_id INTEGER NOT NULL REFERENCES bundles(id),
+    batch INTEGER NOT NULL CHECK (batch >= 1),
     from_buffer INTEGER NOT NULL CHECK (from_buffer IN (0, 1)),
     created_at TEXT NOT NULL
 );
-CREATE INDEX loss_cancellations_bundle ON loss_cancellations(bundle_id);
+CREATE INDEX loss_cancellations_bundle ON loss_cancellations(bundle_id, batch);
 
 CREATE TABLE photo_fingerprints (
     sha256 TEXT PRIMARY KEY REFERENCES blobs(sha256),

@@ -180,15 +180,22 @@ def certificate_record(db: Database, cert: dict[str, Any], contract=None) -> dic
     }
 
 
-def cancellation_root(loss_id: int, serials: list[str], grams: int) -> str:
-    """sha256 of what a loss cancelled: the loss, its grams and the serials, in order."""
-    document = {"grams": grams, "loss": loss_id, "serials": sorted(serials)}
+def cancellation_reference(bundle_id: int, batch: int) -> str:
+    return f"cancellation:{bundle_id}:{batch}"
+
+
+def cancellation_root(bundle_id: int, batch: int, serials: list[str]) -> str:
+    """sha256 of one batch of serials cancelled for losses: the bundle, the batch, the serials."""
+    document = {"batch": batch, "bundle": bundle_id, "serials": sorted(serials)}
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def queue_cancellation(db: Database, loss_id: int, serials: list[str], grams: int) -> None:
-    """Anchor the serials cancelled for a loss (`loss:<id>`)."""
+def queue_cancellation(db: Database, bundle_id: int, batch: int, serials: list[str]) -> None:
+    """Anchor a batch of serials cancelled for losses (inside the caller's transaction)."""
     chain.anchor(
-        db, "buffer_cancellation", f"loss:{loss_id}", cancellation_root(loss_id, serials, grams)
+        db,
+        "buffer_cancellation",
+        cancellation_reference(bundle_id, batch),
+        cancellation_root(bundle_id, batch, serials),
     )

@@ -4,7 +4,7 @@ Each loss is recorded in grams against the bundle its tonnes went to, and the bu
 tonnes automatically: in all, ceil(lost grams / 1 t), buffer tonnes first (oldest first), then
 unsold ones (last in the public order first). What cannot be cancelled yet is the bundle's
 shortfall, cancelled as soon as tonnes are there. A tree never loses more than it was credited.
-Every cancellation is anchored on the ledger (`loss:<id>`).
+Every batch of cancellations is anchored on the ledger (`cancellation:<bundle>:<batch>`).
 """
 
 from typing import Any
@@ -55,18 +55,23 @@ def _cancel(db: Database, bundle_id: int, loss_id: int) -> list[str]:
         return []
     serials.set_status(db, cancelled, "cancelled")
     now = now_iso()
+    batch = first(
+        db,
+        "SELECT coalesce(max(batch), 0) + 1 AS n FROM loss_cancellations WHERE bundle_id = ?",
+        [bundle_id],
+    )["n"]
     db["loss_cancellations"].insert_all(
         {
             "serial": s,
             "loss_id": loss_id,
             "bundle_id": bundle_id,
+            "batch": batch,
             "from_buffer": int(s in buffer),
             "created_at": now,
         }
         for s in cancelled
     )
-    grams = first(db, "SELECT grams FROM losses WHERE id = ?", [loss_id])["grams"]
-    ledger.queue_cancellation(db, loss_id, cancelled, grams)
+    ledger.queue_cancellation(db, bundle_id, batch, cancelled)
     return cancelled
 
 
