@@ -80,9 +80,8 @@ def wants_json() -> bool:
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
     """Render an error as JSON or as a page, whichever the client wants."""
     if wants_json():
-        body = {"status": status, "code": code, "message": message}
-        if details is not None:
-            body["details"] = details
+        # every body has all four keys (README); `details` is null when there is nothing more
+        body = {"status": status, "code": code, "message": message, "details": details}
         response = jsonify(error=body)
     else:
         response = Response(

@@ -248,6 +248,7 @@ def test_wrong_password_and_unknown_user_look_the_same(client):
         "status": 401,
         "code": "invalid_credentials",
         "message": "Wrong username or password.",
+        "details": None,
     }
     assert client.get("/api/v1/auth/me").status_code == 401
 

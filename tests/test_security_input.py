@@ -29,3 +29,19 @@ def test_an_ordinary_name_with_a_dash_inside_is_accepted(client, world):
         headers=bearer(world.tokens["admin"]),
     )
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "options", "status"),
+    [
+        ("get", "/api/v1/no-such-thing", {}, 404),
+        ("delete", "/api/v1/villages", {}, 405),
+        ("get", "/api/v1/users", {}, 401),
+        ("post", "/api/v1/auth/tokens", {"json": {"username": "x"}}, 422),
+        ("post", "/api/v1/auth/tokens", {"data": b"{", "content_type": "application/json"}, 400),
+    ],
+)
+def test_every_error_body_has_the_four_keys(client, method, path, options, status):
+    response = getattr(client, method)(path, headers={"Accept": "application/json"}, **options)
+    assert response.status_code == status
+    assert set(response.json["error"]) == {"status", "code", "message", "details"}
