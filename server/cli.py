@@ -503,6 +503,9 @@ def chain_work(app, once: bool) -> None:
             f"({service.chain.engine}); signing as {service.chain.address}"
         )
         if once:
+            from server.anchors import anchor_audit_head
+
+            anchor_audit_head(worker.db, app.config["AUDIT_ANCHOR_SECONDS"])  # as the loop does
             counts = worker.run_until_idle()
             click.echo(" ".join(f"{state}={n}" for state, n in sorted(counts.items())) or "idle")
             return
