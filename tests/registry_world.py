@@ -201,7 +201,9 @@ def _build_sample(app, world) -> dict[str, Any]:
         )
         v_open = verification.assign(db, open_calc, verifier, None)
         v_ready = verify(db, calc("2025-01-01"), verifier, decide=False)
-        v_decided = verify(db, calc("2026-02-01"), verifier)
+        # A small village whose photos are stored: its verified period can be issued.
+        small = grow_village(db, "360423101203", households_count=1, trees_per_household=2)
+        v_decided = verify(db, small["calculation_id"], verifier)
         stocked, issued, grown = stocked_bundle(
             db, verifier, trees_per_household=24, start_mm=100, end_mm=400
         )
