@@ -322,6 +322,7 @@ def test_a_tagged_tree_is_found_by_its_tag_remeasured_and_marked_dead(browser, s
     ready(page, "household")
     card = page.locator("#trees > li", has_text=tag)
     card.get_by_role("button", name="死亡").click()
+    card.get_by_label("原因").select_option(label="干旱")
     card.get_by_role("button", name="确定：已死亡").click()
     page.wait_for_selector(f"#trees > li:has-text('{tag}') .badge.danger")
     ops = page.evaluate(
@@ -334,6 +335,11 @@ def test_a_tagged_tree_is_found_by_its_tag_remeasured_and_marked_dead(browser, s
         ["tree.measure", 2, None],
         ["tree.status", 3, "dead"],
     ]
+    reason = page.evaluate(
+        """async () => (await (await import('/app/js/outbox.js')).pendingOps(100))
+            .find((op) => op.kind === 'tree.status').payload.reason"""
+    )
+    assert reason == "drought"  # why the tree is gone goes with it into the op log
     context.close()
 
 

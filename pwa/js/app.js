@@ -12,14 +12,20 @@ import { clockOffsetMs, syncOnce } from "./sync.js";
 import { screenVillage } from "./village.js";
 import { pendingCount as verifierPending, screenSample, screenSamples, startVerifier } from "./verify.js";
 
-// Screens not needed to start are loaded when first opened (from the service worker's cache),
-// so the app starts with fewer modules to fetch and parse.
-const later = (load, name) => async (...args) => (await load())[name](...args);
+// Screens not needed to start are loaded once the first screen is drawn, so the app starts
+// with fewer modules to fetch and parse; loaded then, they open with no signal even before
+// the service worker holds the shell.
+const loaders = [];
+const later = (load, name) => {
+  loaders.push(load);
+  return async (...args) => (await load())[name](...args);
+};
 const screenBoard = later(() => import("./board.js"), "screenBoard");
 const screenMap = later(() => import("./map.js"), "screenMap");
 const screenTreeForm = later(() => import("./tree-form.js"), "screenTreeForm");
 const screenOutbox = later(() => import("./upload.js"), "screenOutbox");
 const screenRemeasure = later(() => import("./verify-tree.js"), "screenRemeasure");
+const loadTheRest = () => Promise.all(loaders.map((load) => load().catch(() => null)));
 
 const CLOCK_WARN_MS = 5 * 60 * 1000; // the server flags records from a clock this far off
 let current = null; // the screen on show: {leave(), refresh?}
@@ -187,6 +193,7 @@ async function start() {
   setInterval(refreshBanner, 30000);
   window.addEventListener("hashchange", route);
   await route();
+  setTimeout(loadTheRest, 0);
   refreshBanner();
   if (app.device) {
     scheduler.kick("open");

@@ -66,10 +66,13 @@ function treeCard(tree) {
   const alive = (tree.status ?? "alive") === "alive";
   const confirm = h("div", { class: "confirm", hidden: true, role: "group" });
   const ask = (next) => {
+    const id = `reason-${tree.id}`;
+    const reason = h("select", { id }, REASONS[next].map((r) => h("option", { value: r }, t(`status.reason.${r}`))));
     confirm.replaceChildren(
       h("p", {}, t(`status.confirm_${next}`)),
+      h("label", { for: id }, t("status.reason_label")), reason,
       h("div", { class: "row" },
-        h("button", { type: "button", class: "danger", onclick: () => markStatus(tree, next) }, t(`status.yes_${next}`)),
+        h("button", { type: "button", class: "danger", onclick: () => markStatus(tree, next, reason.value) }, t(`status.yes_${next}`)),
         h("button", { type: "button", onclick: () => { confirm.hidden = true; } }, t("common.cancel"))));
     confirm.hidden = false;
     confirm.querySelector("button").focus();
@@ -93,9 +96,15 @@ function treeCard(tree) {
     confirm);
 }
 
-async function markStatus(tree, next) {
+// Why a tree is gone: kept with the operation in the server's op log (the audit trail).
+const REASONS = {
+  dead: ["pests", "drought", "storm", "other"],
+  felled: ["building", "harvest", "fallen", "other"],
+};
+
+async function markStatus(tree, next, reason) {
   await recordOperation({
-    kind: "tree.status", recordId: tree.id, payload: { status: next }, baseVersion: tree.version ?? null,
+    kind: "tree.status", recordId: tree.id, payload: { status: next, reason }, baseVersion: tree.version ?? null,
   });
   app.scheduler.kick("save");
   app.refreshBanner();
