@@ -113,11 +113,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.payouts import routes as payouts
     from server.push import routes as push
     from server.registry import api as registry
+    from server.registry import buyers as registry_buyers
+    from server.registry import checkout as registry_checkout
+    from server.registry import finance as registry_finance
     from server.registry import market
     from server.registry import pages as registry_pages
-    from server.registry import checkout as registry_checkout
-    from server.registry import buyers as registry_buyers
-    from server.registry import finance as registry_finance
 
     errors.register_error_handlers(app)
     access.init_app(app)

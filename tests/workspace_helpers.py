@@ -16,9 +16,7 @@ def form_token(html: str) -> str:
 def sign_in_form(client, role: str):
     """Sign in as `role` through /login; returns the redirect response."""
     token = form_token(client.get("/login").get_data(as_text=True))
-    return client.post(
-        "/login", data={"username": role, "password": PASSWORD, "csrf_token": token}
-    )
+    return client.post("/login", data={"username": role, "password": PASSWORD, "csrf_token": token})
 
 
 def post_form(client, page: str, action: str, data: dict, follow: bool = True):
