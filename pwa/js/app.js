@@ -12,9 +12,9 @@ import { clockOffsetMs, syncOnce } from "./sync.js";
 import { screenVillage } from "./village.js";
 import { pendingCount as verifierPending, screenSample, screenSamples, startVerifier } from "./verify.js";
 
-// Screens not needed to start are loaded once the first screen is drawn, so the app starts
-// with fewer modules to fetch and parse; loaded then, they open with no signal even before
-// the service worker holds the shell.
+// Screens not needed to start are loaded after the first screen is drawn, from the service
+// worker's copy (on a first visit, once it has taken the page), so the app starts with fewer
+// modules to parse and a first visit fetches none of them twice.
 const loaders = [];
 const later = (load, name) => {
   loaders.push(load);
@@ -193,7 +193,8 @@ async function start() {
   setInterval(refreshBanner, 30000);
   window.addEventListener("hashchange", route);
   await route();
-  setTimeout(loadTheRest, 0);
+  if (navigator.serviceWorker?.controller || !("serviceWorker" in navigator)) setTimeout(loadTheRest, 0);
+  else navigator.serviceWorker.addEventListener("controllerchange", loadTheRest, { once: true });
   refreshBanner();
   if (app.device) {
     scheduler.kick("open");

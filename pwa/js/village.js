@@ -41,8 +41,9 @@ function householdItem(row) {
       h("span", { class: "code" }, row.code)));
 }
 
-export async function screenVillage(ctx) {
-  const [rows, trees, village] = await Promise.all([households(), villageTrees(), villageInfo()]);
+/** The roster with this season's state of each household, sorted by number. */
+async function roster() {
+  const [rows, trees] = await Promise.all([households(), villageTrees()]);
   const byHousehold = new Map();
   for (const tree of trees) {
     if (!byHousehold.has(tree.household)) byHousehold.set(tree.household, []);
@@ -52,10 +53,11 @@ export async function screenVillage(ctx) {
     const own = byHousehold.get(row.code) ?? [];
     Object.assign(row, { trees: own.length, state: householdState(own) });
   }
-  rows.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
-  const measured = rows.filter((row) => row.state === "measured").length;
-  const flagged = rows.filter((row) => row.state === "flagged").length;
+  return rows.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+}
 
+export async function screenVillage(ctx) {
+  let [rows, village] = await Promise.all([roster(), villageInfo()]);
   const scan = scanPanel(ctx, openCode, "village.scan");
   const manual = manualEntry("household-code", "village.manual", "village.manual_placeholder", "village.open", openCode);
   const list = h("ul", { class: "list", id: "households" });
@@ -63,21 +65,31 @@ export async function screenVillage(ctx) {
   const search = h("input", {
     id: "household-search", type: "search", autocomplete: "off", placeholder: t("village.search_placeholder"),
   });
+  const season = h("div", { class: "season", id: "season" });
   const show = () => {
     const matches = rows.filter((row) => householdMatches(row, search.value));
     list.replaceChildren(...matches.map(householdItem));
     found.textContent = search.value.trim() ? t("village.search_found", { count: matches.length }) : "";
+    const measured = rows.filter((row) => row.state === "measured").length;
+    const flagged = rows.filter((row) => row.state === "flagged").length;
+    season.replaceChildren(
+      h("label", { for: "season-progress" }, t("season.progress", { done: measured, total: rows.length, flagged })),
+      h("progress", { id: "season-progress", max: rows.length, value: measured }));
+    season.hidden = !rows.length;
   };
   search.addEventListener("input", show);
   show();
-  ctx.refresh = () => app.route();
+  // A sync round redraws the list in place: the search being typed and its focus stay.
+  ctx.refresh = async () => {
+    const fresh = await roster();
+    if (fresh.length && !rows.length) return app.route(); // the roster just arrived
+    rows = fresh;
+    show();
+  };
   return h("section", {},
     heading("village.title", { village: village.name ?? village.code ?? app.device.village_code }),
     village.name ? h("p", { class: "meta code" }, [village.township, village.code].filter(Boolean).join(" · ")) : null,
-    rows.length ? h("div", { class: "season", id: "season" },
-      h("label", { for: "season-progress" }, t("season.progress", { done: measured, total: rows.length, flagged })),
-      h("progress", { id: "season-progress", max: rows.length, value: measured })) : null,
-    scan.node, manual.node,
+    season, scan.node, manual.node,
     h("div", { class: "row" },
       link("#/map", "village.map", {}, "button"),
       link("#/board", "village.board", {}, "button")),
