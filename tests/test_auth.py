@@ -193,11 +193,11 @@ def test_login_form_signs_in_and_redirects_home(client):
     )
 
     assert response.status_code == 302
-    assert response.headers["Location"] == "/"
-    home = client.get("/")
+    assert response.headers["Location"] == "/finance"  # each role lands on its own home
+    home = client.get("/finance")
     assert home.status_code == 200
     html = home.get_data(as_text=True)
-    assert "finance 用户 · finance" in html
+    assert "finance 用户</span> · 财务" in html  # the role's name in Chinese
     assert 'action="/logout"' in html
     assert client.get("/api/v1/auth/me").json["user"]["username"] == "finance"
 

@@ -157,7 +157,7 @@ def test_an_invalid_plate_is_a_404_page_and_is_logged(app, client, world, caplog
     assert response.mimetype == "text/html"
     html = response.get_data(as_text=True)
     assert INVALID in html
-    assert reason in html and IN_CHINESE[reason] in html
+    assert IN_CHINESE[reason] in html and reason not in html  # Chinese only; the log has it
     assert "<img src=x" not in html
     assert_no_personal_data(html)
     [warning] = plate_warnings(caplog)
@@ -219,7 +219,7 @@ def test_a_new_plate_revokes_the_old_one(app, client, db, world, caplog):
     caplog.set_level(logging.WARNING)
     gone = client.get(f"/h/{old}")
     assert gone.status_code == 404
-    assert INVALID in gone.get_data(as_text=True) and REPLACED in gone.get_data(as_text=True)
+    assert INVALID in gone.get_data(as_text=True) and REPLACED not in gone.get_data(as_text=True)
     assert IN_CHINESE[REPLACED] in gone.get_data(as_text=True)
     assert any(REPLACED in warning for warning in plate_warnings(caplog))
     page = client.get(f"/H/{new}")
