@@ -189,7 +189,7 @@ def test_a_farmer_past_the_second_factor_subscribes_from_the_plate_page(client, 
     )
     assert opened.status_code == 200
     page = opened.get_data(as_text=True)
-    assert 'id="push-enable"' in page and "开启到账通知" in page
+    assert 'id="push-enable"' in page and "开启手机通知" in page
     assert "21:00 至 07:00 不打扰" in page  # the farmer may turn quiet hours off
 
     forged = client.post(url, json={"subscription": subscription(), "household": code})
