@@ -53,7 +53,7 @@ def test_money_flow_survives_a_killed_node_and_reconciles(app, db, world, nodes)
 
     with app.app_context():
         bundle, _, _ = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=3, trees_per_household=2
+            db, world.user_ids["verifier"], households_count=3, trees_per_household=6
         )
         enterprise = db["users"].get(world.user_ids["enterprise"])
         sell(db, bundle["id"], 2)

@@ -41,7 +41,7 @@ def build_snapshot(app, world) -> tuple[Path, dict]:
         )
         for n, code in enumerate(VILLAGES):
             grown = rw.grow_village(
-                db, code, households_count=2 + n, trees_per_household=1 + n, end_mm=600 + 50 * n
+                db, code, households_count=2 + n, trees_per_household=3 + 2 * n, end_mm=330 + 10 * n
             )
             found = rw.verify(db, grown["calculation_id"], world.user_ids["verifier"])
             issuance.issue(
