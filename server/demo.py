@@ -321,8 +321,10 @@ def create_demo(db: Database) -> dict[str, Any]:
     _save_credentials(credentials)
     from server.payouts.demo import add_payout_history
     from server.registry.demo import add_registry_history
+    from server.registry.payments_demo import add_payment_history
 
     add_registry_history(db)
+    add_payment_history(db)
     add_payout_history(db)
     return credentials
 

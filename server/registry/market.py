@@ -210,8 +210,11 @@ def publish_bundle(bundle_id: int):
 @allow("admin", "bureau", "finance")
 def totals():
     """Tonnes by bundle and vintage: issued, available, reserved, held, retired, buffer,
-    cancelled (issued is always the sum of the rest)."""
-    return jsonify(totals=serials.counts(get_db()))
+    cancelled (issued is always the sum of the rest). A bureau sees its own county's."""
+    county = g.user["county_id"] if g.user["role"] == "bureau" else None
+    if g.user["role"] == "bureau" and county is None:
+        return jsonify(totals=[])
+    return jsonify(totals=serials.counts(get_db(), county_id=county))
 
 
 @bp.post("/orders")

@@ -86,9 +86,15 @@ def set_status(db: Database, serials: list[str], status: str, **columns: Any) ->
     )
 
 
-def counts(db: Database, bundle_id: int | None = None) -> list[dict[str, Any]]:
-    """Tonnes by bundle and vintage in each status, and the total issued."""
+def counts(
+    db: Database, bundle_id: int | None = None, county_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Tonnes by bundle and vintage in each status, and the total issued (of one bundle, or
+    of one county's bundles)."""
     where, params = ("WHERE bundle_id = ?", [bundle_id]) if bundle_id is not None else ("", [])
+    if county_id is not None:
+        where = "WHERE bundle_id IN (SELECT id FROM bundles WHERE county_id = ?)"
+        params = [county_id]
     rows = db.query(
         f"""SELECT bundle_id, vintage, count(*) AS issued,
                   sum(status = 'available') AS available, sum(status = 'reserved') AS reserved,
