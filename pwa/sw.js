@@ -4,7 +4,7 @@
 // straight to the network (writes reach the server only through the outbox, never a cache).
 // Bump VERSION whenever a shell file changes: the page then offers "update available".
 
-const VERSION = "v9";
+const VERSION = "v10";
 const PREFIX = "sipang-shell-";
 const SHELL_CACHE = `${PREFIX}${VERSION}`;
 const DATA_CACHE = "sipang-data";

@@ -69,6 +69,10 @@ def test_a_sampled_tree_is_reached_by_distance_and_bearing_and_not_found(
         page.wait_for_selector("#verify-gps[data-tone=ok]")
         card = page.locator(f"#sample-trees > li[data-tree='{north_tree}']")
         assert card.locator(".way").inner_text() == "在你的北方 0°，距离 100 米"
+        photo = card.locator("img.tree-photo").get_attribute("src")
+        assert photo.endswith(f"/trees/{north_tree}.jpg")  # its photo, to know it when found
+        served = client.get(photo)
+        assert (served.status_code, served.mimetype) == (200, "image/jpeg")
         assert page.locator("svg.map circle.map-todo").count() == 3
         assert page.locator("svg.map circle.map-me").count() == 1
         check_accessible(page, "sample with map")

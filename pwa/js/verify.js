@@ -266,6 +266,8 @@ export async function screenSample(ctx, id) {
       return h("li", { class: "card", "data-tree": tree.tree_id, "data-state": state },
         h("h3", {}, tree.species_name, " · ", t(`position.${tree.position}`)),
         h("p", { class: "code" }, tree.household_code, tree.tag ? ` · ${tree.tag}` : ""),
+        h("img", { class: "tree-photo", loading: "lazy", alt: t("verify.photo_alt"),
+          src: `/h/${tree.household_code}/trees/${tree.tree_id}.jpg` }),
         ways.get(tree.tree_id),
         h("p", {}, h("span", { class: `badge ${{ sent: "done", pending: "pending", refused: "rejected", todo: "waiting" }[state]}` }, t(`verify.state_${state}`)),
           item?.outcome && item.outcome !== "measured" ? ` ${t(`verify.outcome.${item.outcome}`)}` : "",
