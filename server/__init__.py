@@ -56,6 +56,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for name, filename in GENERATED_SECRETS.items():
         if not app.config.get(name):
             app.config[name] = read_or_create_secret(instance, filename)
+    if app.config.get("TESTPAY_ENABLED") and not app.config.get("TESTPAY_SECRET"):
+        # made at start, not at the first webhook, so a backup taken before any payment has it
+        app.config["TESTPAY_SECRET"] = read_or_create_secret(instance, "testpay.key")
     app.config.setdefault("DATABASE", None)
     app.config["DATABASE"] = app.config["DATABASE"] or str(instance / "sipang.db")
     from server.push import keys as push_keys

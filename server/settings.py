@@ -188,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
         "TESTPAY_SECRET",
         None,
         "HMAC secret of the `testpay` provider; generated into the instance folder as "
-        "`testpay.key` when not given.",
+        "`testpay.key` at start when the provider is on and this is not given.",
     ),
     Setting(
         "PUSH_WORKER",
