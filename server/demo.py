@@ -4,7 +4,6 @@ Deterministic (fixed random seed) and idempotent. All personal data is obviously
 names like 王演三, phones 170-0000-xxxx, ID numbers born 1900–1950.
 """
 
-import hashlib
 import io
 import json
 import math
@@ -19,7 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlite_utils import Database
 
-from server import devices, rosters, trees, users, villages
+from server import devices, photos, rosters, trees, users, villages
 from server.clock import iso
 from server.db import first, transaction
 from village_kits.personal_data import id_check_character, luhn_check_digit
@@ -97,21 +96,10 @@ def _photo(db: Database, rng: random.Random) -> str:
     """A small photo of its own, stored whole under its sha256 as an upload would be."""
     from PIL import Image
 
-    from server.sync_api import blob_paths
-
     image = Image.frombytes("RGB", (16, 12), rng.randbytes(16 * 12 * 3))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=70)
-    data = out.getvalue()
-    sha256 = hashlib.sha256(data).hexdigest()
-    path = blob_paths(sha256)[0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    db.execute(
-        "INSERT OR IGNORE INTO blobs (sha256, size, received_at) VALUES (?, ?, ?)",
-        [sha256, len(data), iso(FIRST_SURVEY)],
-    )
-    return sha256
+    return photos.store(db, out.getvalue(), iso(FIRST_SURVEY))
 
 
 def _place(village: tuple, n: int, rng: random.Random) -> tuple[float, float]:

@@ -2,7 +2,6 @@
 how reviews are stored, and bad input. The crediting rules themselves are tested through the
 sync API in tests/test_crediting_integrity.py."""
 
-import hashlib
 import io
 import json
 import random
@@ -23,7 +22,7 @@ from test_carbon_api import (
     table_counts,
 )
 
-from server import trees
+from server import photos, trees
 from server.carbon import evidence, records
 from server.carbon.method import load_method
 from server.clock import iso, now
@@ -61,16 +60,8 @@ def stored_photo(db, seed: str) -> str:
     image = Image.frombytes("RGB", (32, 24), rng.randbytes(32 * 24 * 3))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=90)
-    data = out.getvalue()
-    sha256 = hashlib.sha256(data).hexdigest()
-    path = blob_paths(sha256)[0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    db.execute(
-        "INSERT OR IGNORE INTO blobs (sha256, size, received_at) VALUES (?, ?, ?)",
-        [sha256, len(data), iso(now())],
-    )
-    evidence.fingerprint(db, sha256, path)
+    sha256 = photos.store(db, out.getvalue())
+    evidence.fingerprint(db, sha256, blob_paths(sha256)[0])
     return sha256
 
 
