@@ -23,8 +23,8 @@ from test_carbon_records import stored_photo
 
 from server import households, trees, villages
 from server.carbon import records
-from server.carbon.anchors import sizes
 from server.carbon.method import Method, canonical_json, load_method
+from server.carbon.tree_anchors import sizes
 from server.clock import iso
 from server.db import first
 from server.errors import ApiError

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from server.carbon import anchors, evidence, plausibility, rules
+from server.carbon import evidence, plausibility, rules, tree_anchors
 from server.carbon.estimate import EstimateError, estimate_tree, to_grams
 from server.carbon.flags import blocking, write_flags
 from server.carbon.method import Method, canonical_json, load_method
@@ -58,7 +58,7 @@ def _store_estimate(db: Database, row: dict, method: Method, species: dict) -> d
         zero = dict.fromkeys(("agb_g", "bgb_g", "carbon_g", "co2e_g", "uncertainty_pct"), 0)
         insert(db, "measurement_estimates", record | {"route": "excluded", "inputs": reason} | zero)
         return None
-    sizes = anchors.sizes(row)
+    sizes = tree_anchors.sizes(row)
     estimate = estimate_tree(
         row["species_id"],
         sizes["dbh_cm"] if not sizes["stems_cm"] else None,
@@ -83,7 +83,7 @@ def _previous(db: Database, row: dict[str, Any]) -> dict[str, Any] | None:
     return first(
         db,
         f"""SELECT m.* FROM measurements m WHERE m.tree_id = ? AND m.client_time < ?
-            AND m.id != ? AND {anchors.NOT_REJECTED}
+            AND m.id != ? AND {tree_anchors.NOT_REJECTED}
             ORDER BY m.client_time DESC LIMIT 1""",  # noqa: S608 - constant SQL
         [row["tree_id"], row["client_time"], row["id"]],
     )
@@ -109,11 +109,11 @@ def _neighbours(db: Database, row: dict[str, Any], radius_m: float) -> list[dict
 
 
 def _growth_flags(db, method, species, row, current: dict) -> list[dict[str, str]]:
-    anchor = anchors.tree_anchor(db, row["tree_id"], exclude=row["id"])
+    anchor = tree_anchors.tree_anchor(db, row["tree_id"], exclude=row["id"])
     if anchor is None or anchor["id"] == row["id"]:
         return []
     flags = []
-    if anchor["issued"] and row["client_time"] < anchors.day_after(anchor["period_end"]):
+    if anchor["issued"] and row["client_time"] < tree_anchors.day_after(anchor["period_end"]):
         flags.append(
             {
                 "code": "reading_in_issued",
@@ -123,7 +123,7 @@ def _growth_flags(db, method, species, row, current: dict) -> list[dict[str, str
         return flags
     if row["client_time"] <= anchor["client_time"]:
         return flags  # older than the anchor: never used for crediting
-    start = anchors.sizes(anchor)
+    start = tree_anchors.sizes(anchor)
     try:
         start_g = stock_g(method, row["species_id"], start)
     except EstimateError:
@@ -135,7 +135,7 @@ def _growth_flags(db, method, species, row, current: dict) -> list[dict[str, str
         current,
         start_g,
         stock_g(method, row["species_id"], current),
-        anchors.sizes(previous) if previous else None,
+        tree_anchors.sizes(previous) if previous else None,
     )
 
 
@@ -147,7 +147,7 @@ def assess_measurement(
     method = load_method()
     row = _measurement(db, measurement_id)
     species = method.species[row["species_id"]]
-    current = anchors.sizes(row) | {"species_id": row["species_id"]}
+    current = tree_anchors.sizes(row) | {"species_id": row["species_id"]}
     current["household_id"] = row["household_id"]
     flags: list[dict[str, str]] = []
     register_method(db, method)
@@ -160,7 +160,9 @@ def assess_measurement(
         flags += stored["flags"]
         flags += plausibility.size_flags(species, current, row["planting_year"])
         flags += _growth_flags(db, method, species, row, current)
-        first_reading = anchors.registration_reading(db, row["tree_id"], exclude=row["id"]) is None
+        first_reading = (
+            tree_anchors.registration_reading(db, row["tree_id"], exclude=row["id"]) is None
+        )
         if first_reading and row["latitude"] is not None:
             radius = max(rules.DUPLICATE_RADIUS_M[1], rules.OTHER_SPECIES_RADIUS_M[1])
             flags += plausibility.duplicate_flags(current, _neighbours(db, row, radius))

@@ -14,7 +14,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from server import audit
-from server.carbon import anchors, plausibility, rules, uncertainty
+from server.carbon import plausibility, rules, tree_anchors, uncertainty
 from server.carbon.assessment import register_method, stock_g
 from server.carbon.crediting import TreeGrowth, credit_period, uncertainty_deduction_g
 from server.carbon.estimate import EstimateError
@@ -115,7 +115,7 @@ def _bounds(period_start: str, period_end: str) -> tuple[str, str]:
                 }
             ],
         )
-    return f"{start.isoformat()}T00:00:00.000Z", anchors.day_after(period_end)
+    return f"{start.isoformat()}T00:00:00.000Z", tree_anchors.day_after(period_end)
 
 
 def capped_stock_g(
@@ -176,25 +176,25 @@ def _tree_lines(db: Database, village_id: int, start: str, end: str, method: Met
            WHERE h.village_id = ? AND t.status = 'alive' ORDER BY t.id""",
         [village_id],
     )
-    issued_until = anchors.issued_until(db, village_id) or ""
+    issued_until = tree_anchors.issued_until(db, village_id) or ""
     found, parts = [], {}
     for tree in list(trees):
         species = method.species.get(tree["species_id"])
         if species is None or species["route"] == "excluded":
             continue
-        anchor = anchors.tree_anchor(db, tree["id"])
+        anchor = tree_anchors.tree_anchor(db, tree["id"])
         if anchor is None or anchor["client_time"] >= end:
             continue
         end_row = first(
             db,
             f"""SELECT m.* FROM measurements m WHERE m.tree_id = ? AND m.client_time > ?
-                AND m.client_time >= ? AND m.client_time < ? AND {anchors.NOT_REJECTED}
+                AND m.client_time >= ? AND m.client_time < ? AND {tree_anchors.NOT_REJECTED}
                 ORDER BY m.client_time DESC, m.rowid DESC LIMIT 1""",  # noqa: S608
             [tree["id"], max(anchor["client_time"], issued_until), start, end],
         )
         if end_row is None:
             continue
-        ends = (anchors.sizes(anchor), anchors.sizes(end_row))
+        ends = (tree_anchors.sizes(anchor), tree_anchors.sizes(end_row))
         try:
             start_g, start_note = capped_stock_g(method, tree["species_id"], ends[0])
             end_g, end_note = capped_stock_g(method, tree["species_id"], ends[1])
