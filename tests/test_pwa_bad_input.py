@@ -63,6 +63,9 @@ def enrolled(context, site, app, world, *, clock: datetime | None = None):
     page.fill("#code", enrolment_code(app, world))
     page.click("#enrol")
     ready(page, "village")
+    # Offline use needs the installed service worker (every screen precached), as a phone does
+    # after its first visit; on a loaded machine installing can outlast enrolment.
+    assert page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
     return page
 
 
