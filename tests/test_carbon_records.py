@@ -6,7 +6,6 @@ import io
 import json
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,9 @@ from PIL import Image
 from test_carbon_api import (
     CENTRE,
     METRES_PER_DEGREE_LAT,
+    Recorded,
     calculate,
+    measured,
     other_county_bureau,
     other_village_measurer,
     review,
@@ -36,18 +37,6 @@ PERIOD = {"period_start": "2025-01-01", "period_end": "2025-12-31"}
 BEFORE = "2024-06-01T08:00:00.000Z"  # a baseline, before the period
 DURING = "2025-06-01T08:00:00.000Z"  # a re-measurement inside it
 _spots = iter(range(1, 10_000))
-
-
-@dataclass
-class Recorded:
-    id: str
-    flags: list[dict[str, str]]
-
-
-def measured(at: str, dbh_mm: int | list[int], height_cm: int | None = None, **extra) -> dict:
-    """One measurement to record: DBH in mm (a list for a multi-stem tree), height in cm."""
-    stems = dbh_mm if isinstance(dbh_mm, list) else [dbh_mm]
-    return {"client_time": at, "stems_mm": stems, "height_cm": height_cm, **extra}
 
 
 def days_ago(days: float) -> str:

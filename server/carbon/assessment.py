@@ -108,7 +108,7 @@ def _neighbours(db: Database, row: dict[str, Any], radius_m: float) -> list[dict
     )
 
 
-def _growth_flags(db, method, species, row, current: dict) -> list[dict[str, str]]:
+def _growth_flags(db, method, species, row, current: dict, current_g: int) -> list[dict]:
     anchor = tree_anchors.tree_anchor(db, row["tree_id"], exclude=row["id"])
     if anchor is None or anchor["id"] == row["id"]:
         return []
@@ -134,7 +134,7 @@ def _growth_flags(db, method, species, row, current: dict) -> list[dict[str, str
         start,
         current,
         start_g,
-        stock_g(method, row["species_id"], current),
+        current_g,
         tree_anchors.sizes(previous) if previous else None,
     )
 
@@ -159,7 +159,7 @@ def assess_measurement(
     if stored:
         flags += stored["flags"]
         flags += plausibility.size_flags(species, current, row["planting_year"])
-        flags += _growth_flags(db, method, species, row, current)
+        flags += _growth_flags(db, method, species, row, current, stored["co2e_g"])
         first_reading = (
             tree_anchors.registration_reading(db, row["tree_id"], exclude=row["id"]) is None
         )
