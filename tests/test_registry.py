@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from server.carbon.method import load_method
-from server.registry import ratio, serials, verification
+from server.registry import ratio, sampling, serials, verification
 from tests import registry_world as rw
 from tests.conftest import bearer
 
@@ -24,12 +24,12 @@ def grown(db, world, **kwargs):
 
 def test_sample_is_five_percent_at_least_thirty_and_reproducible_from_its_seed():
     trees = [f"tree-{n:04d}" for n in range(1000)]
-    assert verification.sample_size(10) == 10
-    assert verification.sample_size(100) == 30
-    assert verification.sample_size(1000) == 50
-    first = verification.draw_sample(trees, "ab" * 16)
-    assert first == verification.draw_sample(list(reversed(trees)), "ab" * 16)
-    assert first != verification.draw_sample(trees, "cd" * 16)
+    assert sampling.sample_size(10) == 10
+    assert sampling.sample_size(100) == 30
+    assert sampling.sample_size(1000) == 50
+    first = sampling.draw_sample(trees, "ab" * 16)
+    assert first == sampling.draw_sample(list(reversed(trees)), "ab" * 16)
+    assert first != sampling.draw_sample(trees, "cd" * 16)
 
 
 CLAIM = {
@@ -141,6 +141,10 @@ def test_verification_end_to_end_through_the_api(client, db, world, ctx):
 
     assert hashlib.sha256(pdf.data).hexdigest() == decided["verification"]["report_sha256"]
     bundle = client.post("/api/v1/bundles", headers=admin, json=_bundle_body()).json["bundle"]
+    refused = client.post(f"{url}/issuance", headers=admin, json={"bundle_id": bundle["id"]})
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "baseline_unchecked")
+    assert db["credit_calculations"].get(made["calculation_id"])["status"] == "draft"
+    rw.pass_baseline(db, made["village"]["id"], world.user_ids["verifier"])
     issued = client.post(f"{url}/issuance", headers=admin, json={"bundle_id": bundle["id"]})
     assert issued.status_code == 201, issued.json
     issuance = issued.json["issuance"]

@@ -7,7 +7,7 @@ from server import villages
 from server.access import allow
 from server.db import first, get_db
 from server.errors import ApiError
-from server.registry import bundles, issuance, verification
+from server.registry import baseline, bundles, issuance, verification
 from server.validation import json_body
 
 CLIENT_ID = {"type": "string", "pattern": "^[0-9A-Za-z-]{16,40}$"}
@@ -124,7 +124,16 @@ def my_assignments():
     for row in rows:
         found = verification.get_verification(db, row["id"])
         listed.append(verification.view(found) | {"trees": verification.blind_trees(db, row["id"])})
-    return jsonify(assignments=listed)
+    checks = [
+        baseline.view(baseline.get_check(db, row["id"]))
+        | {"trees": baseline.blind_trees(db, row["id"])}
+        for row in db.query(
+            """SELECT id FROM baseline_checks WHERE verifier_id = ? AND status = 'assigned'
+               ORDER BY id""",
+            [g.user["id"]],
+        )
+    ]
+    return jsonify(assignments=listed, baseline_checks=checks)
 
 
 @bp.get("/verifications/<int:verification_id>")
@@ -217,3 +226,79 @@ def reverse(issuance_id: int):
     if found is None:
         raise ApiError(404, "not_found", "No such issuance.")
     return jsonify(reversal=issuance.reverse(db, found, data["tree_ids"], g.user["id"])), 201
+
+
+# --- baseline checks (server/registry/baseline.py) ----------------------------------------
+
+
+def _check(check_id: int) -> dict:
+    """The baseline check, if the caller may see it: verifiers only their own."""
+    found = baseline.get_check(get_db(), check_id)
+    if found is None:
+        raise ApiError(404, "not_found", "No such baseline check.")
+    if g.user["role"] == "verifier" and found["verifier_id"] != g.user["id"]:
+        raise ApiError(403, "not_assigned", "This sample is assigned to another verifier.")
+    _in_scope(found["village_id"])
+    return found
+
+
+def _village(village_code: str) -> dict:
+    found = villages.get_village(village_code)
+    if found is None:
+        raise ApiError(404, "not_found", "No such village.")
+    _in_scope(found["id"])
+    return found
+
+
+@bp.get("/villages/<village_code>/baseline-checks")
+@allow("admin", "bureau")
+def village_baseline_checks(village_code: str):
+    """The village's baseline checks, and how many registered trees no check covers yet."""
+    db = get_db()
+    found = _village(village_code)
+    checks = [baseline.view(row) for row in baseline.village_checks(db, found["id"])]
+    unchecked = len(baseline.unchecked_trees(db, found["id"]))
+    return jsonify(baseline_checks=checks, unchecked_trees=unchecked)
+
+
+@bp.post("/villages/<village_code>/baseline-checks")
+@allow("admin", "bureau", body=ASSIGN)
+def assign_baseline_check(village_code: str):
+    """Draw a sample of the registration readings no check covers and assign a verifier."""
+    data = json_body(ASSIGN)
+    db = get_db()
+    found = baseline.assign(db, _village(village_code), data["verifier_id"], g.user["id"])
+    return jsonify(baseline_check=baseline.view(found)), 201
+
+
+@bp.get("/baseline-checks/<int:check_id>")
+@allow("admin", "bureau", "verifier")
+def show_baseline_check(check_id: int):
+    """A baseline check: sample, status, ratio, upper bound and the excess it deducts."""
+    return jsonify(baseline_check=baseline.view(_check(check_id)))
+
+
+@bp.get("/baseline-checks/<int:check_id>/trees")
+@allow("admin", "bureau", "verifier")
+def baseline_check_trees(check_id: int):
+    """The sampled trees, blind: id, tag, household, species, position, GPS, no sizes."""
+    found = _check(check_id)
+    return jsonify(trees=baseline.blind_trees(get_db(), found["id"]))
+
+
+@bp.post("/baseline-checks/<int:check_id>/remeasurements")
+@allow("verifier", body=REMEASURE)
+def remeasure_baseline(check_id: int):
+    """Submit one blind re-measurement of a registered tree (idempotent on `client_id`)."""
+    data = json_body(REMEASURE)
+    receipt, created = baseline.remeasure(get_db(), _check(check_id), data, g.user["id"])
+    return jsonify(remeasurement=receipt, replayed=not created), 201 if created else 200
+
+
+@bp.post("/baseline-checks/<int:check_id>/decision")
+@allow("verifier", body=DECIDE)
+def decide_baseline_check(check_id: int):
+    """Close a fully re-measured baseline sample: passed (with its excess) or failed."""
+    data = json_body(DECIDE)
+    decided = baseline.decide(get_db(), _check(check_id), data.get("note"))
+    return jsonify(baseline_check=baseline.view(decided))

@@ -19,7 +19,7 @@ from server.carbon.crediting import GRAMS_PER_TONNE, _share_out
 from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
-from server.registry import bundles, ledger, losses, serials
+from server.registry import baseline, bundles, ledger, losses, serials
 
 
 def _check_entry(db: Database, bundle: dict, calc: dict, village: dict, vintage: int) -> None:
@@ -81,6 +81,14 @@ def _check_issuable(db: Database, calc: dict[str, Any]) -> None:
     open_flags = db.execute(records.OPEN_FLAGS_OF_CALCULATION, [calc["id"]]).fetchone()[0]
     if open_flags:
         raise ApiError(409, "open_flags", f"还有 {open_flags} 条待复核记录，复核后才能签发。")
+    _, unchecked = baseline.deduction_g(db, calc["id"])
+    if unchecked:
+        raise ApiError(
+            409,
+            "baseline_unchecked",
+            f"{len(unchecked)} 棵树的登记基线还没有通过基线复核：复核通过后才能签发首期。",
+            [{"field": "tree_id", "problem": tree} for tree in unchecked[:50]],
+        )
     missing = _photos_missing(db, calc["id"])
     if missing:
         raise ApiError(
@@ -131,8 +139,20 @@ def issue(
     return issuance_view(db, issuance_id)
 
 
+def _tonnes(db: Database, calc: dict, verification: dict) -> tuple[int, int]:
+    """(whole tonnes to issue, grams taken off for baselines): the calculation's tonnes
+    times the verification's scale, less the share of the claimed growth that the baseline
+    checks' excess takes off (server/registry/baseline.py)."""
+    claimed = max(calc["gross_g"], 0)
+    deduction, _ = baseline.deduction_g(db, calc["id"])
+    kept_ppm = 1_000_000
+    if deduction and claimed > 0:
+        kept_ppm = max(claimed - deduction, 0) * 1_000_000 // claimed
+    return calc["tonnes"] * verification["scale_ppm"] * kept_ppm // 10**12, deduction
+
+
 def _issue(db, calc, village, verification, bundle, vintage, user_id) -> int:
-    tonnes = calc["tonnes"] * verification["scale_ppm"] // 1_000_000
+    tonnes, baseline_g = _tonnes(db, calc, verification)
     buffer_tonnes = -(-tonnes * calc["buffer_pct"] // 100)
     issued = {
         row["household_id"]: row["issued_g"]
@@ -167,6 +187,7 @@ def _issue(db, calc, village, verification, bundle, vintage, user_id) -> int:
                 "vintage": vintage,
                 "tonnes": tonnes,
                 "buffer_tonnes": buffer_tonnes,
+                "baseline_deduction_g": baseline_g,
                 "created_by": user_id,
                 "created_at": now_iso(),
             }

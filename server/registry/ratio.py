@@ -13,6 +13,10 @@ variance, with the finite population correction; when every tree is re-measured 
 sampling error and L = R). The period issues the claimed total times
 L, never more than the claim (L is capped at 1); when R is below REJECT_RATIO or L is not
 positive, the period is rejected and the village must be re-measured in full.
+
+A baseline check (server/registry/baseline.py) uses the same estimator the other way round:
+x_i the claimed registration stock, y_i the re-measured stock, and the upper bound
+U = R + t(0.95, n − 1) · SE, because there the danger is a claim that is too small.
 """
 
 import math
@@ -54,6 +58,16 @@ class RatioEstimate:
     @property
     def ratio_ppm(self) -> int:
         return math.floor(self.ratio * 1_000_000)
+
+    @property
+    def upper_bound(self) -> float:
+        """R + t(0.95, n − 1)·SE, the one-sided 95 % upper bound (a baseline check reads
+        it: how far the claims may fall short); unbounded from a single tree."""
+        if self.standard_error == 0:
+            return self.ratio
+        if self.n < 2:
+            return math.inf
+        return self.ratio + t95(self.n - 1) * self.standard_error
 
     @property
     def scale_ppm(self) -> int:

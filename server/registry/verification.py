@@ -2,16 +2,16 @@
 and height by an assigned verifier (or "not found / dead / felled"), and a ratio estimate of
 verified to claimed growth that decides pass / partial / fail, with its PDF report.
 
-The sample is reproducible: `random.Random(seed).sample(sorted tree ids, size)`, with the
-seed stored. Each tree's verified growth is its stock from the verifier's sizes, under the
-calculation's parameter set, less the same start the claim used; issuance is the claimed
-total times the ratio's lower confidence bound (server/registry/ratio.py). The per-tree
-tolerance, tied to a year of the tree's own claimed growth, only marks trees in the report.
+The sample and the checks on a submitted re-measurement are shared with the village's
+baseline check (server/registry/sampling.py). Each tree's verified growth is its stock from
+the verifier's sizes, under the calculation's parameter set, less the same start the claim
+used; issuance is the claimed total times the ratio's lower confidence bound
+(server/registry/ratio.py). The per-tree tolerance, tied to a year of the tree's own claimed
+growth, only marks trees in the report.
 """
 
 import hashlib
 import math
-import random
 import secrets
 from typing import Any
 
@@ -20,28 +20,16 @@ from sqlite_utils import Database
 from server import audit
 from server.carbon.plausibility import years_between
 from server.carbon.records import capped_stock_g, stored_method
-from server.clock import now_iso, parse_client_time
+from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
 from server.push import triggers as push
 from server.registry import ratio
+from server.registry.sampling import check_verifier, draw_sample, receipt, remeasured_row
 
-SAMPLE_PCT, SAMPLE_MIN = 5, 30
 # A re-measured size is "the same" within tape / clinometer error or half a year of the
 # tree's own claimed growth, whichever is larger.
 DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M, HEIGHT_TOLERANCE_SHARE = 0.3, 0.5, 0.05
-OUTCOMES = {"measured": "复测", "not_found": "找不到", "dead": "已死亡", "felled": "已砍伐"}
-
-
-def sample_size(population: int) -> int:
-    """At least 5 % of the trees and at least 30 (all of them when fewer)."""
-    return min(population, max(SAMPLE_MIN, math.ceil(population * SAMPLE_PCT / 100)))
-
-
-def draw_sample(tree_ids: list[str], seed: str) -> list[str]:
-    """The sample a seed picks; anyone holding the seed and the tree list can redraw it."""
-    population = sorted(tree_ids)
-    return sorted(random.Random(seed).sample(population, sample_size(len(population))))
 
 
 def tolerances(claimed: dict[str, Any]) -> tuple[float, float]:
@@ -100,12 +88,8 @@ def assign(
     db: Database, calculation: dict[str, Any], verifier_id: int, user_id: int | None
 ) -> dict[str, Any]:
     """Draw the sample of a credit calculation's trees and assign it to a verifier."""
-    verifier = first(db, "SELECT * FROM users WHERE id = ?", [verifier_id])
     village = first(db, "SELECT * FROM villages WHERE id = ?", [calculation["village_id"]])
-    if verifier is None or verifier["role"] != "verifier" or not verifier["active"]:
-        raise ApiError(422, "validation_failed", "verifier_id must name an active verifier.")
-    if verifier["county_id"] != village["county_id"]:
-        raise ApiError(422, "validation_failed", "The verifier works in another county.")
+    check_verifier(db, verifier_id, village)
     if calculation["status"] != "draft":
         raise ApiError(409, "conflict", "This calculation is already issued or void.")
     if first(db, "SELECT 1 FROM verifications WHERE calculation_id = ?", [calculation["id"]]):
@@ -187,7 +171,7 @@ def remeasure(
     if stored is not None:
         if stored["verification_id"] != verification["id"] or stored["tree_id"] != data["tree_id"]:
             raise ApiError(409, "conflict", "This client_id was used for another tree.")
-        return _receipt(stored), False
+        return receipt(stored), False
     if verification["status"] != "assigned":
         raise ApiError(409, "already_decided", "This verification is already decided.")
     claimed = claimed_line(db, verification["id"], data["tree_id"])
@@ -198,32 +182,7 @@ def remeasure(
             "This tree is not in the verification sample.",
             [{"field": "tree_id", "problem": "not in this verification's sample"}],
         )
-    outcome = data.get("outcome", "measured")
-    problems = _remeasure_problems(db, outcome, data)
-    if problems:
-        raise ApiError(422, "validation_failed", "复测数据不完整或有误。", problems)
-    try:
-        measured_at = parse_client_time(data["measured_at"])
-    except ValueError as error:
-        raise ApiError(
-            422,
-            "validation_failed",
-            "measured_at needs a date, time and time zone.",
-            [{"field": "measured_at", "problem": str(error)}],
-        ) from error
-    measured = outcome == "measured"
-    row = {
-        "client_id": data["client_id"],
-        "verification_id": verification["id"],
-        "tree_id": data["tree_id"],
-        "outcome": outcome,
-        "dbh_mm": round(data["dbh_cm"] * 10) if measured else None,
-        "height_cm": round(data["height_m"] * 100) if measured else None,
-        "species_id": data["species_id"] if measured else None,
-        "measured_at": measured_at,
-        "received_at": now_iso(),
-        "verifier_id": verifier_id,
-    }
+    row = remeasured_row(db, data, verifier_id) | {"verification_id": verification["id"]}
     reasons = mismatches(claimed, row)
     row |= {"within_tolerance": int(not reasons), "reason": ",".join(reasons) or None}
     with transaction(db):
@@ -240,23 +199,7 @@ def remeasure(
             f"verification:{verification['id']}",
             {"tree": data["tree_id"], "client_id": data["client_id"]},
         )
-    return _receipt(row), True
-
-
-def _remeasure_problems(db: Database, outcome: str, data: dict[str, Any]) -> list[dict]:
-    if outcome not in OUTCOMES:
-        return [{"field": "outcome", "problem": f"one of {', '.join(OUTCOMES)}"}]
-    sizes = ("dbh_cm", "height_m", "species_id")
-    if outcome != "measured":
-        given = [key for key in sizes if data.get(key) is not None]
-        return [{"field": key, "problem": f"not given when the tree is {outcome}"} for key in given]
-    problems = [{"field": key, "problem": "required"} for key in sizes if data.get(key) is None]
-    if not problems and data["height_m"] < 1.3:
-        problems.append({"field": "height_m", "problem": "DBH is taken at 1.3 m: at least 1.3"})
-    species = data.get("species_id")
-    if species and first(db, "SELECT 1 FROM species WHERE id = ?", [species]) is None:
-        problems.append({"field": "species_id", "problem": "unknown species"})
-    return problems
+    return receipt(row), True
 
 
 def claimed_line(db: Database, verification_id: int, tree_id: str) -> dict[str, Any] | None:
@@ -277,14 +220,6 @@ def claimed_line(db: Database, verification_id: int, tree_id: str) -> dict[str, 
            WHERE vs.verification_id = ? AND vs.tree_id = ?""",
         [verification_id, tree_id],
     )
-
-
-def _receipt(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "client_id": row["client_id"],
-        "tree_id": row["tree_id"],
-        "received_at": row["received_at"],
-    }
 
 
 def verified_growth_g(db: Database, verification: dict[str, Any], tree_id: str) -> tuple:
