@@ -1,16 +1,15 @@
 """Shared fixtures: a real app on a real SQLite file, seeded with one small world."""
 
-import copy
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
 
-from server import create_app, devices, households, trees, users, villages
+from server import devices, households, trees, users, villages
 from server.carbon import records as carbon_records
 from server.db import connect, get_db
+from tests.helpers_snapshot import Snapshot, Snapshots
 
 PASSWORD = "correct horse battery"
 STAFF_ROLES = ("admin", "bureau", "finance", "verifier", "enterprise")
@@ -114,14 +113,23 @@ def seed(db: Database) -> World:
 
 
 @pytest.fixture(scope="session")
-def seeded(tmp_path_factory) -> tuple[Path, World]:
-    """An instance folder seeded once; each test gets its own copy of it."""
-    folder = tmp_path_factory.mktemp("seeded") / "instance"
-    app = create_app({"INSTANCE_PATH": str(folder)})
-    with app.app_context():
-        world = seed(get_db())
-        get_db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return folder, world
+def snapshots(tmp_path_factory) -> Snapshots:
+    """Worlds built once per session; each test copies the one it needs (helpers_snapshot)."""
+    return Snapshots(tmp_path_factory.mktemp("snapshots"))
+
+
+@pytest.fixture(scope="session")
+def seeded(snapshots) -> Snapshot:
+    """The small seeded world, as (instance folder, World); each test gets its own copy."""
+    return snapshots.build("seeded", lambda app: seed(get_db()))
+
+
+@pytest.fixture(scope="session")
+def registry_sample(snapshots, seeded) -> Snapshot:
+    """The seeded world with every state a registry route needs (tests/registry_world.py)."""
+    from tests.registry_world import build_sample
+
+    return snapshots.build("registry", build_sample, on=seeded)
 
 
 @pytest.fixture
@@ -133,11 +141,7 @@ def instance(tmp_path: Path) -> Path:
 @pytest.fixture
 def app(instance: Path, seeded):
     """The app on a private copy of the seeded instance folder."""
-    folder, world = seeded
-    shutil.copytree(folder, instance)
-    app = create_app({"INSTANCE_PATH": str(instance)})
-    app.world = copy.deepcopy(world)
-    yield app
+    return seeded.app(instance)
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import re
 from typing import Any
 
 
-def payout_sample(app, world, endpoint: str, rule: str, caller: str | None):
-    """(url, request kwargs) for a finance route, or None for other routes."""
+def payout_sample(app, world, endpoint: str, rule: str, caller: str | None, restore):
+    """(url, request kwargs) for a finance route, or None for other routes; `restore()` puts
+    the registry sample in place of the test's database."""
     from server.access import rule_for
     from server.db import first, get_db
     from server.payouts import settlement
-    from tests.registry_world import _restore
 
     if endpoint.split(".")[0] not in ("payouts", "payouts_api"):
         return None
@@ -19,7 +19,7 @@ def payout_sample(app, world, endpoint: str, rule: str, caller: str | None):
         access = rule_for(endpoint)
     if not (access.public or caller in access.roles):  # refused before the view runs
         return re.sub(r"<int:\w+>", "1", rule), {}
-    _restore(app, world)
+    restore()
     with app.app_context():
         db = get_db()
         batch, _ = settlement.create_batch(db, "2099-01-01", 1, "user:test")

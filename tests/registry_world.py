@@ -11,7 +11,7 @@ from server import households, trees, villages
 from server.carbon import records
 from server.carbon.method import load_method
 from server.db import first
-from server.registry import bundles, issuance, orders, verification
+from server.registry import baseline, bundles, issuance, orders, verification
 
 FIR = "cunninghamia_lanceolata"
 
@@ -72,7 +72,7 @@ def grow_village(
 
 def store_blob(db: Database, sha256: str) -> None:
     """Record a photo file as a whole, hash-checked upload (what the blob store does)."""
-    from server.sync_api import blob_paths
+    from server.photos import blob_paths
 
     size = blob_paths(sha256)[0].stat().st_size
     db.execute(
@@ -88,7 +88,7 @@ def tree_photo(seed: str) -> str:
 
     from PIL import Image
 
-    from server.sync_api import blob_paths
+    from server.photos import blob_paths
 
     image = Image.new("RGB", (320, 240), (40, 100 + int(seed[-2:]) % 100, 60))
     exif = Image.Exif()
@@ -108,8 +108,11 @@ def verify(
     db: Database, calculation_id: int, verifier_id: int, *, failing: int = 0, decide: bool = True
 ) -> dict[str, Any]:
     """Assign, re-measure every sampled tree (the first `failing` of them found at their
-    start size: their claimed growth is false), decide."""
+    start size: their claimed growth is false), decide. The village's registration readings
+    are checked first when no check covers them (`pass_baseline`)."""
     calc = first(db, "SELECT * FROM credit_calculations WHERE id = ?", [calculation_id])
+    if baseline.unchecked_trees(db, calc["village_id"]):
+        pass_baseline(db, calc["village_id"], verifier_id)
     found = verification.assign(db, calc, verifier_id, None)
     claimed = db.query(
         """SELECT vs.tree_id, e.dbh_mm, e.height_cm, s.dbh_mm AS start_mm,
@@ -139,6 +142,31 @@ def verify(
     if decide:
         found = verification.decide(db, found, None, "核查员")
     return found
+
+
+def pass_baseline(
+    db: Database, village_id: int, verifier_id: int, *, grown_pct: int = 0
+) -> dict[str, Any]:
+    """A baseline check of the village's unchecked registration readings, every sampled
+    tree re-measured `grown_pct` % larger in DBH than registered (0: exactly as registered)."""
+    village = first(db, "SELECT * FROM villages WHERE id = ?", [village_id])
+    check = baseline.assign(db, village, verifier_id, None)
+    for tree in baseline.blind_trees(db, check["id"]):
+        reading = baseline.claimed(db, check["id"], tree["tree_id"])
+        baseline.remeasure(
+            db,
+            check,
+            {
+                "client_id": str(uuid.uuid4()),
+                "tree_id": tree["tree_id"],
+                "dbh_cm": reading["dbh_mm"] * (100 + grown_pct) / 1000,
+                "height_m": max(reading["height_cm"] or 130, 130) / 100,
+                "species_id": reading["species_id"],
+                "measured_at": "2026-02-01T09:00:00+08:00",
+            },
+            verifier_id,
+        )
+    return baseline.decide(db, check, None)
 
 
 def bundle(db: Database, admin_id: int | None = None, **rules: Any) -> dict[str, Any]:
@@ -177,47 +205,44 @@ def order(
 # --- samples for the route matrix (tests/test_access.py) ------------------------------------
 
 REGISTRY_BLUEPRINTS = ("registry", "market", "registry_pages")
-_SNAPSHOT: dict[str, Any] = {}
 
 
-def _build_sample(app, world) -> dict[str, Any]:
-    """Every state a registry route needs, built once on the seeded world."""
+def build_sample(app) -> dict[str, Any]:
+    """Every state a registry route needs, built on the seeded world (`app.world`): the
+    `registry_sample` snapshot of tests/conftest.py, built once per session."""
     from server.db import get_db
     from server.registry import orders as order_service
     from server.trees import set_status
 
+    world = app.world
     verifier = world.user_ids["verifier"]
-    with app.app_context():
-        db = get_db()
-        village_a = villages.get_village(world.village_a)
-        for flag in db.query("SELECT id FROM flags WHERE decision IS NULL"):
-            records.review_flag(db, flag["id"], "accepted", "screened", world.user_ids["admin"])
+    db = get_db()
+    village_a = villages.get_village(world.village_a)
+    for flag in db.query("SELECT id FROM flags WHERE decision IS NULL"):
+        records.review_flag(db, flag["id"], "accepted", "screened", world.user_ids["admin"])
 
-        def calc(start: str) -> int:
-            return records.calculate_credit(db, village_a, start, "2026-12-31")
+    def calc(start: str) -> int:
+        return records.calculate_credit(db, village_a, start, "2026-12-31")
 
-        open_calc = first(
-            db, "SELECT * FROM credit_calculations WHERE id = ?", [calc("2026-01-01")]
-        )
-        v_open = verification.assign(db, open_calc, verifier, None)
-        v_ready = verify(db, calc("2025-01-01"), verifier, decide=False)
-        # A small village whose photos are stored: its verified period can be issued.
-        small = grow_village(db, "360423101203", households_count=1, trees_per_household=2)
-        v_decided = verify(db, small["calculation_id"], verifier)
-        stocked, issued, grown = stocked_bundle(
-            db, verifier, trees_per_household=24, start_mm=100, end_mm=400
-        )
-        set_status(db, grown["trees"][0], "felled", "2026-12-01T00:00:00.000Z")
-        enterprise = db["users"].get(world.user_ids["enterprise"])
-        reserved = order(db, stocked["id"])
-        webhook_order = order(db, stocked["id"])
-        held = order(db, stocked["id"], user=enterprise)
-        order_service.confirm_payment(db, held, "bank", "HELD-0001", "user:1")
-        sold = order(db, stocked["id"], beneficiary="李小明")
-        order_service.confirm_payment(db, sold, "bank", "SOLD-0001", "user:1")
-        cert_id = db.execute("SELECT id FROM certificates").fetchone()[0]
-        photo = tree_photo(world.village_b)  # the grown village's photo, written again
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    open_calc = first(db, "SELECT * FROM credit_calculations WHERE id = ?", [calc("2026-01-01")])
+    v_open = verification.assign(db, open_calc, verifier, None)
+    v_ready = verify(db, calc("2025-01-01"), verifier, decide=False)
+    # A small village whose photos are stored: its verified period can be issued.
+    small = grow_village(db, "360423101203", households_count=1, trees_per_household=2)
+    v_decided = verify(db, small["calculation_id"], verifier)
+    stocked, issued, grown = stocked_bundle(
+        db, verifier, trees_per_household=24, start_mm=100, end_mm=400
+    )
+    set_status(db, grown["trees"][0], "felled", "2026-12-01T00:00:00.000Z")
+    enterprise = db["users"].get(world.user_ids["enterprise"])
+    reserved = order(db, stocked["id"])
+    webhook_order = order(db, stocked["id"])
+    held = order(db, stocked["id"], user=enterprise)
+    order_service.confirm_payment(db, held, "bank", "HELD-0001", "user:1")
+    sold = order(db, stocked["id"], beneficiary="李小明")
+    order_service.confirm_payment(db, sold, "bank", "SOLD-0001", "user:1")
+    cert_id = db.execute("SELECT id FROM certificates").fetchone()[0]
+    photo = tree_photo(world.village_b)  # the grown village's photo, written again
     return {
         "<int:verification_id>": v_open["id"],
         "v_ready": v_ready["id"],
@@ -233,30 +258,9 @@ def _build_sample(app, world) -> dict[str, Any]:
     }
 
 
-def _restore(app, world) -> dict[str, Any]:
-    """Put the sample database in place of this test's copy (built on first use)."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    database = Path(app.config["DATABASE"])
-    blobs = Path(app.config["INSTANCE_PATH"]) / "blobs"
-    if not _SNAPSHOT:
-        ids = _build_sample(app, world)
-        folder = Path(tempfile.mkdtemp(prefix="sipang-registry-"))
-        shutil.copyfile(database, folder / "sipang.db")
-        shutil.copytree(blobs, folder / "blobs")
-        _SNAPSHOT.update(ids=ids, path=folder)
-    else:
-        for suffix in ("-wal", "-shm"):
-            Path(f"{database}{suffix}").unlink(missing_ok=True)
-        shutil.copyfile(_SNAPSHOT["path"] / "sipang.db", database)
-        shutil.copytree(_SNAPSHOT["path"] / "blobs", blobs, dirs_exist_ok=True)
-    return _SNAPSHOT["ids"]
-
-
-def route_sample(app, world, endpoint: str, rule: str, caller: str | None):
-    """(url, request kwargs) for a registry route, or None for other routes."""
+def route_sample(app, world, endpoint: str, rule: str, caller: str | None, restore):
+    """(url, request kwargs) for a registry route, or None for other routes; `restore()` puts
+    the registry sample in place of the test's database and returns its ids."""
     import json
     import time
 
@@ -270,7 +274,7 @@ def route_sample(app, world, endpoint: str, rule: str, caller: str | None):
         access = rule_for(endpoint)
     if not (access.public or caller in access.roles):  # refused before the view runs
         return re.sub(r"<int:\w+>", "1", re.sub(r"<\w+>", "sample", rule)), {}
-    ids = _restore(app, world)
+    ids = restore()
     values = {key: str(value) for key, value in ids.items() if key.startswith("<")}
     if endpoint == "registry.assign":
         values["<int:calculation_id>"] = str(world.calculation_id)

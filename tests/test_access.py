@@ -1,15 +1,18 @@
 """Every route × every role, generated from the route table and each route's `@allow` rule."""
 
+import copy
 import hashlib
 import io
 import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from server import create_app
 from server.access import allow, rule_for
+from server.extensions import limiter
 from server.push.owners import household_token
 from tests.conftest import PASSWORD, PHONE, ROLES, bearer
 from tests.payouts_world import payout_sample
@@ -32,8 +35,55 @@ def route_table(app: Flask) -> list[tuple[str, str, str]]:
     )
 
 
-ROUTE_APP = create_app({"INSTANCE_PATH": tempfile.mkdtemp(prefix="sipang-routes-")})
-ROUTES = route_table(ROUTE_APP)
+def pytest_generate_tests(metafunc):
+    """The matrix's cases, from the route table of an app built (and thrown away) here."""
+    matrices = {
+        "test_route_answers_each_role_as_its_rule_says": "endpoint,method,rule",
+        "test_scoped_route_refuses_another_countys_village": "endpoint,method,rule,caller",
+    }
+    argnames = matrices.get(metafunc.function.__name__)
+    if argnames is None:
+        return
+    with tempfile.TemporaryDirectory(prefix="sipang-routes-") as folder:
+        app = create_app({"INSTANCE_PATH": folder})
+        routes = route_table(app)
+        scoped = [
+            (endpoint, method, rule, caller)
+            for endpoint, method, rule in routes
+            if rule_for_app(app, endpoint).scope
+            for caller in sorted(rule_for_app(app, endpoint).roles)
+        ]
+    metafunc.parametrize(argnames, scoped if "caller" in argnames else routes, ids=str)
+
+
+class RoleApps:
+    """One app per caller for the whole matrix; each case starts it on a fresh copy of the
+    seeded instance (the database, photos and keys), with its settings, extensions and rate
+    limits as built, so no case sees another's writes."""
+
+    def __init__(self, root, seeded, registry):
+        self.root, self.seeded, self.registry = root, seeded, registry
+        self.apps: dict[str, tuple[Flask, dict, dict]] = {}
+
+    def __call__(self, caller: str | None) -> Flask:
+        name = caller or "anonymous"
+        if name not in self.apps:
+            app = self.seeded.app(self.root / name)
+            self.apps[name] = (app, dict(app.config), dict(app.extensions))
+        app, config, extensions = self.apps[name]
+        self.seeded.copy_to(self.root / name)
+        app.config.clear()
+        app.config.update(copy.deepcopy(config))
+        app.extensions.clear()
+        app.extensions.update(extensions)
+        limiter.reset()
+        app.world = copy.deepcopy(self.seeded.data)
+        return app
+
+
+@pytest.fixture(scope="module")
+def role_apps(tmp_path_factory, seeded, registry_sample) -> RoleApps:
+    return RoleApps(tmp_path_factory.mktemp("matrix"), seeded, registry_sample)
 
 
 def url_for_world(rule: str, world, *, own: bool = True) -> str:
@@ -110,24 +160,34 @@ def rule_for_app(app, endpoint):
         return rule_for(endpoint)
 
 
-def call(app, client, world, endpoint, method, rule, caller, *, own=True):
+def call(role_apps, endpoint, method, rule, caller, *, own=True):
+    """The case's request, as `caller`, on its role's app restored to the seeded world (or to
+    the registry sample, for routes that need its state); (app, response)."""
+    app = role_apps(caller)
+    client, world = app.test_client(), app.world
     headers = {"Accept": "application/json"}
     if caller is not None:
         headers |= bearer(world.tokens[caller])
     else:
         headers["X-CSRFToken"] = client.get("/api/v1/auth/csrf").json["csrf_token"]
-    sample = route_sample(app, world, endpoint, rule, caller)  # registry routes need state
-    sample = sample or payout_sample(app, world, endpoint, rule, caller)
-    sample = sample or workspace_sample(app, world, endpoint, rule, caller)
+
+    def restore() -> dict:
+        role_apps.registry.copy_to(Path(app.instance_path))
+        return role_apps.registry.data
+
+    # registry, payout and workspace routes need the registry sample's state
+    sample = route_sample(app, world, endpoint, rule, caller, restore)
+    sample = sample or payout_sample(app, world, endpoint, rule, caller, restore)
+    sample = sample or workspace_sample(app, world, endpoint, rule, caller, restore)
     sample = sample or plate_sample(app, client, world, endpoint)
     body = sample[1] if sample else request_body(app, client, endpoint, world)
     headers |= body.pop("headers", {})
     url = sample[0] if sample else url_for_world(rule, world, own=own)
-    return client.open(url, method=method, headers=headers, **body)
+    return app, client.open(url, method=method, headers=headers, **body)
 
 
 def test_every_route_declares_an_access_rule(app):
-    missing = [endpoint for endpoint, _, _ in ROUTES if rule_for_app(app, endpoint) is None]
+    missing = [e for e, _, _ in route_table(app) if rule_for_app(app, e) is None]
     assert missing == []
 
 
@@ -147,12 +207,9 @@ def test_allow_rejects_unknown_roles_and_scopes():
 
 
 @pytest.mark.parametrize("caller", CALLERS, ids=lambda c: c or "anonymous")
-@pytest.mark.parametrize(("endpoint", "method", "rule"), ROUTES, ids=lambda v: str(v))
-def test_route_answers_each_role_as_its_rule_says(
-    app, client, world, endpoint, method, rule, caller
-):
+def test_route_answers_each_role_as_its_rule_says(role_apps, endpoint, method, rule, caller):
+    app, response = call(role_apps, endpoint, method, rule, caller)
     access = rule_for_app(app, endpoint)
-    response = call(app, client, world, endpoint, method, rule, caller)
     code = (response.get_json(silent=True) or {}).get("error", {}).get("code")
     if access.public or (caller is not None and caller in access.roles):
         assert response.status_code < 400, (response.status_code, response.get_data(True))
@@ -163,19 +220,8 @@ def test_route_answers_each_role_as_its_rule_says(
         assert (response.status_code, code) == (403, "forbidden")
 
 
-SCOPED = [
-    (endpoint, method, rule, caller)
-    for endpoint, method, rule in ROUTES
-    if rule_for_app(ROUTE_APP, endpoint).scope
-    for caller in sorted(rule_for_app(ROUTE_APP, endpoint).roles)
-]
-
-
-@pytest.mark.parametrize(("endpoint", "method", "rule", "caller"), SCOPED, ids=lambda v: str(v))
-def test_scoped_route_refuses_another_countys_village(
-    app, client, world, endpoint, method, rule, caller
-):
-    response = call(app, client, world, endpoint, method, rule, caller, own=False)
+def test_scoped_route_refuses_another_countys_village(role_apps, endpoint, method, rule, caller):
+    _, response = call(role_apps, endpoint, method, rule, caller, own=False)
     if caller in ("admin", "finance"):  # villages.user_can_see: every village
         assert response.status_code < 400
     else:

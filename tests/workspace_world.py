@@ -16,10 +16,10 @@ WORKSPACE_BLUEPRINTS = (
 PLACEHOLDERS = ("<int:verification_id>", "<int:bundle_id>", "<order_id>", "<int:invoice_id>")
 
 
-def workspace_sample(app, world, endpoint: str, rule: str, caller: str | None):
-    """(url, request kwargs) for a workspace route with ids the seeded world lacks, or None."""
+def workspace_sample(app, world, endpoint: str, rule: str, caller: str | None, restore):
+    """(url, request kwargs) for a workspace route with ids the seeded world lacks, or None;
+    `restore()` puts the registry sample in place of the test's database, returns its ids."""
     from server.access import rule_for
-    from tests.registry_world import _restore
 
     if endpoint.split(".")[0] not in WORKSPACE_BLUEPRINTS:
         return None
@@ -29,7 +29,7 @@ def workspace_sample(app, world, endpoint: str, rule: str, caller: str | None):
         access = rule_for(endpoint)
     if not (access.public or caller in access.roles):  # refused before the view runs
         return re.sub(r"<int:\w+>", "1", re.sub(r"<\w+>", "sample", rule)), {}
-    ids: dict[str, Any] = _restore(app, world)
+    ids: dict[str, Any] = restore()
     values = {
         "<int:verification_id>": str(ids["v_decided"]),
         "<int:bundle_id>": str(ids["<int:bundle_id>"]),
