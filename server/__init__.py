@@ -86,7 +86,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.teardown_appcontext(db.close_db)
 
     from server import (
-        access,
         admin,
         audit,
         auth,
@@ -95,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         farmer_sms,
         health,
         households,
+        identity,
         kits,
         live,  # noqa: F401 - its Socket.IO handlers must exist before init_app below
         openapi,
@@ -123,7 +123,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.registry import pages as registry_pages
 
     errors.register_error_handlers(app)
-    access.init_app(app)
+    identity.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
     init_compression(app)

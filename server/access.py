@@ -1,18 +1,12 @@
 """Who may call what: every route declares its roles and scope with `@allow`.
 
-`enforce_access` runs before every request: it identifies the caller (bearer token or
-session cookie), refuses routes that declare no rule, checks role and scope, and checks
-the CSRF token on cookie-authenticated writes.
+Rules only: who the caller is, and applying the rule to it, is `server.identity`.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, g, request, session
-from werkzeug.exceptions import NotFound
-
-from server.errors import ApiError
-from server.extensions import csrf
+from flask import current_app, g, request
 
 ROLES = ("admin", "bureau", "finance", "verifier", "measurer", "enterprise")
 PUBLIC = "public"
@@ -83,74 +77,3 @@ def current_actor() -> str:
         return "public" if request else "system"
     device = g.get("device")
     return f"user:{user['id']}" + (f"/device:{device['id']}" if device else "")
-
-
-def _identify() -> None:
-    from server import devices, users
-
-    g.user, g.device, g.auth = None, None, None
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        found = users.lookup_token(token.strip()) if scheme.lower() == "bearer" else None
-        if found is None:
-            raise ApiError(401, "invalid_token", "The bearer token is unknown, expired or revoked.")
-        g.user, g.device, g.auth = found["user"], found["device"], "token"
-        if g.device is not None:
-            devices.touch(g.device)
-        return
-    user_id = session.get("user_id")
-    if user_id is not None:
-        user = users.get_user(user_id)
-        from server.auth import session_live
-
-        live = user and user["active"] and user["auth_epoch"] == session.get("auth_epoch")
-        if live and session_live(session.get("sid")):
-            g.user, g.auth = user, "session"
-        else:
-            session.clear()
-
-
-def _check_scope(rule: Rule) -> None:
-    from server import households, villages
-
-    args = request.view_args or {}
-    if rule.scope == "village":
-        village = villages.get_village(args["village_code"])
-    else:
-        g.household = households.get_household(args["household_code"])
-        if g.household is None:
-            raise NotFound("No such household.")
-        village = villages.get_village_by_id(g.household["village_id"])
-    if village is None:
-        raise NotFound("No such village.")
-    g.village = village
-    if not villages.user_can_see(g.user, g.device, village):
-        raise ApiError(403, "out_of_scope", "This belongs to a village outside your scope.")
-
-
-def enforce_access() -> None:
-    """Identify the caller and apply the route's rule; raise the matching 4xx."""
-    if request.endpoint is None:
-        return  # routing already failed: 404 or 405 follows
-    rule = rule_for(request.endpoint)
-    if rule is None:
-        raise ApiError(500, "no_access_rule", "This route declares no access rule.")
-    if rule.max_body_setting:
-        request.max_content_length = current_app.config[rule.max_body_setting]
-    _identify()
-    if not rule.public:
-        if g.user is None:
-            raise ApiError(401, "unauthorized", "Sign in or send a bearer token.")
-        if g.user["role"] not in rule.roles:
-            raise ApiError(403, "forbidden", "Your role may not do this.")
-        if g.user["role"] == "measurer" and g.device is None:
-            raise ApiError(403, "device_required", "Measurers act through an enrolled phone.")
-    if request.method not in SAFE_METHODS and rule.csrf and g.auth != "token":
-        csrf.protect()
-    if rule.scope and g.user is not None:
-        _check_scope(rule)
-
-
-def init_app(app: Flask) -> None:
-    app.before_request(enforce_access)

@@ -92,14 +92,6 @@ def end_session() -> None:
     session.clear()
 
 
-def session_live(sid: object) -> bool:
-    """Whether a cookie's session id was issued by sign-in and not ended by signing out."""
-    if not isinstance(sid, str) or not 16 <= len(sid) <= 64:
-        return False
-    found = get_db().execute("SELECT 1 FROM ended_sessions WHERE sid = ?", [sid]).fetchone()
-    return found is None
-
-
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, g
 from sqlite_utils import Database
 
+from server import events
 from server.migrations import migrations
 
 
@@ -50,19 +51,27 @@ def close_db(_exc: BaseException | None = None) -> None:
 def transaction(db: Database) -> Iterator[Database]:
     """One write transaction (BEGIN IMMEDIATE, so writers queue instead of failing).
 
-    Nested calls become savepoints; any exception rolls back everything inside.
+    Nested calls become savepoints; any exception rolls back everything inside. Dashboard
+    announcements made inside are sent after the commit and dropped on a rollback.
     """
     if db.conn.in_transaction:
-        with db.atomic():
-            yield db
+        held = events.mark(db)
+        try:
+            with db.atomic():
+                yield db
+        except BaseException:
+            events.rolled_back(db, held)
+            raise
         return
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         yield db
     except BaseException:
         db.rollback()
+        events.rolled_back(db)
         raise
     db.conn.execute("COMMIT")
+    events.committed(db)
 
 
 def insert(db: Database, table: str, row: dict[str, Any]) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, redirect, request
 from sqlite_utils import Database
 
-from server import audit, households, sms
+from server import audit, events, households, sms
 from server.access import PUBLIC, allow
 from server.clock import iso, now, now_iso
 from server.db import first, get_db, transaction
@@ -53,6 +53,11 @@ def set_opt_in(db: Database, household: dict[str, Any], wanted: bool) -> None:
             "household.sms_opt_in" if wanted else "household.sms_opt_out",
             f"household:{household['code']}",
         )
+
+
+@events.handles("money.sent")
+def _on_money_sent(db: Database, household_id: int, amount_fen: int, **_: Any) -> None:
+    queue_money_sent(db, household_id, amount_fen)
 
 
 def queue_money_sent(db: Database, household_id: int, amount_fen: int) -> int:

@@ -1,16 +1,18 @@
 """Live updates for dashboards over Socket.IO (namespace `/live`).
 
 Sync and writes stay plain HTTP; Socket.IO only pushes news to people watching. Events
-are listed in docs/events.md. `create_app` imports this module before binding `socketio` to
-an app, so the handlers below are registered on every app's Socket.IO server.
+are listed in docs/events.md. The domain announces inside its transactions
+(`server.events.announce`); this module sends those announcements once they commit.
+`create_app` imports this module before binding `socketio` to an app, so the handlers below
+are registered on every app's Socket.IO server.
 """
 
 from typing import Any
 
-from flask import request, session
+from flask import request
 from flask_socketio import ConnectionRefusedError, join_room
 
-from server import users
+from server import events, identity, users
 from server.extensions import socketio
 
 NAMESPACE = "/live"
@@ -23,11 +25,7 @@ def _watcher(auth: Any) -> dict[str, Any] | None:
     if token:
         found = users.lookup_token(str(token))
         return found["user"] if found else None
-    user_id = session.get("user_id")
-    user = users.get_user(user_id) if user_id is not None else None
-    if user and user["active"] and user["auth_epoch"] == session.get("auth_epoch"):
-        return user
-    return None
+    return identity.session_user()
 
 
 def county_room(county_id: int) -> str:
@@ -54,3 +52,6 @@ def announce(event: str, data: dict[str, Any], county_id: int) -> None:
     """Tell dashboards watching this county (and the whole platform) what happened."""
     for room in (county_room(county_id), "everywhere"):
         socketio.emit(event, data, namespace=NAMESPACE, to=room)
+
+
+events.send_announcements_with(announce)

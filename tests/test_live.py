@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD
 
+from server import events as domain_events
 from server import live, users, villages
-from server.db import get_db
+from server.db import get_db, transaction
 from server.extensions import socketio
 
 NAMESPACE = "/live"
@@ -90,6 +91,20 @@ def test_platform_watchers_join_the_everywhere_room(app, client, role):
     welcome = events(socket, "welcome")
     assert [w["args"][0]["room"] for w in welcome] == ["everywhere"]
     assert welcome[0]["args"][0]["user"]["role"] == role
+
+
+def test_a_cookie_copied_before_sign_out_is_refused(app, world):
+    """Socket.IO identifies watchers as every route does: a signed-out session is over."""
+    desk = app.test_client()
+    sign_in(desk, "bureau")
+    thief = app.test_client()
+    thief.set_cookie("session", desk.get_cookie("session").value)
+    token = desk.get("/api/v1/auth/csrf").json["csrf_token"]
+    assert desk.post("/api/v1/auth/logout", headers={"X-CSRFToken": token}).status_code == 200
+
+    socket = watcher(app, thief)
+
+    assert not socket.is_connected(NAMESPACE)
 
 
 def test_anonymous_client_is_refused(app, client):
@@ -232,6 +247,63 @@ def test_announce_after_a_watcher_leaves(app, client, world):
 
     assert not leaving.is_connected(NAMESPACE)
     assert [e["name"] for e in events(staying)] == ["payout.paid"]
+
+
+def test_an_announcement_made_in_a_transaction_is_sent_once_it_commits(app, client, world):
+    sign_in(client, "bureau")
+    own = watcher(app, client)
+    events(own)
+    county = county_id(app, "360423")
+
+    with app.app_context():
+        db = get_db()
+        with transaction(db):
+            domain_events.announce("payouts.settled", {"settlement": 7}, county, db=db)
+            db.execute("UPDATE villages SET name = name")
+            heard_inside = events(own)
+
+    assert heard_inside == []
+    assert [(e["name"], e["args"]) for e in events(own)] == [
+        ("payouts.settled", [{"settlement": 7}])
+    ]
+
+
+def test_an_announcement_of_a_rolled_back_change_is_never_sent(app, client, world):
+    sign_in(client, "bureau")
+    own = watcher(app, client)
+    events(own)
+    county = county_id(app, "360423")
+
+    with app.app_context():
+        db = get_db()
+        with pytest.raises(RuntimeError), transaction(db):
+            domain_events.announce("payouts.settled", {"settlement": 7}, county, db=db)
+            raise RuntimeError("the transfer failed")
+        with transaction(db):
+            pass  # the next transaction does not send the dropped one either
+
+    assert events(own) == []
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_announcements(app, client, world):
+    sign_in(client, "bureau")
+    own = watcher(app, client)
+    events(own)
+    county = county_id(app, "360423")
+
+    with app.app_context():
+        db = get_db()
+        with transaction(db):
+            domain_events.announce("payouts.batch", {"batch": 1}, county, db=db)
+            with pytest.raises(RuntimeError), transaction(db):
+                domain_events.announce("payouts.settled", {"settlement": 1}, county, db=db)
+                raise RuntimeError("one line of a bank return file was refused")
+            domain_events.announce("payouts.settled", {"settlement": 2}, county, db=db)
+
+    assert [(e["name"], e["args"]) for e in events(own)] == [
+        ("payouts.batch", [{"batch": 1}]),
+        ("payouts.settled", [{"settlement": 2}]),
+    ]
 
 
 SECOND_APP_SCRIPT = """

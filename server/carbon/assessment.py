@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from server import events
 from server.carbon import evidence, plausibility, rules, tree_anchors
 from server.carbon.estimate import EstimateError, estimate_tree, to_grams
 from server.carbon.flags import blocking, write_flags
 from server.carbon.method import Method, canonical_json, load_method
 from server.clock import now_iso
 from server.db import first, insert
-from server.push import triggers as push
 
 
 def register_method(db: Database, method: Method) -> None:
@@ -177,5 +177,5 @@ def assess_measurement(
     flags = [f for f in flags if f["code"] not in ("generic_route", "projection")]
     write_flags(db, row, flags)
     held = blocking(flags)
-    push.record_flagged(db, row["id"], held)
+    events.publish(db, "record.flagged", measurement_id=row["id"], flags=held)
     return held

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from sqlite_utils import Database
 
-from server import anchors, audit, chain
+from server import anchors, audit, chain, events
 from server.clock import now_iso
 from server.db import first, insert
 from server.payouts.split import largest_remainder, split_sale
@@ -31,7 +31,8 @@ def household_hashes(db: Database, household_ids: list[int]) -> dict[int, str]:
         return {}
     marks = ",".join("?" for _ in household_ids)
     rows = db.execute(
-        f"""SELECT h.id, h.code, c.code FROM households h JOIN villages v ON v.id = h.village_id
+        f"""SELECT h.id, coalesce(h.ledger_key, h.code), c.code FROM households h
+            JOIN villages v ON v.id = h.village_id
             JOIN counties c ON c.id = v.county_id WHERE h.id IN ({marks})""",  # noqa: S608
         household_ids,
     )
@@ -131,9 +132,7 @@ def accrue_order(db: Database, order_id: int) -> dict[str, Any] | None:
 
 
 def announce_accrued(db: Database, order_id: int) -> None:
-    """Tell the county's dashboards about a sale's accruals (after the transaction)."""
-    from server import live
-
+    """Tell the county's dashboards about a sale's accruals (sent once they commit)."""
     split = first(db, "SELECT * FROM sale_splits WHERE order_id = ?", [order_id])
     if split is None:
         return
@@ -146,7 +145,7 @@ def announce_accrued(db: Database, order_id: int) -> None:
             [order_id],
         )
     ]
-    live.announce(
+    events.announce(
         "payouts.accrued",
         {
             "order": order_id,
@@ -160,4 +159,5 @@ def announce_accrued(db: Database, order_id: int) -> None:
             "villages": villages,
         },
         split["county_id"],
+        db=db,
     )

@@ -171,8 +171,6 @@ def apply_file(db: Database, filename: str, data: bytes, actor: str) -> dict[str
             "UPDATE bank_return_files SET paid = ?, failed = ?, ignored = ? WHERE id = ?",
             [counts["paid"], counts["failed"], counts["ignored"], file_id],
         )
-    for settlement_id in changed:
-        settlement.announce_settled(db, settlement.get_settlement(db, settlement_id))
     result = first(db, "SELECT * FROM bank_return_files WHERE id = ?", [file_id])
     return result | {"duplicate": False, "problems": problems[:50]}
 
@@ -190,10 +188,10 @@ def _apply_row(db: Database, row: dict, actor: str, file_id: int, changed: list)
     try:
         if row["outcome"] == "paid":
             reference = row["reference"] or f"return-{file_id}-{found['id']}"
-            settlement.record_transfer(db, found["id"], reference, actor, file_id, announce=False)
+            settlement.record_transfer(db, found["id"], reference, actor, file_id)
         else:
             reason = row["reason"] or "bank returned the transfer"
-            settlement.record_failure(db, found["id"], reason, actor, file_id, announce=False)
+            settlement.record_failure(db, found["id"], reason, actor, file_id)
     except ApiError as error:
         return error.code
     changed.append(found["id"])

@@ -10,13 +10,12 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from sqlite_utils import Database
 
-from server import audit, chain, pii
+from server import audit, chain, events, pii
 from server.clock import now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
 from server.households import pii_context
 from server.payouts.accruals import BEIJING
-from server.push import triggers as push
 
 
 def today_beijing() -> str:
@@ -94,8 +93,8 @@ def create_batch(
             {"settle_on": settle_on, "households": len(due), "min_transfer_fen": min_transfer_fen},
             actor=actor,
         )
-    batch = first(db, "SELECT * FROM settlement_batches WHERE id = ?", [batch_id])
-    _announce_batch(db, batch)
+        batch = first(db, "SELECT * FROM settlement_batches WHERE id = ?", [batch_id])
+        _announce_batch(db, batch)
     return batch, True
 
 
@@ -120,14 +119,12 @@ def _record_bank_details(db: Database, batch_id: int, settle_on: str) -> None:
 
 
 def _announce_batch(db: Database, batch: dict[str, Any]) -> None:
-    from server import live
-
     for row in db.query(
         """SELECT county_id, count(*) AS households, sum(amount_fen) AS fen FROM settlements
            WHERE batch_id = ? GROUP BY county_id""",
         [batch["id"]],
     ):
-        live.announce(
+        events.announce(
             "payouts.batch",
             {
                 "batch": batch["id"],
@@ -136,6 +133,7 @@ def _announce_batch(db: Database, batch: dict[str, Any]) -> None:
                 "total_fen": row["fen"],
             },
             row["county_id"],
+            db=db,
         )
 
 
@@ -180,7 +178,6 @@ def record_transfer(
     reference: str,
     actor: str,
     return_file_id: int | None = None,
-    announce: bool = True,
 ) -> tuple[dict[str, Any], bool]:
     """Record a transfer as paid with its bank reference and queue it for the ledger.
 
@@ -212,7 +209,13 @@ def record_transfer(
             db, settlement_reference(settlement_id), row["household_hash"], row["amount_fen"]
         )
         code = first(db, "SELECT code FROM households WHERE id = ?", [row["household_id"]])
-        push.money_sent(db, row["household_id"], code["code"], row["amount_fen"])
+        events.publish(
+            db,
+            "money.sent",
+            household_id=row["household_id"],
+            household_code=code["code"],
+            amount_fen=row["amount_fen"],
+        )
         audit.record(
             db,
             "payout.settled",
@@ -221,8 +224,7 @@ def record_transfer(
             actor=actor,
         )
         anchor_if_complete(db, row["batch_id"])
-    row = get_settlement(db, settlement_id)
-    if announce:
+        row = get_settlement(db, settlement_id)
         announce_settled(db, row)
     return row, True
 
@@ -233,7 +235,6 @@ def record_failure(
     reason: str,
     actor: str,
     return_file_id: int | None = None,
-    announce: bool = True,
 ) -> tuple[dict[str, Any], bool]:
     """Record a transfer that did not arrive: the amount is owed again (next batch)."""
     with transaction(db):
@@ -257,18 +258,15 @@ def record_failure(
             actor=actor,
         )
         anchor_if_complete(db, row["batch_id"])
-    row = get_settlement(db, settlement_id)
-    if announce:
+        row = get_settlement(db, settlement_id)
         announce_settled(db, row)
     return row, True
 
 
 def announce_settled(db: Database, row: dict[str, Any]) -> None:
-    """Tell the county's dashboards a transfer was recorded (after it committed)."""
-    from server import live
-
+    """Tell the county's dashboards a transfer was recorded (sent once it commits)."""
     village = first(db, "SELECT code FROM villages WHERE id = ?", [row["village_id"]])
-    live.announce(
+    events.announce(
         "payouts.settled",
         {
             "batch": row["batch_id"],
@@ -278,6 +276,7 @@ def announce_settled(db: Database, row: dict[str, Any]) -> None:
             "amount_fen": row["amount_fen"],
         },
         row["county_id"],
+        db=db,
     )
 
 

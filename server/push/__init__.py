@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from sqlite_utils import Database
 
+from server.push import triggers  # noqa: F401 - registers the handlers of business events
 from server.push.kinds import KINDS
 from server.push.queue import notify
 

@@ -1,10 +1,11 @@
-"""The business events that notify someone, each called inside its change's transaction by
-the code that makes the change (registry, carbon, payouts)."""
+"""The business events that notify someone, each run inside its change's transaction: called
+by the registry, or handling an event the carbon and payout code publish (`server.events`)."""
 
 from typing import Any
 
 from sqlite_utils import Database
 
+from server import events
 from server.db import first
 from server.push.kinds import flag_label
 from server.push.queue import notify
@@ -24,6 +25,7 @@ def sample_assigned(
     return notify(db, "sample_assigned", verifier_id, params)
 
 
+@events.handles("record.flagged")
 def record_flagged(db: Database, measurement_id: str, flags: list[dict[str, str]]) -> int:
     """A synced measurement raised plausibility flags: tell the phone that sent it."""
     row = first(
@@ -47,11 +49,9 @@ def record_flagged(db: Database, measurement_id: str, flags: list[dict[str, str]
     return notify(db, "record_flagged", row["device_id"], params)
 
 
+@events.handles("money.sent")
 def money_sent(db: Database, household_id: int, household_code: str, amount_fen: int) -> int:
-    """A settlement transfer to a household was recorded: tell the farmer (Web Push, and a
-    text message when the household opted in on its door-plate page)."""
-    from server import farmer_sms
-
-    farmer_sms.queue_money_sent(db, household_id, amount_fen)
+    """A settlement transfer to a household was recorded: tell the farmer's browsers (the
+    text message, when the household opted in, is `server.farmer_sms`)."""
     params = {"household_code": household_code, "amount": f"{amount_fen / 100:.2f}"}
     return notify(db, "money_sent", household_id, params)

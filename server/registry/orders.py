@@ -15,7 +15,7 @@ from typing import Any
 from flask import current_app
 from sqlite_utils import Database
 
-from server import audit, pii
+from server import audit, events, pii
 from server.clock import iso, iso_after, now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
@@ -190,17 +190,15 @@ def confirm_payment(
         else:
             serials.set_status(db, reserved, "held")
         accruals.accrue_order(db, order["id"])
-    _announce_sale(db, order)
-    accruals.announce_accrued(db, order["id"])
+        _announce_sale(db, order)
+        accruals.announce_accrued(db, order["id"])
     return first(db, "SELECT * FROM orders WHERE id = ?", [order["id"]])
 
 
 def _announce_sale(db: Database, order: dict[str, Any]) -> None:
-    """Tell the county's dashboards a sale was paid (after the transaction committed)."""
-    from server import live
-
+    """Tell the county's dashboards a sale was paid (sent once the payment commits)."""
     bundle = first(db, "SELECT county_id FROM bundles WHERE id = ?", [order["bundle_id"]])
-    live.announce(
+    events.announce(
         "registry.sale",
         {
             "bundle": order["bundle_id"],
@@ -210,6 +208,7 @@ def _announce_sale(db: Database, order: dict[str, Any]) -> None:
             "buyer_kind": order["buyer_kind"],
         },
         bundle["county_id"],
+        db=db,
     )
 
 
@@ -247,6 +246,7 @@ def retire_held(
             beneficiary=data["beneficiary"],
             reason=data["reason"],
             request_id=data["request_id"],
+            case_number=data.get("case_number"),
         )
         cert = first(db, "SELECT * FROM certificates WHERE id = ?", [cert["id"]])
         if count == len(held):
