@@ -24,6 +24,12 @@ PUSH_BODY = {
         "device_id": {"type": "string"},
         "sent_at": {"type": ["string", "null"], "description": "The phone's clock."},
         "ops": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH_OPS, "items": OPERATION},
+        "pull_cursor": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Optional: the phone's pull cursor. The answer then carries `pull`, "
+            "the page `GET /sync/pull?cursor=` would give, when few changes wait (else null).",
+        },
     },
     "example": {
         "device_id": "dev_6f1c2a",
@@ -82,6 +88,10 @@ PUSH = {
                             "clock_offset_s": {"type": ["number", "null"]},
                             "last_seq": {"type": "integer"},
                             "gap": {},
+                            "pull": {
+                                "type": ["object", "null"],
+                                "description": "Only when `pull_cursor` was sent.",
+                            },
                         },
                     }
                 }
@@ -114,7 +124,6 @@ PULL = {
                             "households": {"type": "array"},
                             "trees": {"type": "array"},
                             "method": {"type": "object"},
-                            "assignments": {"type": "array"},
                             "last_seq": {"type": "integer"},
                             "gap": {},
                             "server_time": {"type": "string"},

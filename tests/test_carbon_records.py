@@ -28,7 +28,7 @@ from server.carbon import evidence, records
 from server.carbon.method import load_method
 from server.clock import iso, now
 from server.db import first, get_db
-from server.sync_api import blob_paths
+from server.photos import blob_paths
 
 FIR = "cunninghamia_lanceolata"
 CAMPHOR = "cinnamomum_camphora"

@@ -19,6 +19,7 @@ from browser import serving
 from conftest import BANK, ID_NUMBER, PHONE, bearer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_push import Browser
 
 from server import devices, households, trees, users, villages
 from server.clock import iso, now
@@ -464,6 +465,29 @@ def test_a_stale_status_change_is_applied_and_flagged(client, world, db):
     ]
 
 
+def test_a_stale_status_change_tells_the_measurers_phone(client, world, db):
+    browser = Browser("https://push.example.net/send/" + uuid.uuid4().hex)
+    made = client.post(
+        "/api/v1/push/subscriptions",
+        json={"subscription": browser.subscription(), "kinds": ["record_flagged"]},
+        headers=bearer(world.tokens["measurer"]),
+    )
+    assert made.status_code == 201, made.json
+    tree_id, measurement_id = new_id(), new_id()
+    push(
+        client,
+        world,
+        [register(1, tree_id, world.household_a), measure(2, tree_id, measurement_id)],
+    )
+    before = db["push_messages"].count
+
+    push(client, world, [{**status_op(3, tree_id, "dead"), "base_version": 1}])
+
+    queued = list(db.query("SELECT * FROM push_messages WHERE id > ?", [before]))
+    assert [m["kind"] for m in queued] == ["record_flagged"]
+    assert "需要复核" in json.loads(queued[0]["payload"])["body"]
+
+
 def test_a_phone_clock_ten_minutes_off_flags_its_measurements(client, world, db):
     tree_id, skewed, on_time = new_id(), new_id(), new_id()
     ahead = iso(now() + timedelta(minutes=10))
@@ -719,7 +743,7 @@ def test_first_pull_returns_the_roster_without_private_fields_and_the_trees(clie
         }
     ]
     assert page["village"]["name"] == "长水村"
-    assert page["assignments"] == []
+    assert "assignments" not in page  # verifier samples come from /verifier/assignments
     assert set(page["method"]) == {"version", "sha256"}
     [tree] = page["trees"]
     assert tree["id"] == world.tree_a

@@ -289,7 +289,7 @@ WHERE i.bundle_id = ? AND m.photo_sha256 IS NOT NULL"""
 
 def photos(db: Database, bundle_id: int, limit: int = 6) -> list[str]:
     """Photos (sha256) of trees whose growth the bundle holds, those the server has whole."""
-    from server.sync_api import blob_paths
+    from server.photos import blob_paths
 
     found = []
     for (sha256,) in db.execute(PHOTOS_OF_BUNDLE + " ORDER BY m.photo_sha256", [bundle_id]):

@@ -16,7 +16,7 @@ LEAF = (236, 244, 234)
 
 
 def _photo(sha256: str, size: tuple[int, int]) -> Image.Image | None:
-    from server.sync_api import blob_paths
+    from server.photos import blob_paths
 
     path = blob_paths(sha256)[0]
     try:

@@ -60,7 +60,7 @@ def bundle_page(bundle_id: int):
 @allow(PUBLIC)
 def bundle_photo(bundle_id: int, sha256: str):
     """A tree photo of the bundle, re-encoded small without its metadata (no GPS)."""
-    from server.sync_api import blob_paths
+    from server.photos import blob_paths
 
     if len(sha256) != 64 or not bundles.has_photo(get_db(), bundle_id, sha256):
         raise ApiError(404, "not_found", "没有这张照片。")

@@ -72,7 +72,7 @@ def review_flag(flag_id: int):
 def photo(sha256: str):
     """A measurement photo for review, re-encoded small (no metadata); a placeholder while
     it is still uploading."""
-    from server.sync_api import blob_paths
+    from server.photos import blob_paths
 
     path = blob_paths(sha256)[0] if len(sha256) == 64 and sha256.isalnum() else None
     if path is None or not path.exists():
