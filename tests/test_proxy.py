@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.proxy import PROFILES, FaultSpec, Profile, WeakNetworkProxy, default_faults
+from sync.profiles import PROFILES, FaultSpec, Profile, default_faults
+from sync.proxy import WeakNetworkProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 
