@@ -407,6 +407,15 @@ SETTINGS: tuple[Setting, ...] = (
         "INFO",
         "Log level of the server's own log lines (personal data is never logged).",
     ),
+    Setting(
+        "MAP_TILE_URL",
+        None,
+        "The county's map tile service, as a URL template with `{z}`, `{x}` and `{y}` "
+        "(e.g. `https://tiles.example.gov.cn/{z}/{x}/{y}.png`). When set, the village map, the "
+        "door plate's map and the bureau's map are drawn over its tiles (fetched by the server, "
+        "kept in the instance folder, served from `/app/tiles/`); unset, maps are drawn from "
+        "coordinates alone.",
+    ),
 )
 
 
