@@ -2,9 +2,10 @@
 // name and served from the cache, so the app opens in airplane mode; the methodology read
 // network-first with the cache as fallback; every other API call and every write goes
 // straight to the network (writes reach the server only through the outbox, never a cache).
-// Bump VERSION whenever a shell file changes: the page then offers "update available".
+// VERSION is filled in by the server (server/pwa.py): a hash of every file listed below and of
+// this one, so any change to the shell is a new worker; the page then offers "update available".
 
-const VERSION = "v10";
+const VERSION = "dev";
 const PREFIX = "sipang-shell-";
 const SHELL_CACHE = `${PREFIX}${VERSION}`;
 const DATA_CACHE = "sipang-data";
@@ -14,6 +15,7 @@ const SHELL = [
   "/app/",
   "/app/manifest.webmanifest",
   "/app/css/app.css",
+  "/app/js/api.js",
   "/app/js/app.js",
   "/app/js/board.js",
   "/app/js/carbon.js",

@@ -1,9 +1,12 @@
 """The offline-first web app's files (`pwa/`), served from `/app/`."""
 
+import hashlib
+import re
 from pathlib import Path
 
-from flask import Blueprint, abort, redirect, send_from_directory
+from flask import Blueprint, Response, abort, redirect, request, send_from_directory
 
+from server import tiles
 from server.access import PUBLIC, allow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +22,53 @@ bp = Blueprint("pwa", __name__)
 SUBRESOURCE_POLICY = (
     "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'"
 )
+
+
+# The service worker's source says `const VERSION = "dev";`; the app serves it with a hash of
+# every shell file instead, so any change to the shell is a new worker and a new cache: phones
+# are offered the update, and no release can forget to bump a number.
+VERSION_LINE = 'const VERSION = "dev";'
+_LISTS = re.compile(r"const (?:SHELL|OPTIONAL) = \[(.*?)\];", re.S)
+_versions: dict[tuple, str] = {}
+
+
+def _shell_files() -> list[tuple[str, Path]]:
+    """The files sw.js precaches (its SHELL and OPTIONAL lists) and sw.js itself, by URL."""
+    source = (PWA_ROOT / "sw.js").read_text()
+    urls = [url for block in _LISTS.findall(source) for url in re.findall(r'"(/app/[^"]*)"', block)]
+    files = [("/app/sw.js", PWA_ROOT / "sw.js")]
+    for url in urls:
+        name = url.removeprefix("/app/")
+        path = JSQR if name == "vendor/jsqr.js" else PWA_ROOT / (name or "index.html")
+        files.append((url, path))
+    return files
+
+
+def shell_version() -> str:
+    """A hash of the shell files' names and bytes (12 hex digits), recomputed when one changes."""
+    files = _shell_files()
+    stamp = tuple(
+        (url, st.st_mtime_ns, st.st_size) if (st := _stat(path)) else (url, None, None)
+        for url, path in files
+    )
+    stamp += (("tiles", tiles.template()),)  # the shell page names the tile service
+    if stamp not in _versions:
+        digest = hashlib.sha256()
+        digest.update(f"tiles={tiles.template() or ''}".encode() + b"\0")
+        for url, path in files:
+            digest.update(url.encode() + b"\0")
+            digest.update(path.read_bytes() if path.is_file() else b"(missing)")
+            digest.update(b"\0")
+        _versions.clear()
+        _versions[stamp] = digest.hexdigest()[:12]
+    return _versions[stamp]
+
+
+def _stat(path: Path):
+    try:
+        return path.stat()
+    except OSError:
+        return None
 
 
 def _lean(response):
@@ -40,8 +90,26 @@ def calculator():
 @bp.get("/app/")
 @allow(PUBLIC)
 def app_shell():
-    """The measurer app's shell page; every screen is a `#/…` route inside it."""
-    return send_from_directory(PWA_ROOT, "index.html", max_age=0)
+    """The measurer app's shell page; every screen is a `#/…` route inside it. It tells the
+    app whether the county has map tiles (part of the shell's version, so a phone learns)."""
+    if not tiles.template():
+        return send_from_directory(PWA_ROOT, "index.html", max_age=0)
+    page = (PWA_ROOT / "index.html").read_text()
+    meta = f'  <meta name="sipang-tiles" content="{tiles.URL}">\n</head>'
+    response = Response(page.replace("</head>", meta, 1), mimetype="text/html")
+    response.set_etag(f"{shell_version()}-page")
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
+
+
+@bp.get("/app/tiles/<int:z>/<int:x>/<int:y>.png")
+@allow(PUBLIC)
+def map_tile(z: int, x: int, y: int):
+    """One of the county's map tiles (server/tiles.py); 404 when no tile service is set."""
+    data, kind = tiles.tile(z, x, y)
+    response = Response(data, mimetype=kind)
+    response.headers["Cache-Control"] = "public, max-age=604800"
+    return _lean(response)
 
 
 @bp.get("/app")
@@ -54,11 +122,18 @@ def app_shell_bare():
 @bp.get("/app/sw.js")
 @allow(PUBLIC)
 def service_worker():
-    """The service worker, always revalidated so a new version is found on the next visit."""
-    response = send_from_directory(PWA_ROOT, "sw.js", max_age=0)
+    """The service worker with its VERSION (a hash of the shell), always revalidated so a new
+    version is found on the next visit."""
+    version = shell_version()
+    source = (PWA_ROOT / "sw.js").read_text()
+    if VERSION_LINE not in source:
+        raise RuntimeError(f"pwa/sw.js must hold the line {VERSION_LINE!r}")
+    body = source.replace(VERSION_LINE, f'const VERSION = "{version}";', 1)
+    response = Response(body, mimetype="text/javascript")
+    response.set_etag(version)
     response.headers["Service-Worker-Allowed"] = "/app/"
     response.headers["Cache-Control"] = "no-cache"
-    return response
+    return response.make_conditional(request)
 
 
 @bp.get("/app/vendor/jsqr.js")

@@ -15,6 +15,17 @@ NORTH = (29.2620, 115.0934)
 EAST = (29.2611, 115.094946)
 
 
+def report_text(page) -> str:
+    """The first bytes of the PDF the report link opens (the phone's own copy)."""
+    return page.evaluate(
+        """async () => {
+            const link = document.querySelector('#report-link');
+            const blob = await (await fetch(link.href)).blob();
+            return (await blob.slice(0, 8).text());
+        }"""
+    )
+
+
 def assign_sample(app, client, world) -> tuple[int, list[str]]:
     """A sample of village B's three trees for the verifier, placed around HERE."""
     with app.app_context():
@@ -93,8 +104,8 @@ def test_a_sampled_tree_is_reached_by_distance_and_bearing_and_not_found(
         assert card.get_attribute("data-state") == "pending"
         assert "找不到" in card.inner_text()
         queued = page.evaluate(
-            """async () => (await (await import('/app/js/outbox.js')).getMeta('verifier_queue'))
-                .map(({client_id, measured_at, ...rest}) => rest)"""
+            """async () => (await (await import('/app/js/outbox.js')).remeasurements())
+                .map(({client_id, measured_at, created_at, ...rest}) => rest)"""
         )
         assert queued == [
             {
@@ -133,6 +144,10 @@ def test_a_sampled_tree_is_reached_by_distance_and_bearing_and_not_found(
         page.wait_for_selector("#decide:not([disabled])", timeout=60_000)
         page.click("#decide")
         page.wait_for_selector("#decision-status[data-tone]:not([data-tone=info])")
+        # The report, from the verifier's screen right after the decision.
+        page.wait_for_selector("#report-link")
+        assert page.inner_text("#report-link") == "查看核查报告（PDF）"
+        assert report_text(page).startswith("%PDF")
 
         # Decided: the server no longer lists the sample, the phone keeps it with the outcome.
         page.evaluate("location.hash = '#/verify'")
@@ -140,10 +155,13 @@ def test_a_sampled_tree_is_reached_by_distance_and_bearing_and_not_found(
         page.click("#refresh-samples")
         page.wait_for_selector("#samples-status[data-tone=ok]")
         assert "已提交结论" in page.inner_text("#samples")
+        context.set_offline(True)  # back in the field: the sample and its report stay at hand
         page.click("#samples a")
         ready(page, "verify-sample")
         assert page.is_visible("#decided") and page.locator("#decide").count() == 0
         assert "找不到" in page.inner_text(f"#sample-trees > li[data-tree='{north_tree}']")
+        page.wait_for_selector("#report-link")
+        assert report_text(page).startswith("%PDF")
         context.close()
 
     with connect(app.config["DATABASE"]) as db:

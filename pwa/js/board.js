@@ -1,6 +1,7 @@
 // 本村专区 inside the app: the village's public page (/v/<code>: trees, tonnes issued and
 // sold, money paid to households), kept by the service worker so it opens with no signal.
 
+import { call } from "./api.js";
 import { h, heading, link } from "./dom.js";
 import { t } from "./i18n.js";
 import { app } from "./state.js";
@@ -15,11 +16,9 @@ function contentOf(html) {
 
 export async function screenBoard() {
   const url = `/v/${app.device.village_code}`;
-  let response = null;
-  try {
-    response = await fetch(url); // network first; the service worker answers from its copy offline
-  } catch { /* no signal and no copy yet */ }
-  const content = response?.ok ? contentOf(await response.text()) : null;
+  // Network first; the service worker answers from its copy offline.
+  const { response, data } = await call("GET", url).catch(() => ({})); // no signal and no copy yet
+  const content = data ? contentOf(new TextDecoder().decode(data)) : null;
   if (!content) {
     return h("section", {}, heading("board.title"),
       h("p", { class: "message", role: "alert", "data-tone": "warn" }, t("board.unavailable")),

@@ -1,5 +1,6 @@
 // The public calculator: species + DBH/height (or age) → CO2e, computed on the phone with the
 // parameter set the server publishes, cached so it keeps working offline.
+import { callJson } from "./api.js";
 import { estimateTree, estimatesHeight, needsHeight, projectTree } from "./carbon.js";
 
 const CACHE_KEY = "sipang.method";
@@ -7,8 +8,8 @@ const $ = (id) => document.getElementById(id);
 
 async function loadMethod() {
   try {
-    const { current } = await (await fetch("/api/v1/carbon/methods")).json();
-    const method = await (await fetch(`/api/v1/carbon/methods/${current}`)).json();
+    const { current } = await callJson("GET", "/api/v1/carbon/methods");
+    const method = await callJson("GET", `/api/v1/carbon/methods/${encodeURIComponent(current)}`);
     const doc = { ...method.document, sha256: method.sha256 };
     localStorage.setItem(CACHE_KEY, JSON.stringify(doc));
     return doc;

@@ -20,6 +20,18 @@ export const UPGRADES = [
     db.createObjectStore("households", { keyPath: "code" });
     db.createObjectStore("trees", { keyPath: "id" });
   },
+  // 3: the verifier's re-measurements join the outbox (they were a list in meta) by client_id,
+  // and the reports of decided samples are kept by verification id.
+  (db, tx) => {
+    const store = db.createObjectStore("remeasurements", { keyPath: "client_id" });
+    store.createIndex("state", "state");
+    db.createObjectStore("reports", { keyPath: "verification_id" });
+    const meta = tx.objectStore("meta");
+    meta.get("verifier_queue").onsuccess = (event) => {
+      (event.target.result?.value ?? []).forEach((item, i) => store.put({ created_at: i, ...item }));
+      meta.delete("verifier_queue");
+    };
+  },
 ];
 
 // A request's result as a promise; await it inside withStore's fn to keep the transaction alive.

@@ -130,6 +130,61 @@ export async function opsByState() {
   return groups;
 }
 
+// --- The verifier's re-measurements ----------------------------------------------------------
+// A verifier's outcome for a sampled tree (re-measured, or not found / dead / felled) waits here
+// until the server has it. Each carries a client_id made on the phone, so a retry never counts
+// twice. States: pending → sent, or refused (with the server's reason; the tree may be redone).
+
+const byCreation = (a, b) => a.created_at - b.created_at || (a.client_id < b.client_id ? -1 : 1);
+
+// Queue one outcome; a refused one for the same tree of the same sample is replaced by it.
+export function queueRemeasurement(item) {
+  return withStore("remeasurements", "readwrite", async (store) => {
+    const all = await request(store.getAll());
+    for (const old of all) {
+      if (old.verification_id === item.verification_id && old.tree_id === item.tree_id && old.state === "refused") {
+        store.delete(old.client_id);
+      }
+    }
+    const queued = { ...item, state: "pending", error: null, created_at: Date.now() };
+    store.add(queued);
+    return queued;
+  });
+}
+
+// The queued outcomes, oldest first: all of them, or those in `state`.
+export async function remeasurements(state = null) {
+  const all = await withStore("remeasurements", "readonly", (store) =>
+    (state ? store.index("state").getAll(state) : store.getAll()));
+  return all.sort(byCreation);
+}
+
+// Store the server's answer for one outcome: {state: "sent" | "refused", error}.
+export function settleRemeasurement(clientId, { state, error = null }) {
+  return withStore("remeasurements", "readwrite", async (store) => {
+    const item = await request(store.get(clientId));
+    if (item) store.put({ ...item, state, error });
+    return !!item;
+  });
+}
+
+export const pendingRemeasurements = () =>
+  withStore("remeasurements", "readonly", (store) => store.index("state").count("pending"));
+
+// A decided sample's report (a PDF Blob), kept so it opens with no signal.
+export const keepReport = (verificationId, blob) =>
+  withStore("reports", "readwrite", (store) => { store.put({ verification_id: verificationId, blob }); });
+export const keptReport = async (verificationId) =>
+  (await withStore("reports", "readonly", (store) => store.get(verificationId)))?.blob ?? null;
+
+// Forget the verifier's queue and reports except `keep` (verification ids), e.g. on sign-out.
+export function forgetVerifier(keep = []) {
+  return withStore(["remeasurements", "reports"], "readwrite", async ({ remeasurements: queue, reports }) => {
+    if (!keep.length) queue.clear();
+    for (const id of await request(reports.getAllKeys())) if (!keep.includes(id)) reports.delete(id);
+  });
+}
+
 // Base64 of a Blob, in slices small enough for String.fromCharCode.
 async function base64(blob) {
   const bytes = new Uint8Array(await blob.arrayBuffer());

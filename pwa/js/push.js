@@ -9,6 +9,8 @@
 //   "dismissed"   the permission prompt was closed without an answer
 //   "failed"      the browser's push service or our server refused ({ error } says why)
 
+import { callJson } from "./api.js";
+
 const SW_URL = "/app/sw.js";
 const SCOPE = "/app/";
 const SUBSCRIBE_TIMEOUT_MS = 20000; // a browser whose push service is unreachable never answers
@@ -38,16 +40,8 @@ async function activeRegistration() {
   return registration;
 }
 
-async function send(method, body, { token, csrf }) {
-  const headers = { "Content-Type": "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (csrf) headers["X-CSRFToken"] = csrf;
-  const response = await fetch("/api/v1/push/subscriptions", {
-    method, headers, body: JSON.stringify(body), credentials: "same-origin", cache: "no-store",
-  });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new Error(data?.error?.message ?? `HTTP ${response.status}`);
-  return data;
+function send(method, body, { token, csrf }) {
+  return callJson(method, "/api/v1/push/subscriptions", { json: body, token, csrf });
 }
 
 /**
@@ -63,7 +57,7 @@ export async function enablePush({ owner = {}, token = null, csrf = null, kinds,
   if (answer !== "granted") return { state: "dismissed" };
   try {
     const registration = await activeRegistration();
-    const found = await fetch("/api/v1/push/key", { cache: "no-store" }).then((r) => r.json());
+    const found = await callJson("GET", "/api/v1/push/key");
     const subscription = (await registration.pushManager.getSubscription())
       ?? (await Promise.race([
         registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(found.public_key) }),

@@ -1,6 +1,7 @@
 // What the screens share: the enrolled phone, the methodology and the scheduler, and the
 // village as this phone knows it (the pulled rows with its own unsent operations laid over).
 
+import { callJson } from "./api.js";
 import { equivalentDbh, estimateTree } from "./carbon.js";
 import { language, number, t } from "./i18n.js";
 import { withStore } from "./idb.js";
@@ -42,12 +43,6 @@ export const speciesName = (id) => {
   if (!species) return id;
   return language() === "zh" ? species.name_zh : `${species.name_zh} · ${species.scientific_name}`;
 };
-
-async function fetchJson(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  return response.json();
-}
 
 export const households = () => withStore("households", "readonly", (s) => s.getAll());
 
@@ -138,9 +133,9 @@ export async function refreshMethod({ force = false } = {}) {
   if (!force && app.method && (!announced || announced === app.method.version)) return app.method;
   if (!navigator.onLine) return app.method;
   try {
-    const { current: version } = await fetchJson("/api/v1/carbon/methods");
+    const { current: version } = await callJson("GET", "/api/v1/carbon/methods");
     if (app.method?.version !== version) {
-      const found = await fetchJson(`/api/v1/carbon/methods/${encodeURIComponent(version)}`);
+      const found = await callJson("GET", `/api/v1/carbon/methods/${encodeURIComponent(version)}`);
       app.method = { ...found.document, sha256: found.sha256 };
       await setMeta("method_document", app.method);
     }

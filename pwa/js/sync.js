@@ -2,84 +2,36 @@
 // operations in small batches in device_seq order, upload photos in resumable chunks whose
 // size adapts to the link, then pull the village's changes after the stored cursor.
 
+import { ApiError, call as apiCall, callJson as apiCallJson, garbled, isObject } from "./api.js";
 import { request, withStore } from "./idb.js";
 import { applyResults, getMeta, pendingOps, setMeta, status } from "./outbox.js";
 
-const BATCH_OPS = 25;
-const BATCH_BYTES = 16 * 1024; // gzipped when the browser can compress, raw otherwise
+// Push batches and photo chunks adapt to the link the same way: start small, double after an
+// answer that came quickly, halve after a failure; the size reached is kept for the next round.
+const BATCH_OPS = 100; // the server's limit (sync/protocol.py)
+const MIN_BATCH = 2 * 1024; // bytes as sent: gzipped when the browser can compress, raw otherwise
+const START_BATCH = 8 * 1024;
+const MAX_BATCH = 64 * 1024;
 const MIN_CHUNK = 16 * 1024;
 const START_CHUNK = 32 * 1024;
 const MAX_CHUNK = 256 * 1024;
-const QUICK_MS = 4000; // a chunk answered this fast lets the next one double
-const ASSUMED_BYTES_PER_S = 2000; // 16 kbps: request timeouts allow at least this
-const RETRYABLE = new Set([408, 425, 429]); // and every 5xx
+const QUICK_MS = 4000; // a batch or chunk answered this fast lets the next one double
 const STATUSES = new Set(["applied", "duplicate", "rejected", "held"]);
 const SYNC_META = ["next_seq", "cursor", "method", "gap", "village", "roster_format"]; // a new device starts these afresh
 
-// A failed round: `permanent` when the same request would fail again, else `retryAfterMs`.
-export class SyncError extends Error {
-  constructor(message, { status = null, code = null, body = null, retryAfterMs = null,
-    permanent = false } = {}) {
-    super(message);
-    Object.assign(this, { name: "SyncError", status, code, body, retryAfterMs, permanent });
-  }
-}
-
-const garbled = (what) => new SyncError(`${what}: the answer was garbled or cut short`);
-const offsetIn = (value, size) => Number.isSafeInteger(value) && value >= 0 && value <= size;
-const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
-
-// Retry-After in seconds or as an HTTP date, in milliseconds from now.
-function retryAfterMs(header) {
-  if (!header) return null;
-  const ms = /^\d+$/.test(header.trim()) ? Number(header) * 1000 : Date.parse(header) - Date.now();
-  return Number.isFinite(ms) ? Math.max(ms, 0) : null;
-}
-
-// One HTTP exchange; failures become SyncErrors. Resolves with {response, data: ArrayBuffer}.
-async function call(ctx, method, path, { body = null, headers = {}, auth = true } = {}) {
-  const what = `${method} ${path}`;
-  const size = body?.size ?? body?.byteLength ?? body?.length ?? 0;
-  const timeout = Math.ceil(15000 + ((size + 20000) / ASSUMED_BYTES_PER_S) * 1000);
-  const { fetchImpl } = ctx; // called bare: window.fetch refuses any other `this`
-  let response, data;
-  try {
-    response = await fetchImpl(ctx.baseUrl + path, {
-      method,
-      body,
-      headers: auth ? { Authorization: `Bearer ${ctx.token}`, ...headers } : headers,
-      cache: "no-store",
-      signal: AbortSignal.timeout?.(timeout), // older browsers: no timeout rather than no sync
-    });
-    data = await response.arrayBuffer(); // a cut-short or mis-gzipped body throws here
-  } catch (error) {
-    throw new SyncError(`${what}: ${error?.message ?? error}`);
-  }
+// How far the server's clock is from the phone's, noted from every answer's Date.
+const clockFrom = (ctx) => (response) => {
   const served = Date.parse(response.headers.get("Date") ?? "");
   if (Number.isFinite(served)) ctx.clockOffsetMs = Date.now() - served; // + = phone ahead
-  if (RETRYABLE.has(response.status) || response.status >= 500) {
-    throw new SyncError(`${what}: HTTP ${response.status}`, {
-      status: response.status, retryAfterMs: retryAfterMs(response.headers.get("Retry-After")),
-    });
-  }
-  if (response.status >= 400) {
-    let parsed = null;
-    try { parsed = JSON.parse(new TextDecoder().decode(data)); } catch { /* not JSON */ }
-    throw new SyncError(`${what}: HTTP ${response.status}`, {
-      status: response.status, code: parsed?.error?.code ?? null, body: parsed, permanent: true,
-    });
-  }
-  return { response, data };
-}
+};
 
-// A successful answer's JSON object; anything else is a failure to retry, never a result.
-async function callJson(ctx, method, path, options) {
-  const { data } = await call(ctx, method, path, options);
-  let parsed = null;
-  try { parsed = JSON.parse(new TextDecoder().decode(data)); } catch { /* garbled */ }
-  if (!isObject(parsed)) throw garbled(`${method} ${path}`);
-  return parsed;
-}
+// One exchange with the server through api.js, with this phone's token.
+const exchange = (ctx, { auth = true, ...options } = {}) => ({
+  ...options, baseUrl: ctx.baseUrl, fetchImpl: ctx.fetchImpl, token: auth ? ctx.token : null, onAnswer: clockFrom(ctx),
+});
+const call = (ctx, method, path, options) => apiCall(method, path, exchange(ctx, options));
+const callJson = (ctx, method, path, options) => apiCallJson(method, path, exchange(ctx, options));
+const offsetIn = (value, size) => Number.isSafeInteger(value) && value >= 0 && value <= size;
 
 // gzip bytes with CompressionStream, or null where the browser has none.
 async function gzip(text) {
@@ -92,7 +44,7 @@ async function gzip(text) {
 const wire = ({ op_id, device_seq, record_id, kind, payload, client_time, base_version }) =>
   ({ op_id, device_seq, record_id, kind, payload, client_time, base_version });
 
-// The next batch: at most 25 operations, halved until its body fits in 16 KB.
+// The next batch: at most 100 operations, halved until its body fits in the link's budget.
 async function nextBatch(ctx) {
   let ops = (await pendingOps(BATCH_OPS)).map(wire);
   while (ops.length) {
@@ -100,7 +52,7 @@ async function nextBatch(ctx) {
     const text = JSON.stringify({ device_id: ctx.deviceId, sent_at: sentAt, ops });
     const zipped = await gzip(text);
     const body = zipped ?? new TextEncoder().encode(text);
-    if (body.byteLength <= BATCH_BYTES || ops.length === 1) return { ops, body, zipped: !!zipped };
+    if (body.byteLength <= ctx.batch || ops.length === 1) return { ops, body, zipped: !!zipped };
     ops = ops.slice(0, Math.floor(ops.length / 2));
   }
   return null;
@@ -109,18 +61,31 @@ async function nextBatch(ctx) {
 // Push batches until nothing is pending or a batch settles nothing (all held behind a gap).
 async function push(ctx) {
   let pushed = 0;
-  for (let batch = await nextBatch(ctx); batch; batch = await nextBatch(ctx)) {
-    const headers = { "Content-Type": "application/json" };
-    if (batch.zipped) headers["Content-Encoding"] = "gzip";
-    const answer = await callJson(ctx, "POST", "/api/v1/sync/push", { body: batch.body, headers });
-    const { results } = answer;
-    const readable = (r) => isObject(r) && typeof r.op_id === "string" && STATUSES.has(r.status);
-    if (!Array.isArray(results) || !results.every(readable)) {
-      throw garbled("POST /api/v1/sync/push");
+  ctx.batch = (await getMeta("batch_size")) ?? START_BATCH;
+  try {
+    for (let batch = await nextBatch(ctx); batch; batch = await nextBatch(ctx)) {
+      const headers = { "Content-Type": "application/json" };
+      if (batch.zipped) headers["Content-Encoding"] = "gzip";
+      const started = Date.now();
+      let answer;
+      try {
+        answer = await callJson(ctx, "POST", "/api/v1/sync/push", { body: batch.body, headers });
+      } catch (error) {
+        if (!error.permanent) ctx.batch = Math.max(MIN_BATCH, ctx.batch / 2);
+        throw error;
+      }
+      const { results } = answer;
+      const readable = (r) => isObject(r) && typeof r.op_id === "string" && STATUSES.has(r.status);
+      if (!Array.isArray(results) || !results.every(readable)) {
+        throw garbled("POST /api/v1/sync/push");
+      }
+      if (Date.now() - started < QUICK_MS) ctx.batch = Math.min(MAX_BATCH, ctx.batch * 2);
+      const settled = await applyResults(results);
+      pushed += settled;
+      if (!settled) break;
     }
-    const settled = await applyResults(results);
-    pushed += settled;
-    if (!settled) break;
+  } finally {
+    await setMeta("batch_size", ctx.batch);
   }
   return pushed;
 }
@@ -229,11 +194,11 @@ async function rememberClock(ctx) {
   if (ctx.clockOffsetMs !== undefined) await setMeta("clock_offset_ms", Math.round(ctx.clockOffsetMs));
 }
 
-// Push, then photos, then pull. Resolves with status() plus counts; throws a SyncError.
+// Push, then photos, then pull. Resolves with status() plus counts; throws an ApiError.
 export async function syncOnce({ baseUrl = "", fetchImpl = fetch, onProgress } = {}) {
   const device = await getMeta("device");
   if (!device?.token) {
-    throw new SyncError("this phone is not enrolled", { code: "not_enrolled", permanent: true });
+    throw new ApiError("this phone is not enrolled", { code: "not_enrolled", permanent: true });
   }
   const ctx = { baseUrl, fetchImpl, token: device.token, deviceId: device.device_id };
   try {
@@ -252,7 +217,7 @@ export async function enrol(code, label, { baseUrl = "", fetchImpl = fetch } = {
   const before = await status();
   if (before.pending || before.photosPending) {
     const reason = { code: "outbox_not_empty", permanent: true };
-    throw new SyncError("unsynced records would be lost", reason);
+    throw new ApiError("unsynced records would be lost", reason);
   }
   const ctx = { baseUrl, fetchImpl };
   const answer = await callJson(ctx, "POST", "/api/v1/devices/enrol", {

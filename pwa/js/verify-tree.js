@@ -5,20 +5,15 @@
 import { h, heading, link, notice, say, uuidv7 } from "./dom.js";
 import { t } from "./i18n.js";
 import { arrow, bearingDeg, watchHeading, watchPosition, wayText } from "./geo.js";
-import { getMeta } from "./outbox.js";
-import { changeQueue, kickSender, sampleOf, signIn } from "./verify.js";
+import { getMeta, queueRemeasurement } from "./outbox.js";
+import { kickSender, sampleOf, signIn } from "./verify.js";
 
 const OUTCOMES = ["not_found", "dead", "felled"]; // 找不到 / 已死亡 / 已砍伐
 
 async function save(sample, tree, body) {
-  const item = {
+  await queueRemeasurement({
     verification_id: sample.id, client_id: uuidv7(), tree_id: tree.tree_id,
-    measured_at: new Date().toISOString(), ...body, state: "pending", error: null,
-  };
-  await changeQueue((queue) => {
-    const stale = queue.findIndex((q) => q.verification_id === sample.id && q.tree_id === tree.tree_id && q.state === "refused");
-    if (stale >= 0) queue.splice(stale, 1);
-    queue.push(item);
+    measured_at: new Date().toISOString(), ...body,
   });
   kickSender();
   location.hash = `#/verify/${sample.id}`;

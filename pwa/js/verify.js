@@ -2,81 +2,41 @@
 // a blind re-measurement of each sampled tree, queued offline and sent when there is signal
 // (each with a client_id made on the phone, so a retry never counts twice), then the decision.
 
+import { ApiError, call, callBlob, callJson } from "./api.js";
 import { h, heading, link, notice, say } from "./dom.js";
 import { drawMap, mapLegend, watchPosition, wayText } from "./geo.js";
 import { number, t } from "./i18n.js";
-import { request, withStore } from "./idb.js";
-import { getMeta, setMeta } from "./outbox.js";
+import { forgetVerifier, getMeta, keepReport, keptReport, pendingRemeasurements, remeasurements,
+  setMeta, settleRemeasurement } from "./outbox.js";
 import { pushPanel } from "./push-panel.js";
 import { SyncScheduler } from "./scheduler.js";
 import { app } from "./state.js";
 
-const ACCOUNT = "verifier"; // meta keys: the signed-in verifier, the samples, the queue
+const ACCOUNT = "verifier"; // meta keys: the signed-in verifier, the samples
 const SAMPLES = "verifier_samples";
-const QUEUE = "verifier_queue";
-const RETRYABLE = new Set([408, 425, 429]);
-const KEEP_DECIDED = 10; // decided samples kept on the phone
+const KEEP_DECIDED = 10; // decided samples kept on the phone, with their reports
 
 let scheduler = null;
 let onChange = () => {};
 
-class ApiFailure extends Error {
-  constructor(status, code, message) {
-    super(message);
-    Object.assign(this, { status, code, permanent: status >= 400 && status < 500 && !RETRYABLE.has(status) });
-  }
-}
+export const pendingCount = () => pendingRemeasurements();
 
-async function api(method, path, { token, body } = {}) {
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      cache: "no-store",
-      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { "Content-Type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-  } catch (error) {
-    throw new ApiFailure(0, "offline", error.message);
-  }
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    throw new ApiFailure(response.status, data?.error?.code ?? null, data?.error?.message ?? `HTTP ${response.status}`);
-  }
-  return data;
-}
-
-/** The queue of re-measurements, read and changed in one transaction. */
-export function changeQueue(change) {
-  return withStore("meta", "readwrite", async (meta) => {
-    const queue = (await request(meta.get(QUEUE)))?.value ?? [];
-    const result = change(queue);
-    meta.put({ key: QUEUE, value: queue });
-    return result;
-  });
-}
-
-export async function pendingCount() {
-  return ((await getMeta(QUEUE)) ?? []).filter((item) => item.state === "pending").length;
-}
-
-/** Send what waits, oldest first; true when something is still waiting (to retry later). */
+/** Send what waits, oldest first; a refusal is kept with its reason, a failure retried later. */
 async function flush() {
   const account = await getMeta(ACCOUNT);
   if (!account) return false;
-  const waiting = ((await getMeta(QUEUE)) ?? []).filter((item) => item.state === "pending");
   try {
-    for (const item of waiting) {
-      const { verification_id: id, state, error, ...body } = item;
+    for (const item of await remeasurements("pending")) {
+      const { verification_id: id, state, error, created_at, ...body } = item;
       let outcome;
       try {
-        await api("POST", `/api/v1/verifications/${id}/remeasurements`, { token: account.token, body });
-        outcome = { state: "sent", error: null };
+        await callJson("POST", `/api/v1/verifications/${id}/remeasurements`, { token: account.token, json: body });
+        outcome = { state: "sent" };
       } catch (failure) {
         if (!failure.permanent) throw failure;
         outcome = { state: failure.code === "already_remeasured" ? "sent" : "refused", error: failure.code ?? failure.message };
       }
-      await changeQueue((queue) => Object.assign(queue.find((q) => q.client_id === item.client_id), outcome));
+      await settleRemeasurement(item.client_id, outcome);
       onChange();
     }
   } finally {
@@ -89,7 +49,7 @@ async function flush() {
 async function refreshSamples() {
   const account = await getMeta(ACCOUNT);
   if (!account || !navigator.onLine) return null;
-  const { assignments } = await api("GET", "/api/v1/verifier/assignments", { token: account.token });
+  const { assignments } = await callJson("GET", "/api/v1/verifier/assignments", { token: account.token });
   // A decided sample leaves the server's list; the phone keeps the last few, with the decision,
   // so what was found in the field stays at hand.
   const open = new Set(assignments.map((sample) => sample.id));
@@ -97,7 +57,34 @@ async function refreshSamples() {
     .map((sample) => ({ ...sample, decided: sample.decided ?? { status: "closed" } })).slice(-KEEP_DECIDED);
   const samples = [...assignments, ...decided];
   await setMeta(SAMPLES, samples);
+  await forgetVerifier(samples.map((sample) => sample.id)); // reports of samples no longer kept
+  for (const sample of decided) await fetchReport(account, sample).catch(() => {});
   return samples;
+}
+
+/** A decided sample's report, fetched once and kept on the phone (null until then). */
+async function fetchReport(account, sample) {
+  const kept = await keptReport(sample.id);
+  if (kept || !navigator.onLine) return kept;
+  const blob = await callBlob("GET", `/api/v1/verifications/${sample.id}/report.pdf`, { token: account.token });
+  await keepReport(sample.id, blob);
+  return blob;
+}
+
+/** The link to a decided sample's report (PDF), from the phone's copy so it opens offline. */
+function reportLink(ctx, account, sample) {
+  const holder = h("p", { class: "report", id: "report" });
+  say(holder, "verify.report_loading", {}, "info");
+  fetchReport(account, sample).then((blob) => {
+    if (!blob) return say(holder, "verify.report_offline", {}, "warn");
+    const url = URL.createObjectURL(blob);
+    ctx.onLeave(() => URL.revokeObjectURL(url));
+    holder.removeAttribute("data-tone");
+    holder.replaceChildren(h("a", {
+      href: url, id: "report-link", class: "button", download: t("verify.report_file", { id: sample.id }),
+    }, t("verify.report_link")));
+  }, () => say(holder, "verify.report_offline", {}, "warn"));
+  return holder;
 }
 
 /** Start the verifier's sender (once per page); `changed` redraws the banner and screen. */
@@ -122,12 +109,12 @@ export async function signIn() {
       submit.disabled = true;
       say(status, "verify.signing_in", {}, "info");
       try {
-        const found = await api("POST", "/api/v1/auth/tokens", {
-          body: { username: username.value.trim(), password: password.value, label: "verifier phone" },
+        const found = await callJson("POST", "/api/v1/auth/tokens", {
+          json: { username: username.value.trim(), password: password.value, label: "verifier phone" },
         });
         if (found.user.role !== "verifier") {
-          await api("DELETE", "/api/v1/auth/tokens/current", { token: found.token }).catch(() => {});
-          throw new ApiFailure(403, "not_verifier", "");
+          await call("DELETE", "/api/v1/auth/tokens/current", { token: found.token }).catch(() => {});
+          throw new ApiError("", { status: 403, code: "not_verifier", permanent: true });
         }
         await setMeta(ACCOUNT, { token: found.token, user: found.user });
         await refreshSamples();
@@ -154,7 +141,7 @@ export async function screenSamples(ctx) {
   if (!account) return signIn();
   const status = h("p", { class: "message", role: "status", id: "samples-status" });
   let samples = (await getMeta(SAMPLES)) ?? [];
-  const queue = (await getMeta(QUEUE)) ?? [];
+  const queue = await remeasurements();
   const list = () => (samples.length
     ? h("ul", { class: "list", id: "samples" }, samples.map((sample) => {
       const done = new Set([...doneFor(queue, sample.id), ...sample.trees.filter((x) => x.remeasured_client_id).map((x) => x.tree_id)]);
@@ -183,8 +170,9 @@ export async function screenSamples(ctx) {
     type: "button", class: "small", id: "signout",
     onclick: async () => {
       if (await pendingCount()) return say(status, "verify.signout_pending");
-      await api("DELETE", "/api/v1/auth/tokens/current", { token: account.token }).catch(() => {});
-      for (const key of [ACCOUNT, SAMPLES, QUEUE]) await setMeta(key, null);
+      await call("DELETE", "/api/v1/auth/tokens/current", { token: account.token }).catch(() => {});
+      for (const key of [ACCOUNT, SAMPLES]) await setMeta(key, null);
+      await forgetVerifier();
       location.hash = "#/verify";
       app.route();
     },
@@ -206,7 +194,7 @@ export async function screenSample(ctx, id) {
   // A sample just assigned (opened from its notification) is fetched before giving up.
   const sample = (await sampleOf(id)) ?? (await refreshSamples().catch(() => null), await sampleOf(id));
   if (!sample) return notice("verify.unknown_sample", {}, link("#/verify", "verify.back"));
-  const queue = (await getMeta(QUEUE)) ?? [];
+  const queue = await remeasurements();
   const mine = new Map(queue.filter((q) => q.verification_id === sample.id).map((q) => [q.tree_id, q]));
   const decision = h("p", { class: "message", role: "status", id: "decision-status" });
   const allDone = sample.trees.every((tree) => tree.remeasured_client_id || mine.get(tree.tree_id)?.state === "sent");
@@ -217,8 +205,8 @@ export async function screenSample(ctx, id) {
       event.preventDefault();
       say(decision, "verify.deciding", {}, "info");
       try {
-        const { verification } = await api("POST", `/api/v1/verifications/${sample.id}/decision`, {
-          token: account.token, body: note.value.trim() ? { note: note.value.trim() } : {},
+        const { verification } = await callJson("POST", `/api/v1/verifications/${sample.id}/decision`, {
+          token: account.token, json: note.value.trim() ? { note: note.value.trim() } : {},
         });
         const decided = {
           status: verification.status, passed: verification.passed_trees, failed: verification.failed_trees,
@@ -226,6 +214,7 @@ export async function screenSample(ctx, id) {
         };
         say(decision, `verify.outcome_${decided.status}`, decided, decided.status === "failed" ? "error" : "ok");
         await setMeta(SAMPLES, ((await getMeta(SAMPLES)) ?? []).map((s) => (s.id === sample.id ? { ...s, decided } : s)));
+        decide.replaceWith(reportLink(ctx, account, sample));
         await refreshSamples().catch(() => {});
       } catch (failure) {
         say(decision, failure.status === 0 ? "verify.offline" : "verify.decide_failed", { message: failure.message });
@@ -276,6 +265,7 @@ export async function screenSample(ctx, id) {
     })),
     sample.decided ? h("p", { class: "message", "data-tone": "info", id: "decided" },
       t(`verify.outcome_${sample.decided.status}`, sample.decided)) : null,
+    sample.decided ? reportLink(ctx, account, sample) : null,
     allDone || sample.decided ? null : h("p", { class: "message", "data-tone": "info" }, t("verify.not_all_done")),
     sample.decided ? null : decide, decision, link("#/verify", "verify.back"));
 }

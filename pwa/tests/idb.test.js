@@ -18,14 +18,17 @@ test("a fresh database has every store, key path and index at the latest version
   const db = await openDb();
   assert.equal(db.name, DB_NAME);
   assert.equal(db.version, UPGRADES.length);
-  assert.deepEqual([...db.objectStoreNames].sort(), ["households", "meta", "ops", "photos", "trees"]);
+  assert.deepEqual([...db.objectStoreNames].sort(),
+    ["households", "meta", "ops", "photos", "remeasurements", "reports", "trees"]);
   const tx = db.transaction([...db.objectStoreNames]);
   const keyPaths = Object.fromEntries([...db.objectStoreNames].map((n) => [n, tx.objectStore(n).keyPath]));
   assert.deepEqual(keyPaths, {
     households: "code", meta: "key", ops: "device_seq", photos: "sha256", trees: "id",
+    remeasurements: "client_id", reports: "verification_id",
   });
   assert.deepEqual(indexes(tx.objectStore("ops")), { op_id: ["op_id", true], state: ["state", false] });
   assert.deepEqual(indexes(tx.objectStore("photos")), { state: ["state", false] });
+  assert.deepEqual(indexes(tx.objectStore("remeasurements")), { state: ["state", false] });
 });
 
 test("openDb opens once and hands every caller the same connection", async () => {
@@ -56,10 +59,28 @@ test("a version 1 database is upgraded in place and keeps its outbox", async () 
   v1.close();
 
   const db = await openDb();
-  assert.equal(db.version, 2);
+  assert.equal(db.version, UPGRADES.length);
   assert.ok(db.objectStoreNames.contains("households") && db.objectStoreNames.contains("trees"));
   assert.deepEqual(await withStore("ops", "readonly", (ops) => ops.get(1)),
     { device_seq: 1, op_id: "a", state: "pending" });
+});
+
+test("a version 2 database moves the verifier's queue from meta into its own store", async () => {
+  const v2 = await openDatabase(DB_NAME, UPGRADES.slice(0, 2));
+  const tx = v2.transaction("meta", "readwrite");
+  const queue = [
+    { verification_id: 7, client_id: "c2", tree_id: "t2", outcome: "not_found", state: "pending", error: null },
+    { verification_id: 7, client_id: "c1", tree_id: "t1", outcome: "dead", state: "sent", error: null },
+  ];
+  tx.objectStore("meta").put({ key: "verifier_queue", value: queue });
+  await new Promise((resolve) => { tx.oncomplete = resolve; });
+  v2.close();
+
+  await openDb();
+  const moved = await withStore("remeasurements", "readonly", (s) => s.getAll());
+  assert.deepEqual(moved.sort((a, b) => a.created_at - b.created_at),
+    queue.map((item, i) => ({ created_at: i, ...item })));
+  assert.equal(await withStore("meta", "readonly", (meta) => meta.get("verifier_queue")), undefined);
 });
 
 test("withStore resolves with fn's value once the transaction has committed", async () => {

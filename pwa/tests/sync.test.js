@@ -76,23 +76,55 @@ const register = (note = "") => recordOperation({
   payload: { household_code: "V1-0001", species_id: "cinnamomum_camphora", position: "house", tag: note },
 });
 
-test("push sends every pending operation once, in order, in batches of ≤ 25 ops and ≤ 16 KB gzipped", async () => {
+test("push sends every pending operation once, in order, in batches that grow on a quick link", async () => {
   await enrolled();
   for (let i = 0; i < 60; i++) await register(randomBytes(900).toString("hex")); // ~1 KB gzipped each
   const server = fakeServer();
   const result = await syncOnce({ fetchImpl: server.fetch });
   assert.equal(result.pending, 0);
   assert.equal(result.done, 60);
-  assert.ok(server.pushes.length >= 5, "25 ops would not fit in 16 KB: the batches were halved");
-  for (const { batch, bytes, gzip } of server.pushes) {
-    assert.ok(gzip && bytes <= 16 * 1024 && batch.ops.length <= 25, `${batch.ops.length} ops, ${bytes} B`);
+  // Start at 8 KB; each quick answer doubles the budget, up to 64 KB.
+  const budgets = [8, 16, 32, 64, 64].map((kb) => kb * 1024);
+  assert.ok(server.pushes.length >= 3 && server.pushes.length <= 5, `${server.pushes.length} batches`);
+  server.pushes.forEach(({ batch, bytes, gzip }, i) => {
+    assert.ok(gzip && bytes <= budgets[i] && batch.ops.length <= 100, `batch ${i}: ${batch.ops.length} ops, ${bytes} B`);
     assert.equal(batch.device_id, "dev-1");
     assert.match(batch.sent_at, /Z$/);
     assert.deepEqual(Object.keys(batch.ops[0]).sort(),
       ["base_version", "client_time", "device_seq", "kind", "op_id", "payload", "record_id"]);
-  }
+  });
+  assert.ok(server.pushes[0].batch.ops.length < server.pushes[1].batch.ops.length, "the second batch is larger");
   const seqs = server.pushes.flatMap((p) => p.batch.ops.map((op) => op.device_seq));
   assert.deepEqual(seqs, Array.from({ length: 60 }, (_, i) => i + 1));
+  assert.equal(await getMeta("batch_size"), Math.min(64 * 1024, 8 * 1024 * 2 ** server.pushes.length));
+});
+
+test("a push that fails halves the batch for next time; slow answers never grow it; 100 ops at most", async (t) => {
+  await enrolled();
+  for (let i = 0; i < 30; i++) await register(randomBytes(900).toString("hex"));
+  await setMeta("batch_size", 16 * 1024);
+  let fail = true;
+  const server = fakeServer({
+    fault: ({ path }) => (path === "/api/v1/sync/push" && fail ? ((fail = false), json({}, { status: 503 })) : null),
+  });
+  await assert.rejects(syncOnce({ fetchImpl: server.fetch }), { status: 503, permanent: false });
+  assert.equal(await getMeta("batch_size"), 8 * 1024);
+
+  let clock = 0;
+  t.mock.method(Date, "now", () => (clock += 5000)); // every answer is slow: no doubling
+  await syncOnce({ fetchImpl: server.fetch });
+  assert.equal((await status()).pending, 0);
+  assert.ok(server.pushes.length >= 4, `${server.pushes.length} batches of ≤ 8 KB`);
+  assert.ok(server.pushes.every(({ bytes }) => bytes <= 8 * 1024));
+  assert.equal(await getMeta("batch_size"), 8 * 1024);
+  t.mock.restoreAll();
+
+  // Small operations on a good link: the server's limit of 100 operations a batch holds.
+  for (let i = 0; i < 150; i++) await register();
+  await setMeta("batch_size", 64 * 1024);
+  server.pushes.length = 0;
+  await syncOnce({ fetchImpl: server.fetch });
+  assert.deepEqual(server.pushes.map((p) => p.batch.ops.length), [100, 50]);
 });
 
 test("without CompressionStream the batch goes as plain JSON, without Content-Encoding", async (t) => {
