@@ -273,3 +273,39 @@ def test_one_payment_reference_cannot_pay_two_orders(client, db, world, app):
     again = client.post(f"/api/v1/orders/{second['public_id']}/payment", headers=finance, json=body)
     assert (again.status_code, again.json["error"]["code"]) == (409, "reference_used")
     assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 1
+
+
+def test_a_courts_case_number_is_its_own_line_on_every_form_of_the_certificate(
+    client, db, world, app
+):
+    case = "（2026）赣0423刑初12号"
+    with app.app_context():
+        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
+        enterprise = db["users"].get(world.user_ids["enterprise"])
+        held = orders.confirm_payment(
+            db, rw.order(db, bundle["id"], 1, enterprise), "bank", "ICBC-CASE-1", "user:3"
+        )
+        cert, _ = orders.retire_held(
+            db,
+            held,
+            {
+                "request_id": "retire-case-line-1",
+                "beneficiary": "某化工有限公司",
+                "reason": "司法生态赔偿",
+                "case_number": case,
+            },
+        )
+    assert json.loads(cert["document"])["case_number"] == case
+    api = client.get(f"/api/v1/certificates/{cert['id']}").json
+    assert api["check"]["valid"] is True
+    assert api["certificate"]["document"]["case_number"] == case
+    pdf = client.get(f"/api/v1/certificates/{cert['id']}/document.pdf").data
+    text = pdfium.PdfDocument(pdf)[0].get_textpage().get_text_range()
+    assert "案号" in text and case in text
+    assert "案号" not in text.split(case)[0].split("用途")[0]  # under the reason, not in it
+    png = Image.open(io.BytesIO(client.get(f"/api/v1/certificates/{cert['id']}/image.png").data))
+    (barcode,) = zxingcpp.read_barcodes(png)
+    assert urlsplit(barcode.text).path == f"/verify/{cert['id']}"
+    db.execute("UPDATE certificates SET case_number = '（2026）赣0423刑初13号'")
+    db.conn.commit()
+    assert verify_result(client, f"/verify/{cert['id']}") == "mismatch"

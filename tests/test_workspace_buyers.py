@@ -1,6 +1,8 @@
 """Enterprise and finance in the workspace: held tonnes retired with a case number (the
 certificate says so), an invoice requested and recorded as issued."""
 
+import json
+
 import pytest
 
 from server.db import first
@@ -50,8 +52,11 @@ def test_held_tonnes_are_retired_with_a_case_number(client, db, held):
     cert = first(db, "SELECT * FROM certificates WHERE beneficiary = '某化工有限公司'")
     assert response.headers["Location"] == f"/verify/{cert['id']}"
     assert cert["tonnes"] == 2
-    assert cert["reason"] == f"司法生态赔偿，案号：{CASE}；修复受损林地"
-    assert CASE in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert (cert["reason"], cert["case_number"]) == ("司法生态赔偿；修复受损林地", CASE)
+    assert json.loads(cert["document"])["case_number"] == CASE  # under the certificate's hash
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f'<th>案号</th><td data-field="case_number">{CASE}</td>' in page
+    assert 'data-result="valid"' in page
     left = db.execute(
         "SELECT count(*) FROM tonnes WHERE order_id = ? AND status = 'held'", [held["id"]]
     ).fetchone()[0]
@@ -72,6 +77,53 @@ def test_a_compensation_without_a_case_number_retires_nothing(client, db, held):
     ).get_data(as_text=True)
     assert "司法生态赔偿请填写案号。" in page
     assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("(2026)赣0423刑初12号", CASE), (" （2025）最高法民终 3 号", "（2025）最高法民终3号")],
+)
+def test_a_case_number_is_stored_in_one_form(client, db, held, typed, stored):
+    sign_in_form(client, "enterprise")
+    post_form(
+        client,
+        "/enterprise/orders",
+        f"/enterprise/orders/{held['public_id']}/retire",
+        {
+            "request_id": "retire-case-" + stored[1:5] + "-0001",
+            "tonnes": "1",
+            "beneficiary": "某化工有限公司",
+            "kind": "compensation",
+            "case_number": typed,
+        },
+    )
+    assert first(db, "SELECT case_number FROM certificates")["case_number"] == stored
+
+
+@pytest.mark.parametrize(
+    "typed", ["12345678", "（2026）赣0423刑初号", "赣0423刑初12号", "（2026）<b>12号"]
+)
+def test_a_malformed_case_number_retires_nothing(client, db, held, typed):
+    sign_in_form(client, "enterprise")
+    page = post_form(
+        client,
+        "/enterprise/orders",
+        f"/enterprise/orders/{held['public_id']}/retire",
+        {
+            "request_id": "retire-bad-case-0001",
+            "beneficiary": "某化工有限公司",
+            "kind": "compensation",
+            "case_number": typed,
+        },
+    ).get_data(as_text=True)
+    assert "案号格式不对，应如（2026）赣0423刑初12号。" in page
+    assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 0
+    assert (
+        db.execute(
+            "SELECT count(*) FROM tonnes WHERE order_id = ? AND status = 'held'", [held["id"]]
+        ).fetchone()[0]
+        == 3
+    )
 
 
 def test_another_buyers_order_cannot_be_retired(client, db, held, world):

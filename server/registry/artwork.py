@@ -50,6 +50,7 @@ def lines(cert: dict[str, Any], show_beneficiary: bool = True) -> dict[str, str]
         "tonnes": f"{doc['tonnes']} 吨二氧化碳当量",
         "beneficiary": doc["beneficiary"] or "一位匿名的支持者",
         "reason": doc["reason"] or "自愿抵消碳排放",
+        "case_number": doc.get("case_number") or "",
         "bundle": f"{bundle['name']}（碳汇包 {bundle['number']} 第 {bundle['version']} 版）",
         "villages": villages,
         "vintages": "、".join(str(v) for v in doc["vintages"]),
@@ -61,10 +62,22 @@ def lines(cert: dict[str, Any], show_beneficiary: bool = True) -> dict[str, str]
 
 ROW_LABELS = ("用途", "碳汇包", "来源村庄", "年份", "序列号", "注销日期", "金额")
 ROW_KEYS = ("reason", "bundle", "villages", "vintages", "serials", "date", "money")
+# A court's retirement shows its case number (案号) as its own line, under the reason.
+CASE_ROW = ("案号", "case_number")
 
 
-@lru_cache(maxsize=1)
-def _background() -> Image.Image:
+def rows(text: dict[str, str]) -> list[tuple[str, str]]:
+    """The certificate's (label, key) lines: the case number's only when it has one."""
+    pairs = list(zip(ROW_LABELS, ROW_KEYS, strict=True))
+    return pairs[:1] + [CASE_ROW] + pairs[1:] if text.get("case_number") else pairs
+
+
+def _row_y(index: int, count: int) -> int:
+    return 640 + (50 if count <= 7 else 44) * index
+
+
+@lru_cache(maxsize=2)
+def _background(with_case: bool = False) -> Image.Image:
     """Everything every certificate shares: frame, titles, labels (drawn once)."""
     image = Image.new("RGB", (WIDTH, HEIGHT), PAPER)
     draw = ImageDraw.Draw(image)
@@ -92,8 +105,9 @@ def _background() -> Image.Image:
         fill=INK,
         anchor="mm",
     )
-    for index, label in enumerate(ROW_LABELS):
-        draw.text((140, 640 + 50 * index), label, font=_font(28, True), fill=GREEN)
+    labels = rows({"case_number": "x"} if with_case else {})
+    for index, (label, _) in enumerate(labels):
+        draw.text((140, _row_y(index, len(labels))), label, font=_font(28, True), fill=GREEN)
     draw.text((WIDTH - 140 - 140, 940), "扫码验证真伪", font=_font(26), fill=INK, anchor="mm")
     return image
 
@@ -101,12 +115,14 @@ def _background() -> Image.Image:
 def render_png(cert: dict[str, Any], base_url: str, show_beneficiary: bool = True) -> bytes:
     """A 1600 × 1130 certificate image."""
     text = lines(cert, show_beneficiary)
-    image = _background().copy()
+    image = _background(bool(text["case_number"])).copy()
     draw = ImageDraw.Draw(image)
     draw.text((WIDTH // 2, 370), text["beneficiary"], font=_font(60, True), fill=INK, anchor="mm")
     draw.text((WIDTH // 2, 540), text["tonnes"], font=_font(80, True), fill=GREEN, anchor="mm")
-    for index, key in enumerate(ROW_KEYS):
-        draw.text((300, 640 + 50 * index), _fit(draw, text[key], 29, 840), font=_font(29), fill=INK)
+    shown = rows(text)
+    for index, (_, key) in enumerate(shown):
+        y = _row_y(index, len(shown))
+        draw.text((300, y), _fit(draw, text[key], 29, 840), font=_font(29), fill=INK)
     qr = qr_image(verify_url(base_url, cert["id"]), box=7).resize((280, 280), Image.NEAREST)
     image.paste(qr, (WIDTH - 140 - 280, 640))
     draw.text((140, HEIGHT - 135), f"证书编号 {cert['id']}", font=_font(30, True), fill=INK)
@@ -154,15 +170,9 @@ def render_pdf(cert: dict[str, Any], base_url: str, show_beneficiary: bool = Tru
     centred(76, "通过购买并注销村庄四旁树的碳汇，抵消了", 14)
     centred(88, text["tonnes"], 30, "B", GREEN)
     y = 110
-    for label, value in (
-        ("用途", text["reason"]),
-        ("碳汇包", text["bundle"]),
-        ("来源村庄", text["villages"]),
-        ("年份", text["vintages"]),
-        ("序列号", text["serials"]),
-        ("注销日期", text["date"]),
-        ("金额", text["money"]),
-    ):
+    shown = rows(text)
+    step = 8.5 if len(shown) <= 7 else 7.8
+    for label, value in ((label, text[key]) for label, key in shown):
         pdf.set_xy(28, y)
         pdf.set_font("cjk", "", 11)
         pdf.set_text_color(*GREEN)
@@ -170,7 +180,7 @@ def render_pdf(cert: dict[str, Any], base_url: str, show_beneficiary: bool = Tru
         pdf.set_font("cjk", "", 11)
         pdf.set_text_color(*INK)
         pdf.cell(160, 6, value[:70])
-        y += 8.5
+        y += step
     pdf.image(qr_image(verify_url(base_url, cert["id"])), x=222, y=108, w=48, h=48)
     pdf.set_font("cjk", "", 10)
     pdf.set_xy(222, 157)

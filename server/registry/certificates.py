@@ -15,10 +15,33 @@ from sqlite_utils import Database
 
 from server.clock import now_iso
 from server.db import first, insert
+from server.errors import ApiError
 from server.push import triggers as push
 from server.registry import ledger
 
 CERT_ID = re.compile(r"SPC-\d{4}-\d{6}")
+# A court's case number (案号, 最高人民法院《关于人民法院案件案号的若干规定》): （year）court
+# abbreviation and code, case-type characters, number, 号 — e.g. （2026）赣0423刑初12号.
+CASE_NUMBER = re.compile(
+    r"（(19|20)\d{2}）[\u4e00-\u9fff]{1,4}\d{0,6}[\u4e00-\u9fff]{1,6}\d{1,6}号"
+)
+
+
+def normalise_case_number(text: str | None) -> str | None:
+    """A 案号 as stored (full-width brackets, no spaces), None when blank; 422 when it is not
+    one."""
+    text = re.sub(r"\s+", "", text or "").replace("(", "（").replace(")", "）")
+    text = text.replace("〔", "（").replace("〕", "）").replace("[", "（").replace("]", "）")
+    if not text:
+        return None
+    if len(text) > 40 or not CASE_NUMBER.fullmatch(text):
+        raise ApiError(
+            422,
+            "validation_failed",
+            "案号格式不对，应如（2026）赣0423刑初12号。",
+            [{"field": "case_number", "problem": "not a court case number"}],
+        )
+    return text
 
 
 def canonical(document: dict[str, Any]) -> str:
@@ -40,6 +63,7 @@ def _document(row: dict[str, Any], bundle: dict[str, Any]) -> dict[str, Any]:
         "villages": json.loads(row["villages"]),
         "beneficiary": row["beneficiary"],
         "reason": row["reason"],
+        **({"case_number": row["case_number"]} if row.get("case_number") else {}),
         "retired_on": row["retired_on"],
         "price_fen": row["price_fen"],
         "amount_fen": row["amount_fen"],
@@ -65,9 +89,12 @@ def create(
     beneficiary: str | None,
     reason: str | None,
     request_id: str | None = None,
+    case_number: str | None = None,
 ) -> dict[str, Any]:
     """Write the certificate for serials just retired (inside the caller's transaction) and
-    the retirements that make a second retirement impossible."""
+    the retirements that make a second retirement impossible. A court's retirement carries
+    its case number (案号) as its own field."""
+    case_number = normalise_case_number(case_number)
     now = now_iso()
     year = int(now[:4])
     seq = db.execute(
@@ -108,6 +135,7 @@ def create(
         "villages": json.dumps(villages, ensure_ascii=False),
         "beneficiary": beneficiary,
         "reason": reason,
+        "case_number": case_number,
         "retired_on": now[:10],
         "price_fen": order["price_fen"],
         "amount_fen": amount,

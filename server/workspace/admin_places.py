@@ -1,9 +1,9 @@
 """Admin screens for places and people: counties and villages, households (search, edit,
-mark moved away), measurers' phones (list, revoke, one-time enrolment code)."""
+move to another village, mark moved away), measurers' phones (list, revoke, enrolment code)."""
 
 from flask import Blueprint, g, request
 
-from server import devices, users, villages
+from server import devices, household_moves, users, villages
 from server.access import allow
 from server.db import first, get_db
 from server.errors import ApiError
@@ -112,7 +112,67 @@ def household_edit(household_code: str):
             [g.household["id"]],
         )
     )
-    return page("household_edit.html", h=g.household, village=g.village, trees=trees)
+    neighbours = list(
+        db.query(
+            "SELECT code, name FROM villages WHERE county_id = ? AND id != ? ORDER BY code",
+            [g.village["county_id"], g.village["id"]],
+        )
+    )
+    return page(
+        "household_edit.html",
+        h=g.household,
+        village=g.village,
+        trees=trees,
+        neighbours=neighbours,
+        moves=household_moves.moves_of(db, g.household["id"]),
+    )
+
+
+def _move_target(household_code: str):
+    """The village named by the move form, or a redirect back with why not."""
+    target = villages.get_village(request.values.get("village", "").strip()[:12])
+    if target is None:
+        return None, back(f"/admin/households/{household_code}", error="请选择要迁入的村。")
+    return target, None
+
+
+@bp.get("/households/<household_code>/move")
+@allow("admin", scope="household")
+def household_move_confirm(household_code: str):
+    """What a move would change, and what stops it, before the admin confirms."""
+    target, refused = _move_target(household_code)
+    if refused:
+        return refused
+    db = get_db()
+    return page(
+        "household_move.html",
+        h=g.household,
+        village=g.village,
+        target=target,
+        reason=request.args.get("reason", "").strip()[: household_moves.REASON_LIMIT],
+        blockers=household_moves.blockers(db, g.household, target),
+        trees=db.execute(
+            "SELECT count(*) FROM trees WHERE household_id = ?", [g.household["id"]]
+        ).fetchone()[0],
+    )
+
+
+@bp.post("/households/<household_code>/move")
+@allow("admin", scope="household")
+def household_move(household_code: str):
+    """Move the household to another village of its county: a new code and plate."""
+    target, refused = _move_target(household_code)
+    if refused:
+        return refused
+    reason = request.form.get("reason", "")
+    try:
+        moved = household_moves.move_household(get_db(), g.household, target, reason, g.user["id"])
+    except ApiError as problem:
+        return back(f"/admin/households/{household_code}", error=explain(problem))
+    return back(
+        f"/admin/households/{moved['code']}",
+        ok=f"已迁入{target['name']}，新户码 {moved['code']}：请打印新门牌，旧门牌已作废。",
+    )
 
 
 @bp.post("/households/<household_code>")

@@ -9,7 +9,7 @@ from flask import Blueprint, g, redirect, request
 from server.access import allow
 from server.db import get_db
 from server.errors import ApiError
-from server.registry import orders
+from server.registry import certificates, orders
 from server.workspace import invoices
 from server.workspace.common import attempt, back, explain, page, whole
 
@@ -46,21 +46,26 @@ def order_list():
     return page("enterprise_orders.html", orders=_own_orders(), compensation=COMPENSATION)
 
 
-def compose_reason(kind: str, case_number: str, purpose: str) -> tuple[str | None, str | None]:
-    """The certificate's reason from the form: (reason, problem)."""
+def compose_reason(
+    kind: str, case_number: str, purpose: str
+) -> tuple[str | None, str | None, str | None]:
+    """The certificate's reason and case number (案号) from the form: (reason, case, problem)."""
+    case = None
     if kind == "compensation":
-        if not case_number:
-            return None, "司法生态赔偿请填写案号。"
-        reason = f"{COMPENSATION}，案号：{case_number}"
-        if purpose:
-            reason += f"；{purpose}"
+        try:
+            case = certificates.normalise_case_number(case_number)
+        except ApiError as problem:
+            return None, None, problem.message
+        if case is None:
+            return None, None, "司法生态赔偿请填写案号。"
+        reason = COMPENSATION + (f"；{purpose}" if purpose else "")
     else:
         if not purpose:
-            return None, "请填写注销用途。"
+            return None, None, "请填写注销用途。"
         reason = purpose
     if len(reason) > 200 or not PLAIN.match(reason):
-        return None, "用途或案号太长，或含有 < > 等符号。"
-    return reason, None
+        return None, None, "用途太长，或含有 < > 等符号。"
+    return reason, case, None
 
 
 @bp.post("/orders/<order_id>/retire")
@@ -72,7 +77,7 @@ def retire(order_id: str):
     if found is None or found["buyer_user_id"] != g.user["id"]:
         return back("/enterprise/orders", error="没有这个订单。")
     beneficiary = request.form.get("beneficiary", "").strip()
-    reason, problem = compose_reason(
+    reason, case_number, problem = compose_reason(
         request.form.get("kind", ""),
         request.form.get("case_number", "").strip(),
         request.form.get("purpose", "").strip(),
@@ -84,7 +89,12 @@ def retire(order_id: str):
         problem = problem or "页面已过期，请刷新后重试。"
     if problem:
         return back("/enterprise/orders", error=problem)
-    data = {"request_id": request_id, "beneficiary": beneficiary, "reason": reason}
+    data = {
+        "request_id": request_id,
+        "beneficiary": beneficiary,
+        "reason": reason,
+        "case_number": case_number,
+    }
     count = whole(request.form.get("tonnes"))
     if count is not None:
         data["tonnes"] = count
