@@ -1,9 +1,11 @@
 """Enterprise and finance in the workspace: held tonnes retired with a case number (the
 certificate says so), an invoice requested and recorded as issued."""
 
+import io
 import json
 
 import pytest
+from openpyxl import load_workbook
 
 from server.db import first
 from server.registry import orders
@@ -57,6 +59,21 @@ def test_held_tonnes_are_retired_with_a_case_number(client, db, held):
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert f'<th>案号</th><td data-field="case_number">{CASE}</td>' in page
     assert 'data-result="valid"' in page
+
+    # The export has the case number in its own column and money as numbers that sum.
+    book = load_workbook(io.BytesIO(client.get("/enterprise/retirements.xlsx").data))
+    sheet = list(book.active.iter_rows(values_only=True))
+    header = list(sheet[2])
+    assert sheet[0][0] == "enterprise 用户的碳汇注销记录"
+    row = dict(zip(header, sheet[3], strict=True))
+    assert (row["证书编号"], row["案号"], row["用途"]) == (
+        cert["id"],
+        CASE,
+        "司法生态赔偿；修复受损林地",
+    )
+    assert row["数量（吨）"] == 2 and row["金额（元）"] == cert["amount_fen"] / 100
+    csv_text = client.get("/enterprise/retirements.csv").get_data(as_text=True)
+    assert csv_text.lstrip("\ufeff").splitlines()[1].split(",")[5] == CASE
     left = db.execute(
         "SELECT count(*) FROM tonnes WHERE order_id = ? AND status = 'held'", [held["id"]]
     ).fetchone()[0]

@@ -42,6 +42,17 @@ HOUSEHOLD_COLUMNS = [
     ("到账率", "pct"),
     ("最近到账（北京时间）", "time"),
 ]
+# A buyer's retirements: a court's case number (案号) in its own column.
+RETIREMENT_COLUMNS = [
+    ("证书编号", "text"),
+    ("注销日期", "date"),
+    ("数量（吨）", "int"),
+    ("受益人", "text"),
+    ("用途", "text"),
+    ("案号", "text"),
+    ("金额（元）", "yuan"),
+    ("农户所得（元）", "yuan"),
+]
 VILLAGE_HEADER = [name for name, _ in VILLAGE_COLUMNS]
 HOUSEHOLD_HEADER = [name for name, _ in HOUSEHOLD_COLUMNS]
 FORMATS = {
@@ -107,6 +118,24 @@ def household_rows(households: list[dict[str, Any]]) -> tuple[list[str], list[li
         ]
         for h in households
     ]
+
+
+def retirement_rows(certs: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]], list[str]]:
+    """(header, rows, kinds) of certificates: one row each, the case number on its own."""
+    rows = [
+        [
+            cert["id"],
+            date.fromisoformat(cert["retired_on"]),
+            cert["tonnes"],
+            cert["beneficiary"],
+            cert["reason"],
+            cert["case_number"],
+            units.yuan_number(cert["amount_fen"]),
+            units.yuan_number(cert["farmers_fen"]),
+        ]
+        for cert in certs
+    ]
+    return [n for n, _ in RETIREMENT_COLUMNS], rows, [k for _, k in RETIREMENT_COLUMNS]
 
 
 def kinds_of(header: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ import uuid
 from flask import Blueprint, g, redirect, request
 
 from server.access import allow
+from server.dashboards import exports
 from server.db import get_db
 from server.errors import ApiError
 from server.registry import certificates, orders
@@ -103,6 +104,25 @@ def retire(order_id: str):
     except ApiError as error:
         return back("/enterprise/orders", error=explain(error))
     return redirect(f"/verify/{cert['id']}", code=303)
+
+
+@bp.get("/retirements.<fmt>")
+@allow("enterprise")
+def retirement_export(fmt: str):
+    """The account's certificates as XLSX (a title row, numbers that sum) or CSV, one row per
+    retirement with its case number (案号) in its own column."""
+    if fmt not in ("csv", "xlsx"):
+        raise ApiError(404, "not_found", "只能导出 CSV 或 Excel。")
+    certs = list(
+        get_db().query(
+            """SELECT c.* FROM certificates c JOIN orders o ON o.id = c.order_id
+               WHERE o.buyer_user_id = ? ORDER BY c.year, c.seq""",
+            [g.user["id"]],
+        )
+    )
+    header, rows, kinds = exports.retirement_rows(certs)
+    title = f"{g.user['display_name']}的碳汇注销记录"
+    return exports.respond(fmt, "sipang-retirements", header, rows, title=title, types=kinds)
 
 
 @bp.get("/invoices")
