@@ -9,6 +9,7 @@ const VERSION = "dev";
 const PREFIX = "sipang-shell-";
 const SHELL_CACHE = `${PREFIX}${VERSION}`;
 const DATA_CACHE = "sipang-data";
+const TILE_CACHE = "sipang-tiles";
 const NAVIGATION_TIMEOUT_MS = 4000; // on a dying 2G link, open the cached shell instead
 
 const SHELL = [
@@ -102,6 +103,16 @@ async function cacheFirst(request) {
   return response;
 }
 
+// Map tiles: the copy kept in their own cache (it outlives a new shell), else the network.
+async function tileFirst(request) {
+  const cache = await caches.open(TILE_CACHE);
+  const cached = await cache.match(request);
+  if (cached) return cached;
+  const response = await fetch(request);
+  if (response.ok) await cache.put(request, response.clone());
+  return response;
+}
+
 // The methodology: the network (and keep a copy), else the last copy.
 async function networkFirst(request) {
   const cache = await caches.open(DATA_CACHE);
@@ -126,6 +137,8 @@ self.addEventListener("fetch", (event) => {
   } else if (path.startsWith("/api/v1/carbon/methods") || path === "/api/v1/species"
     || path.startsWith("/v/")) { // the methodology, and the village's public page (本村专区)
     event.respondWith(networkFirst(request));
+  } else if (path.startsWith("/app/tiles/")) { // the county's map tiles: kept once seen
+    event.respondWith(tileFirst(request));
   } else if (path.startsWith("/app/") && path !== "/app/sw.js") {
     event.respondWith(cacheFirst(request));
   } // anything else (other /api/ calls above all): the browser's own fetch, never cached

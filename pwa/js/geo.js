@@ -72,9 +72,52 @@ const svg = (tag, attrs = {}, ...children) => {
   return el;
 };
 
+// --- the county's map tiles, where configured (server/tiles.py mirrors this) ----------------
+
+const MAX_ZOOM = 19;
+const MAX_TILES = 16;
+const tileX = (lon, z) => ((lon + 180) / 360) * 2 ** z;
+const tileY = (lat, z) => {
+  const r = rad(Math.max(Math.min(lat, 85.05112878), -85.05112878));
+  return ((1 - Math.asinh(Math.tan(r)) / Math.PI) / 2) * 2 ** z;
+};
+const tileLon = (x, z) => (x / 2 ** z) * 360 - 180;
+const tileLat = (y, z) => (Math.atan(Math.sinh(Math.PI * (1 - (2 * y) / 2 ** z))) * 180) / Math.PI;
+
+/** The tile URL template the server announced (`/app/tiles/{z}/{x}/{y}.png`), or null. */
+export const tileTemplate = () => document.querySelector("meta[name=sipang-tiles]")?.content || null;
+
+/** Tiles covering a north-up box with these edges, in its pixels: [{href, x, y, width, height}]. */
+export function tileImages({ south, west, north, east, width, height }, template = tileTemplate()) {
+  if (!template || !(north > south && east > west)) return [];
+  const perPx = (east - west) / width;
+  let zoom = Math.max(1, Math.min(MAX_ZOOM, Math.round(Math.log2(360 / (256 * perPx))) + 1));
+  let x0, x1, y0, y1;
+  for (;;) {
+    [x0, x1] = [Math.floor(tileX(west, zoom)), Math.floor(tileX(east, zoom))];
+    [y0, y1] = [Math.floor(tileY(north, zoom)), Math.floor(tileY(south, zoom))];
+    if ((x1 - x0 + 1) * (y1 - y0 + 1) <= MAX_TILES || zoom === 1) break;
+    zoom--;
+  }
+  const sx = width / (east - west);
+  const sy = height / (north - south);
+  const found = [];
+  for (let ty = y0; ty <= y1; ty++) {
+    for (let tx = x0; tx <= x1; tx++) {
+      const [left, right, top, bottom] = [tileLon(tx, zoom), tileLon(tx + 1, zoom), tileLat(ty, zoom), tileLat(ty + 1, zoom)];
+      found.push({
+        href: template.replace("{z}", zoom).replace("{x}", tx).replace("{y}", ty),
+        x: (left - west) * sx, y: (north - top) * sy, width: (right - left) * sx, height: (top - bottom) * sy,
+      });
+    }
+  }
+  return found;
+}
+
 /**
  * A north-up map of `points` ({latitude, longitude, kind: "todo"|"done"|"house"|"me", label})
- * drawn in an SVG from their own coordinates, scaled to fit, with a scale bar.
+ * drawn in an SVG from their own coordinates, scaled to fit, with a scale bar; over the
+ * county's tiles where configured (a tile that does not load, offline, leaves the drawing).
  */
 export function drawMap(points, { label }) {
   const placed = points.filter((p) => Number.isFinite(p.latitude) && Number.isFinite(p.longitude));
@@ -93,6 +136,14 @@ export function drawMap(points, { label }) {
   const cx = (Math.max(...xs) + Math.min(...xs)) / 2;
   const cy = (Math.max(...ys) + Math.min(...ys)) / 2;
   const at = ([x, y]) => [width / 2 + (x - cx) * scale, height / 2 + (y - cy) * scale];
+  const lonAt = (px) => ((cx + (px - width / 2) / scale) / (Math.cos(rad(lat0)) * EARTH_M)) * (180 / Math.PI);
+  const latAt = (py) => (-(cy + (py - height / 2) / scale) / EARTH_M) * (180 / Math.PI);
+  const box = { south: latAt(height), west: lonAt(0), north: latAt(0), east: lonAt(width), width, height };
+  for (const tile of tileImages(box)) {
+    const image = svg("image", { ...tile, class: "map-tile", preserveAspectRatio: "none" });
+    image.addEventListener("error", () => image.remove()); // offline and never seen: the drawing alone
+    root.append(image);
+  }
   placed.forEach((p, i) => {
     const [x, y] = at(coords[i]);
     const mark = p.kind === "house"
