@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from server.anchors import anchor_audit_head
 from server.backup import forget_node, record_node
 from server.chain.anvil import AnvilNode
 from server.chain.connection import DEV_KEY_FILE, Chain, connect
@@ -97,8 +98,6 @@ class ChainService:
         self._thread.start()
 
     def _loop(self, worker: Worker) -> None:
-        from server.anchors import anchor_audit_head
-
         interval = self.config.get("AUDIT_ANCHOR_SECONDS", 600)
         while not self._stopping.is_set():
             try:

@@ -9,9 +9,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from flask import current_app
 from sqlite_utils import Database
 
-from server import chain
+from server import anchors, chain
+from server.chain.ledger import bytes32, key32
+from server.contracts import LEDGER, load_artifact
+from server.db import get_db
 
 
 def report_reference(verification_id: int) -> str:
@@ -76,8 +80,6 @@ def queue_report(db: Database, verification_id: int, report_sha256: str) -> None
 
 def queue_issuance(db: Database, issuance_id: int) -> None:
     """Queue an issuance's serial ranges and the Merkle root of the measurements behind it."""
-    from server import anchors
-
     for lot, first, count, buffer, details in issuance_ranges(db, issuance_id):
         chain.issue_range(db, lot, first, count, details, buffer=buffer)
     anchors.queue_measurements(db, issuance_id)
@@ -99,26 +101,24 @@ def ledger_reader():
     """The ledger contract to read from in a request: the one attached to the app
     (`app.extensions["sipang.ledger"]`), else the recorded deployment at CHAIN_RPC; None
     when there is no node to ask."""
-    from flask import current_app
-
-    from server.db import first, get_db
-
     app = current_app
     if app.extensions.get(LEDGER_EXTENSION) is not None:
         return app.extensions[LEDGER_EXTENSION]
     url = app.config.get("CHAIN_RPC")
     if not url:
         return None
-    deployment = first(get_db(), "SELECT address FROM chain_deployments ORDER BY id DESC LIMIT 1")
+    deployment = (
+        get_db()
+        .execute("SELECT address FROM chain_deployments ORDER BY id DESC LIMIT 1")
+        .fetchone()
+    )
     if deployment is None:
         return None
-    from web3 import HTTPProvider, Web3
-
-    from server.contracts import LEDGER, load_artifact
+    from web3 import HTTPProvider, Web3  # the node client, loaded only when a node is asked
 
     w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 2}))
     contract = w3.eth.contract(
-        address=Web3.to_checksum_address(deployment["address"]), abi=load_artifact(LEDGER)["abi"]
+        address=Web3.to_checksum_address(deployment[0]), abi=load_artifact(LEDGER)["abi"]
     )
     app.extensions[LEDGER_EXTENSION] = contract
     return contract
@@ -129,8 +129,6 @@ def certificate_record(db: Database, cert: dict[str, Any], contract=None) -> dic
     block, and (when a node can be read) whether the chain holds exactly this certificate.
 
     `status` is `confirmed` (every run mined), `pending`, `failed`, or `missing`."""
-    from server.chain.ledger import bytes32, key32
-
     serials = [
         r[0]
         for r in db.execute("SELECT serial FROM retirements WHERE certificate_id = ?", [cert["id"]])

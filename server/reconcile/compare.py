@@ -1,17 +1,7 @@
-"""`sipang reconcile`: recompute every ledger item from the business tables and compare it
-with what the contract holds.
+"""The comparison itself: each ledger item recomputed from the business tables, read from
+the contract in JSON-RPC batches, and every disagreement listed."""
 
-Nothing here trusts the chain outbox's payloads: report anchors come from `verifications`,
-issuance ranges from `issuances` and `tonnes`, retirements from `certificates` and
-`retirements`, split policies from `bundles`, accruals and settlements (and each
-household's totals) from `accruals` and `settlements`, household hashes from the household
-codes; what the money and tonnes rest on from `server.anchors` (measurements behind each
-issuance, paid orders, bank details at settlement, retired tonnes, the audit log's head).
-Each difference names its table and row id.
-"""
-
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from sqlite_utils import Database
@@ -22,57 +12,15 @@ from server.chain.ledger import (
     ZERO,
     bytes32,
     county_salt,
-    hex32,
     household_hash,
     key32,
 )
+from server.payouts.settlement import batch_reference, batch_root
+from server.reconcile import anchored
+from server.reconcile.items import Check, Difference, as_hex
 from server.registry import ledger as registry_ledger
 
 BATCH_CALLS = 250
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-@dataclass(frozen=True)
-class Check:
-    """One ledger item to compare: the database's value and the contract call to read."""
-
-    table: str
-    row: Any
-    item: str
-    key: str | list[str]  # its chain outbox key(s), to tell waiting rows apart
-    database: Any
-    call: Any  # a web3 ContractFunction, called later (in JSON-RPC batches)
-    transform: Callable[[Any], Any] = _same
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One item where the database and the chain disagree."""
-
-    table: str
-    row: Any
-    item: str
-    database: Any
-    chain: Any
-    waiting: bool = False  # its outbox row is not confirmed yet
-
-    def line(self) -> str:
-        state = " (outbox row not confirmed yet)" if self.waiting else ""
-        return (
-            f"{self.table} row {self.row}: {self.item}{state}: "
-            f"database {self.database!r}, chain {self.chain!r}"
-        )
-
-
-def _hex(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return hex32(bytes(value)) if len(value) == 32 else "0x" + bytes(value).hex()
-    if isinstance(value, tuple | list):
-        return tuple(_hex(v) for v in value)
-    return value
 
 
 class Reconciler:
@@ -158,8 +106,6 @@ class Reconciler:
             )
 
     def settlement_batches(self) -> Iterator["Difference | Check"]:
-        from server.payouts.settlement import batch_reference, batch_root
-
         kind = ANCHOR_KINDS["settlement_batch"]
         for row in self.db.query("SELECT id, settle_on FROM settlement_batches ORDER BY id"):
             root = batch_root(self.db, row["id"])
@@ -237,7 +183,8 @@ class Reconciler:
 
     def accruals(self) -> Iterator["Difference | Check"]:
         for row in self.db.query(
-            """SELECT a.id, a.amount_fen, a.household_hash, h.code, c.code AS county
+            """SELECT a.id, a.amount_fen, a.household_hash, coalesce(h.ledger_key, h.code) AS code,
+                      c.code AS county
                FROM accruals a JOIN households h ON h.id = a.household_id
                JOIN villages v ON v.id = h.village_id JOIN counties c ON c.id = v.county_id
                ORDER BY a.id"""
@@ -261,7 +208,8 @@ class Reconciler:
 
     def settlements(self) -> Iterator["Difference | Check"]:
         for row in self.db.query(
-            """SELECT s.id, s.status, s.amount_fen, s.household_hash, h.code,
+            """SELECT s.id, s.status, s.amount_fen, s.household_hash,
+                      coalesce(h.ledger_key, h.code) AS code,
                       c.code AS county FROM settlements s
                JOIN households h ON h.id = s.household_id
                JOIN villages v ON v.id = h.village_id JOIN counties c ON c.id = v.county_id
@@ -290,8 +238,10 @@ class Reconciler:
     def accounts(self) -> Iterator["Difference | Check"]:
         """Each household's totals, so an item on chain the database lacks shows too."""
         for row in self.db.query(
-            """SELECT p.household_id, p.code, c.code AS county, p.accrued_fen, p.paid_fen
+            """SELECT p.household_id, coalesce(h.ledger_key, p.code) AS code, c.code AS county,
+                      p.accrued_fen, p.paid_fen
                FROM household_payouts p JOIN counties c ON c.id = p.county_id
+               JOIN households h ON h.id = p.household_id
                ORDER BY p.household_id"""
         ):
             expected = self.household(row["county"], row["code"])
@@ -314,9 +264,7 @@ class Reconciler:
     def anchored(self) -> Iterator["Difference | Check"]:
         """What money and tonnes rest on (server.anchors): measurements, orders, bank
         details, retired tonnes, the audit log."""
-        from server import anchors
-
-        return anchors.checks(self)
+        return anchored.checks(self)
 
     def run(self) -> list[Difference]:
         found: list[Difference] = []
@@ -345,8 +293,8 @@ class Reconciler:
                         check.table,
                         check.row,
                         check.item,
-                        _hex(check.database),
-                        _hex(chain),
+                        as_hex(check.database),
+                        as_hex(chain),
                         any(self._waiting(key) for key in keys),
                     )
                 )
