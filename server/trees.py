@@ -179,12 +179,25 @@ def _not_before_registration(db: Database, tree_id: str, client_time: str) -> No
         )
 
 
-def set_status(db: Database, tree_id: str, status: str, at: Any) -> dict[str, Any] | None:
-    """Record that a tree died or was felled (or stands again after a mistake). A tree that
-    was credited loses what it was credited at once: buffer tonnes are cancelled for it.
-    Returns that loss, if any."""
+def set_status(
+    db: Database,
+    tree_id: str,
+    status: str,
+    at: Any,
+    reason: Any = None,
+    photo_sha256: Any = None,
+) -> dict[str, Any] | None:
+    """Record that a tree died or was felled (or stands again after a mistake), with the reason
+    given and an optional photo (sha256 of its blob). A tree that was credited loses what it
+    was credited at once: buffer tonnes are cancelled for it. Returns that loss, if any."""
     if status not in STATUSES:
         raise ApiError(422, "validation_failed", f"Unknown tree status {status!r}.")
+    if reason is not None and not (isinstance(reason, str) and 1 <= len(reason) <= 40):
+        raise ApiError(422, "validation_failed", "reason: a short text (1–40 characters).")
+    if photo_sha256 is not None and not (
+        isinstance(photo_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", photo_sha256)
+    ):
+        raise ApiError(422, "validation_failed", "photo_sha256: 64 lower-case hex digits.")
     at = client_moment("at", at)
     _not_before_registration(db, tree_id, at)
     with transaction(db):
@@ -192,13 +205,18 @@ def set_status(db: Database, tree_id: str, status: str, at: Any) -> dict[str, An
         if tree is None:
             raise ApiError(404, "not_found", "No such tree.")
         db.execute(
-            "UPDATE trees SET status = ?, status_changed_at = ? WHERE id = ?", [status, at, tree_id]
+            """UPDATE trees SET status = ?, status_changed_at = ?, status_reason = ?,
+                      status_photo_sha256 = ? WHERE id = ?""",
+            [status, at, reason, photo_sha256, tree_id],
         )
         loss = None
         if status != "alive" and tree["status"] == "alive":
             loss = losses.debit_tree(db, tree_id, status)
         audit.record(
-            db, f"tree.{status}", f"tree:{tree_id}", {"at": at, "loss": loss and loss["id"]}
+            db,
+            f"tree.{status}",
+            f"tree:{tree_id}",
+            {"at": at, "loss": loss and loss["id"], "reason": reason, "photo": photo_sha256},
         )
     return loss
 
@@ -291,7 +309,14 @@ def apply_operation(
             )
             _flag_stale_edit(db, op, tree, p.get("measurement_id"))
         else:  # tree.status
-            set_status(db, op.record_id, str(p.get("status", "")), op.client_time)
+            set_status(
+                db,
+                op.record_id,
+                str(p.get("status", "")),
+                op.client_time,
+                reason=p.get("reason"),
+                photo_sha256=p.get("photo_sha256"),
+            )
             raised = []
             latest = db.execute(
                 "SELECT id FROM measurements WHERE tree_id = ? ORDER BY client_time DESC LIMIT 1",
