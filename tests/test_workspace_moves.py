@@ -11,6 +11,7 @@ from server.db import first
 from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
+from tests.language import english_words, iso_times, readable_text
 from tests.test_reconcile import flow, lines  # noqa: F401  (the fixture: sold, settled, on chain)
 from tests.workspace_helpers import post_form, sign_in_form
 
@@ -20,6 +21,8 @@ def move(client, code: str, village: str, reason: str = "登记时村别有误")
     confirm = client.get(f"/admin/households/{code}/move?village={village}&reason={reason}")
     assert confirm.status_code == 200
     page = confirm.get_data(as_text=True)
+    text = readable_text(page)
+    assert english_words(text) + iso_times(text) == []  # the confirmation reads as Chinese
     if "确认迁移" not in page:
         return page
     return post_form(
