@@ -9,8 +9,10 @@ from sqlite_utils import Database
 from server import audit, pii
 from server.access import allow
 from server.clock import now_iso
+from server.dashboards import figures, money
 from server.db import first, get_db, transaction
 from server.errors import ApiError
+from server.tree_reasons import reason_zh
 from server.validation import json_body
 from village_kits import codes
 from village_kits.personal_data import (
@@ -341,8 +343,9 @@ def public_summary(household: dict[str, Any]) -> dict[str, Any]:
         db.query(
             """SELECT t.id, t.position, t.status, t.tag, s.name_zh AS species,
                   m.dbh_mm, m.height_cm, m.client_time, e.co2e_g, e.route,
-                  m.latitude, m.longitude,
-                  (SELECT count(*) FROM blobs b WHERE b.sha256 = m.photo_sha256) > 0 AS photo
+                  m.latitude, m.longitude, t.status_reason,
+                  (SELECT count(*) FROM blobs b
+                   WHERE b.sha256 IN (m.photo_sha256, t.status_photo_sha256)) > 0 AS photo
            FROM trees t JOIN species s ON s.id = t.species_id
            LEFT JOIN measurements m ON m.id = (SELECT id FROM measurements
                                                WHERE tree_id = t.id
@@ -352,13 +355,13 @@ def public_summary(household: dict[str, Any]) -> dict[str, Any]:
             [household["id"]],
         )
     )
-    from server.dashboards import figures, money
-
     # The registry's own shares of issued tonnes: what a partial verification took away
     # is not in them, unlike the calculation's lines.
     issued_g = figures.household_issued_g(db, household["id"])
     payouts = money.household_totals(db, household["id"])
     alive = [tree for tree in trees if tree["status"] == "alive"]
+    for tree in trees:
+        tree["status_reason_zh"] = reason_zh(tree["status_reason"])
     return {
         "code": household["code"],
         "seq": household["seq"],

@@ -1,11 +1,13 @@
-"""Server-rendered pages: the home page with the villages, sign-in and sign-out forms."""
+"""Server-rendered pages: the home page with the villages, sign-in and sign-out forms, and
+where a tree tag's or an enrolment QR's link lands (the door plate is `server.plate`)."""
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, send_from_directory
 
-from server import auth, households, villages
+from server import auth, villages
 from server.access import PUBLIC, SIGNED_IN, allow
 from server.db import first, get_db
 from server.errors import ApiError
+from server.workspace import home_for
 from village_kits import codes
 
 bp = Blueprint("pages", __name__)
@@ -38,8 +40,6 @@ def login_submit():
     except ApiError as error:
         return render_template("login.html", error=error.message), error.status
     auth.start_session(user)
-    from server.workspace import home_for
-
     return redirect(home_for(user))
 
 
@@ -49,41 +49,6 @@ def logout_submit():
     """Sign out from the form."""
     auth.end_session()
     return redirect("/")
-
-
-@bp.get("/h/<code>")
-@bp.get("/H/<code>")
-@allow(PUBLIC)
-def household_page(code: str):
-    """A door plate's public page: the household's trees, carbon and money totals; its
-    payments after the second factor (server/dashboards/farmer.py)."""
-    household, reason = households.resolve_plate(code)
-    if household is None:
-        current_app.logger.warning("invalid plate scanned: %s (%s)", code[:40], reason)
-        return render_template("invalid_plate.html", reason=reason, user=g.user), 404
-    from server.dashboards import farmer
-
-    return farmer.household_response(household)
-
-
-@bp.get("/h/<code>/trees/<tree_id>.jpg")
-@allow(PUBLIC)
-def household_tree_photo(code: str, tree_id: str):
-    """The latest photo of one of this door plate's trees, small and without metadata."""
-    from server import photos
-
-    household, _reason = households.resolve_plate(code)
-    found = household and first(
-        get_db(),
-        """SELECT m.photo_sha256 FROM trees t JOIN measurements m ON m.id = (
-               SELECT id FROM measurements WHERE tree_id = t.id AND photo_sha256 IS NOT NULL
-               ORDER BY client_time DESC LIMIT 1)
-           WHERE t.id = ? AND t.household_id = ?""",
-        [tree_id[:40], household["id"]],
-    )
-    if not found:
-        raise ApiError(404, "not_found", "这棵树没有照片。")
-    return photos.small_jpeg(found["photo_sha256"])
 
 
 @bp.get("/t/<tag>")

@@ -13,6 +13,7 @@ from server.access import allow
 from server.carbon import records
 from server.db import first, get_db
 from server.registry import bundles, issuance, verification
+from server.tree_reasons import reason_zh
 from server.workspace import geometry
 from server.workspace.common import attempt, back, page, whole
 
@@ -28,6 +29,8 @@ def flags():
         db.query(
             """SELECT f.*, m.dbh_mm, m.height_cm, m.latitude, m.longitude, m.photo_sha256,
                       m.client_time, t.household_id, s.name_zh, h.code AS household_code,
+                      t.status AS tree_status, t.status_changed_at, t.status_reason,
+                      t.status_photo_sha256,
                       v.name AS village_name, v.latitude AS village_lat,
                       v.longitude AS village_lon
                FROM flags f JOIN measurements m ON m.id = f.measurement_id
@@ -44,6 +47,7 @@ def flags():
                 [row["tree_id"]],
             )
         )
+        row["status_reason_zh"] = reason_zh(row["status_reason"])
         row["point"] = geometry.point_near(
             row["village_lat"], row["village_lon"], row["latitude"], row["longitude"]
         )
