@@ -17,7 +17,8 @@ from server.carbon.estimate import estimate_tree
 from server.carbon.method import Method, load_method
 from server.clock import iso, now
 from server.db import first
-from server.registry import bundles, issuance, verification
+from server.registry import baseline, bundles, issuance, verification
+from tests.registry_world import pass_baseline
 
 FIR = "cunninghamia_lanceolata"
 CAMPHOR = "cinnamomum_camphora"
@@ -175,8 +176,11 @@ class Office:
         return records.calculation_view(self.db, calc_id)
 
     def verify_as_claimed(self, calc_id: int) -> dict:
-        """The verifier finds every sampled tree at its claimed end size."""
+        """The verifier finds every sampled tree at its claimed end size (and, when no
+        check covers their registration readings yet, at their registered size first)."""
         calc = self.db["credit_calculations"].get(calc_id)
+        if baseline.unchecked_trees(self.db, calc["village_id"]):
+            pass_baseline(self.db, calc["village_id"], self.world.user_ids["verifier"])
         found = verification.assign(self.db, calc, self.world.user_ids["verifier"], None)
         for row in self.db.query(
             """SELECT vs.tree_id, m.dbh_mm, m.height_cm, t.species_id

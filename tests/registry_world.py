@@ -105,13 +105,19 @@ def tree_photo(seed: str) -> str:
 
 
 def verify(
-    db: Database, calculation_id: int, verifier_id: int, *, failing: int = 0, decide: bool = True
+    db: Database,
+    calculation_id: int,
+    verifier_id: int,
+    *,
+    failing: int = 0,
+    decide: bool = True,
+    check_baseline: bool = True,
 ) -> dict[str, Any]:
     """Assign, re-measure every sampled tree (the first `failing` of them found at their
     start size: their claimed growth is false), decide. The village's registration readings
     are checked first when no check covers them (`pass_baseline`)."""
     calc = first(db, "SELECT * FROM credit_calculations WHERE id = ?", [calculation_id])
-    if baseline.unchecked_trees(db, calc["village_id"]):
+    if check_baseline and baseline.unchecked_trees(db, calc["village_id"]):
         pass_baseline(db, calc["village_id"], verifier_id)
     found = verification.assign(db, calc, verifier_id, None)
     claimed = db.query(
@@ -145,13 +151,20 @@ def verify(
 
 
 def pass_baseline(
-    db: Database, village_id: int, verifier_id: int, *, grown_pct: int = 0
+    db: Database,
+    village_id: int,
+    verifier_id: int,
+    *,
+    grown_pcts: tuple[int, ...] = (0,),
+    decide: bool = True,
 ) -> dict[str, Any]:
-    """A baseline check of the village's unchecked registration readings, every sampled
-    tree re-measured `grown_pct` % larger in DBH than registered (0: exactly as registered)."""
+    """A baseline check of the village's unchecked registration readings, decided: the
+    sampled trees re-measured larger in DBH than registered by `grown_pcts` % in turn
+    (0: exactly as registered)."""
     village = first(db, "SELECT * FROM villages WHERE id = ?", [village_id])
     check = baseline.assign(db, village, verifier_id, None)
-    for tree in baseline.blind_trees(db, check["id"]):
+    for index, tree in enumerate(baseline.blind_trees(db, check["id"])):
+        grown_pct = grown_pcts[index % len(grown_pcts)]
         reading = baseline.claimed(db, check["id"], tree["tree_id"])
         baseline.remeasure(
             db,
@@ -166,7 +179,7 @@ def pass_baseline(
             },
             verifier_id,
         )
-    return baseline.decide(db, check, None)
+    return baseline.decide(db, check, None) if decide else check
 
 
 def bundle(db: Database, admin_id: int | None = None, **rules: Any) -> dict[str, Any]:
@@ -204,6 +217,7 @@ def order(
 
 # --- samples for the route matrix (tests/test_access.py) ------------------------------------
 
+UNCHECKED_VILLAGE = "360423101205"  # registered trees no baseline check covers
 REGISTRY_BLUEPRINTS = ("registry", "market", "registry_pages")
 
 
@@ -225,6 +239,7 @@ def build_sample(app) -> dict[str, Any]:
         return records.calculate_credit(db, village_a, start, "2026-12-31")
 
     open_calc = first(db, "SELECT * FROM credit_calculations WHERE id = ?", [calc("2026-01-01")])
+    b_open = baseline.assign(db, village_a, verifier, None)  # holds the seeded trees
     v_open = verification.assign(db, open_calc, verifier, None)
     v_ready = verify(db, calc("2025-01-01"), verifier, decide=False)
     # A small village whose photos are stored: its verified period can be issued.
@@ -242,9 +257,14 @@ def build_sample(app) -> dict[str, Any]:
     sold = order(db, stocked["id"], beneficiary="李小明")
     order_service.confirm_payment(db, sold, "bank", "SOLD-0001", "user:1")
     cert_id = db.execute("SELECT id FROM certificates").fetchone()[0]
+    ready = grow_village(db, "360423101204", households_count=1, trees_per_household=2)
+    b_ready = pass_baseline(db, ready["village"]["id"], verifier, decide=False)
+    grow_village(db, UNCHECKED_VILLAGE, households_count=1, trees_per_household=1)
     photo = tree_photo(world.village_b)  # the grown village's photo, written again
     return {
         "<int:verification_id>": v_open["id"],
+        "<int:check_id>": b_open["id"],
+        "b_ready": b_ready["id"],
         "v_ready": v_ready["id"],
         "v_decided": v_decided["id"],
         "<int:bundle_id>": stocked["id"],
@@ -282,10 +302,14 @@ def route_sample(app, world, endpoint: str, rule: str, caller: str | None, resto
         values["<int:verification_id>"] = str(ids["v_ready"])
     elif endpoint in ("registry.report", "registry.issue"):
         values["<int:verification_id>"] = str(ids["v_decided"])
+    elif endpoint == "registry.decide_baseline_check":
+        values["<int:check_id>"] = str(ids["b_ready"])
     elif endpoint == "market.webhook":
         values["<provider>"] = "testpay"
     elif endpoint == "market.retire":
         values["<order_id>"] = ids["held_order"]
+    if "baseline" in endpoint:
+        values["<village_code>"] = UNCHECKED_VILLAGE
     url = rule
     for placeholder, value in values.items():
         url = url.replace(placeholder, value)

@@ -28,7 +28,8 @@ from server.carbon.tree_anchors import sizes
 from server.clock import iso
 from server.db import first
 from server.errors import ApiError
-from server.registry import bundles, issuance, serials, verification
+from server.registry import baseline, bundles, issuance, serials, verification
+from tests.registry_world import pass_baseline
 
 TREES = 5
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -146,6 +147,8 @@ class Village:
         calc = self.db["credit_calculations"].get(calc_id)
         if not self.db["credit_tree_lines"].count_where("calculation_id = ?", [calc_id]):
             return
+        if baseline.unchecked_trees(self.db, self.village["id"]):
+            pass_baseline(self.db, self.village["id"], self.world.user_ids["verifier"])
         found = verification.assign(self.db, calc, self.world.user_ids["verifier"], None)
         for row in self.db.query(
             """SELECT vs.tree_id, m.dbh_mm, m.height_cm FROM verification_samples vs

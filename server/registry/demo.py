@@ -8,7 +8,7 @@ from server.carbon import records
 from server.carbon.method import load_method
 from server.carbon.records import OPEN_FLAGS_OF_CALCULATION
 from server.db import first
-from server.registry import bundles, issuance, orders, verification
+from server.registry import baseline, bundles, issuance, orders, verification
 
 COUNTY = "360423"
 PERIOD = ("2024-10-01", "2025-12-31")
@@ -40,6 +40,28 @@ def _verify(db: Database, calc: dict, verifier: dict, off_by_mm: int) -> dict:
             verifier["id"],
         )
     return verification.decide(db, found, "演示：县林业工作站抽样复测。", verifier["display_name"])
+
+
+def _check_baselines(db: Database, village: dict, verifier: dict) -> dict:
+    """The verifier's visit after the registration census: every sampled tree found as it
+    was registered, one of them 4 mm thicker (what the check's upper bound then deducts)."""
+    check = baseline.assign(db, village, verifier["id"], None)
+    for index, tree in enumerate(baseline.blind_trees(db, check["id"])):
+        registered = baseline.claimed(db, check["id"], tree["tree_id"])
+        baseline.remeasure(
+            db,
+            check,
+            {
+                "client_id": f"demo-baseline-{check['id']:04d}-{index:04d}",
+                "tree_id": tree["tree_id"],
+                "dbh_cm": (registered["dbh_mm"] + (4 if index == 0 else 0)) / 10,
+                "height_m": max(registered["height_cm"] or 130, 130) / 100,
+                "species_id": registered["species_id"],
+                "measured_at": "2024-11-20T10:00:00+08:00",
+            },
+            verifier["id"],
+        )
+    return baseline.decide(db, check, "演示：登记普查后抽样复测基线。")
 
 
 def add_registry_history(db: Database) -> None:
@@ -78,11 +100,13 @@ def add_registry_history(db: Database) -> None:
         if calc["tonnes"] == 0 or db.execute(OPEN_FLAGS_OF_CALCULATION, [calc_id]).fetchone()[0]:
             continue  # red-code records wait for review; nothing whole to issue
         if issued < ISSUED_VILLAGES:  # the first with one tree out of tolerance: partial
+            _check_baselines(db, village, verifier)
             decided = _verify(db, calc, verifier, 25 if issued == 0 else 0)
             issuance.issue(db, decided, bundles.get_bundle(db, bundle["id"]), None)
             issued += 1
-        elif not assigned:  # a sample waiting on the verifier's phone
+        elif not assigned:  # samples waiting on the verifier's phone
             verification.assign(db, calc, verifier["id"], None)
+            baseline.assign(db, village, verifier["id"], None)
             assigned += 1
     try:
         bundles.publish(db, bundles.get_bundle(db, bundle["id"]))

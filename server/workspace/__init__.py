@@ -26,6 +26,7 @@ def home_for(user: dict | None) -> str:
 def blueprints() -> list:
     """The workspace's blueprints, one per screen group."""
     from server.workspace import (
+        admin_baseline,
         admin_bundles,
         admin_carbon,
         admin_places,
@@ -40,6 +41,7 @@ def blueprints() -> list:
         homes.bp,
         admin_places.bp,
         admin_carbon.bp,
+        admin_baseline.bp,
         admin_bundles.bp,
         methods.bp,
         finance.bp,
