@@ -2,10 +2,13 @@
 head's name with no signal, and binding a tree tag the way the kit prints it (scanned by the
 camera, or typed as "T00017-J"), then finding the tree again by scanning its tag."""
 
+import io
 import json
 import shutil
+import uuid
 
 import pytest
+from PIL import Image
 
 from server import households
 from server.db import connect, get_db
@@ -21,7 +24,7 @@ from tests.test_pwa_bad_input import (  # noqa: F401 — fixtures
     playwright,
     site,
 )
-from tests.test_pwa_journey import check_accessible, ready
+from tests.test_pwa_journey import check_accessible, ready, wait_until
 
 NEIGHBOURS = [  # head of household, door number, phone
     ("王小三", "长水村12号", "13800001201"),
@@ -177,3 +180,109 @@ def test_a_printed_tag_is_bound_by_scanning_it_and_by_typing_it_as_printed(
             context.close()
     finally:
         camera.close()
+
+
+def jpeg_bytes(colour=(90, 60, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), colour).save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def test_a_tree_marked_dead_offline_with_a_photo_shows_both_on_the_plate(
+    browser,  # noqa: F811
+    site,  # noqa: F811
+    app,
+    client,
+    world,
+):
+    """Offline: the measurer marks a tree dead, says why (病虫害) and photographs the dead tree;
+    with signal the status, reason and photo reach the server once, and the farmer's plate
+    shows the reason and that photo."""
+    context = phone(browser)
+    page = enrolled(context, site, app, world)
+    context.set_offline(True)
+    page.evaluate(f"location.hash = '#/household/{world.household_a}'")
+    ready(page, "household")
+    card = page.locator(f"#trees > li[data-tree='{world.tree_a}']")
+    card.get_by_role("button", name="死亡").click()
+    card.get_by_label("原因").select_option(label="病虫害")
+    page.set_input_files(
+        f"#status-photo-{world.tree_a}",
+        files=[{"name": "dead.jpg", "mimeType": "image/jpeg", "buffer": jpeg_bytes()}],
+    )
+    page.wait_for_selector(f"#status-photo-{world.tree_a}-status[data-tone=ok]")
+    check_accessible(page, "marking a tree dead with a photo")
+    card.get_by_role("button", name="确定：已死亡").click()
+    page.wait_for_selector(f"#trees > li[data-tree='{world.tree_a}'] .badge.danger")
+    queued = page.evaluate(
+        """async () => {
+            const outbox = await import('/app/js/outbox.js');
+            const [op] = (await outbox.pendingOps(10)).filter((o) => o.kind === 'tree.status');
+            return [op.payload, (await outbox.status()).photosPending];
+        }"""
+    )
+    payload, photos_pending = queued
+    assert payload["status"] == "dead" and payload["reason"] == "pests"
+    assert len(payload["photo_sha256"]) == 64 and photos_pending == 1
+
+    context.set_offline(False)
+    page.evaluate("window.sipang.scheduler.kick('test')")
+    wait_until(page, "s.pending === 0 && s.photosPending === 0 && s.rejected === 0")
+    context.close()
+
+    with connect(app.config["DATABASE"]) as db:
+        row = db.execute(
+            "SELECT status, status_reason, status_photo_sha256 FROM trees WHERE id = ?",
+            [world.tree_a],
+        ).fetchone()
+        stored = db.execute(
+            "SELECT count(*) FROM blobs WHERE sha256 = ?", [payload["photo_sha256"]]
+        ).fetchone()[0]
+    assert tuple(row) == ("dead", "pests", payload["photo_sha256"])
+    assert stored == 1
+
+    plate = client.get(f"/h/{world.household_a}")
+    assert plate.status_code == 200
+    assert "（已死亡：病虫害）" in plate.text
+    photo = client.get(f"/h/{world.household_a}/trees/{world.tree_a}.jpg")
+    assert (photo.status_code, photo.mimetype) == (200, "image/jpeg")
+    shown = Image.open(io.BytesIO(photo.data)).convert("RGB").getpixel((10, 10))
+    assert all(abs(a - b) < 20 for a, b in zip(shown, (90, 60, 30), strict=True))  # that photo
+
+
+def test_a_status_with_an_unreadable_reason_or_photo_is_rejected_and_changes_nothing(
+    app, client, world
+):
+    """Bad input on the status path: each operation is rejected with its reason, the tree
+    stands as it was."""
+    bad = [
+        {"status": "dead", "reason": "x" * 41},
+        {"status": "dead", "reason": 7},
+        {"status": "felled", "photo_sha256": "not-a-hash"},
+    ]
+    ops = [
+        {
+            "op_id": str(uuid.uuid4()),
+            "device_seq": seq,
+            "record_id": world.tree_a,
+            "kind": "tree.status",
+            "payload": payload,
+            "client_time": "2026-12-01T08:00:00.000Z",
+            "base_version": None,
+        }
+        for seq, payload in enumerate(bad, start=1)
+    ]
+    answer = client.post(
+        "/api/v1/sync/push",
+        json={"device_id": world.device_id, "sent_at": None, "ops": ops},
+        headers=bearer(world.tokens["measurer"]),
+    )
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    results = answer.json["results"]
+    assert [(r["status"], r["code"]) for r in results] == [("rejected", "validation_failed")] * 3
+    with connect(app.config["DATABASE"]) as db:
+        row = db.execute(
+            "SELECT status, status_reason, status_photo_sha256 FROM trees WHERE id = ?",
+            [world.tree_a],
+        ).fetchone()
+    assert tuple(row) == ("alive", None, None)

@@ -8,7 +8,7 @@ import {
   app, householdLabel, householdProblem, refreshMethod, speciesName, villageTrees,
 } from "./state.js";
 import { enrol, syncOnce } from "./sync.js";
-import { scanPanel } from "./widgets.js";
+import { photoPanel, scanPanel } from "./widgets.js";
 
 export async function screenEnrol(ctx) {
   const label = h("input", { id: "label", type: "text", required: true, maxlength: "100", value: t("enrol.label_default") });
@@ -68,11 +68,25 @@ function treeCard(tree) {
   const ask = (next) => {
     const id = `reason-${tree.id}`;
     const reason = h("select", { id }, REASONS[next].map((r) => h("option", { value: r }, t(`status.reason.${r}`))));
+    const photo = photoPanel({ id: `status-photo-${tree.id}`, legend: "status.photo_legend" });
+    const error = h("p", { class: "message", role: "alert" });
+    const yes = h("button", {
+      type: "button", class: "danger",
+      onclick: async () => {
+        yes.disabled = true;
+        try {
+          await markStatus(tree, next, reason.value, photo.photo());
+        } catch (failure) {
+          yes.disabled = false;
+          say(error, failure.code === "photo_too_large" ? "form.photo_too_large"
+            : failure.name === "QuotaExceededError" ? "form.quota" : "form.save_failed", { message: failure.message });
+        }
+      },
+    }, t(`status.yes_${next}`));
     confirm.replaceChildren(
       h("p", {}, t(`status.confirm_${next}`)),
-      h("label", { for: id }, t("status.reason_label")), reason,
-      h("div", { class: "row" },
-        h("button", { type: "button", class: "danger", onclick: () => markStatus(tree, next, reason.value) }, t(`status.yes_${next}`)),
+      h("label", { for: id }, t("status.reason_label")), reason, photo.node, error,
+      h("div", { class: "row" }, yes,
         h("button", { type: "button", onclick: () => { confirm.hidden = true; } }, t("common.cancel"))));
     confirm.hidden = false;
     confirm.querySelector("button").focus();
@@ -102,9 +116,11 @@ const REASONS = {
   felled: ["building", "harvest", "fallen", "other"],
 };
 
-async function markStatus(tree, next, reason) {
+// The status, its reason and (optionally) a photo of the stump or the dead tree: one transaction.
+async function markStatus(tree, next, reason, picture) {
   await recordOperation({
     kind: "tree.status", recordId: tree.id, payload: { status: next, reason }, baseVersion: tree.version ?? null,
+    photo: picture?.blob ?? null, thumbnail: picture?.thumb ?? null,
   });
   app.scheduler.kick("save");
   app.refreshBanner();

@@ -123,9 +123,10 @@ export function gpsPanel(ctx) {
   return { node, stop, fix: () => gps.fix };
 }
 
-export function photoPanel() {
-  const input = h("input", { type: "file", id: "photo", accept: "image/*", capture: "environment", class: "visually-hidden" });
-  const text = h("p", { class: "message", role: "status", id: "photo-status", "data-tone": "warn" }, t("photo.none"));
+/** A photo taken with the camera, resized on the phone; `id` names the input (one per screen). */
+export function photoPanel({ id = "photo", legend = "photo.legend" } = {}) {
+  const input = h("input", { type: "file", id, accept: "image/*", capture: "environment", class: "visually-hidden" });
+  const text = h("p", { class: "message", role: "status", id: `${id}-status`, "data-tone": "warn" }, t("photo.none"));
   const thumb = h("img", { class: "thumb", alt: t("photo.alt"), hidden: true });
   const state = { photo: null };
   input.addEventListener("change", async () => {
@@ -143,8 +144,8 @@ export function photoPanel() {
       say(text, "photo.unreadable");
     }
   });
-  const node = h("fieldset", { class: "photo" }, h("legend", {}, t("photo.legend")),
-    input, h("label", { for: "photo", class: "button" }, t("photo.take")), thumb, text);
+  const node = h("fieldset", { class: "photo" }, h("legend", {}, t(legend)),
+    input, h("label", { for: id, class: "button" }, t("photo.take")), thumb, text);
   return { node, photo: () => state.photo };
 }
 
