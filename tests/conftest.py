@@ -1,5 +1,6 @@
 """Shared fixtures: a real app on a real SQLite file, seeded with one small world."""
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,3 +169,62 @@ def db(app) -> Database:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- markers: `make test-fast` leaves out browser, chain and slow tests ----------------------
+
+# A test is `browser` or `chain` when it, a fixture it uses, or a helper of the tests that
+# either calls reaches one of these names, so a new test gets its marker without asking.
+MARKED_BY_NAME = {
+    "browser": {"chromium", "open_phone"},
+    "chain": {"AnvilNode", "ANVIL", "ChainService", "connect_pyevm", "EthereumTester"},
+}
+
+
+TESTS = Path(__file__).parent
+
+
+def _code_names(code) -> set[str]:
+    """The global names a code object and the functions nested in it refer to."""
+    names, codes = set(), [code]
+    while codes:
+        current = codes.pop()
+        names.update(current.co_names)
+        codes += [c for c in current.co_consts if hasattr(c, "co_names")]
+    return names
+
+
+def _names_reached(functions) -> set[str]:
+    """Every global name the functions, and the tests' own helpers they use, refer to."""
+    seen, reached, todo = set(), set(), list(functions)
+    while todo:
+        function = todo.pop()
+        code = getattr(function, "__code__", None)
+        if code is None or code in seen:
+            continue
+        seen.add(code)
+        names = _code_names(code)
+        reached |= names
+        for name in names:
+            found = function.__globals__.get(name)
+            module = sys.modules.get(getattr(found, "__module__", None) or "")
+            if Path(getattr(module, "__file__", None) or "/").parent != TESTS:
+                continue
+            if isinstance(found, type):  # a test helper class: its methods
+                todo += [v for v in vars(found).values() if hasattr(v, "__code__")]
+            else:
+                todo.append(found)
+    return reached
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        definitions = fixtures.name2fixturedefs.values() if fixtures else ()
+        functions = [getattr(item, "function", None)]
+        functions += [definition.func for defs in definitions for definition in defs]
+        reached = _names_reached(f for f in functions if f is not None)
+        for marker, names in MARKED_BY_NAME.items():
+            if reached & names:
+                item.add_marker(marker)
