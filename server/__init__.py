@@ -91,7 +91,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         auth,
         devices,
         errors,
-        farmer_sms,
         health,
         households,
         identity,
@@ -109,11 +108,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.carbon import pages as methodology
     from server.carbon import routes as carbon
     from server.chain import routes as chain
-    from server.dashboards import bureau, farmer
+    from server.dashboards import bureau
     from server.dashboards import public as village_public
     from server.extensions import csrf, init_compression, limiter, socketio
     from server.payouts import api as payouts_api
     from server.payouts import routes as payouts
+    from server.plate import pages as plate
     from server.push import routes as push
     from server.registry import api as registry
     from server.registry import buyers as registry_buyers
@@ -136,6 +136,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     sms.init_app(app)
     for module in (
         pages,
+        plate,
         health,
         openapi,
         auth,
@@ -162,8 +163,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         payouts,
         payouts_api,
         bureau,
-        farmer,
-        farmer_sms,
         village_public,
         push,
     ):

@@ -1,5 +1,6 @@
-"""Farmers' "money sent" text messages: the opt-in on the door-plate page (after the second
-factor), the queue written with the transfer, and the sender the notice worker runs.
+"""Farmers' "money sent" text messages: the opt-in (switched on the door-plate page after
+the second factor, `server.plate`), the queue written with the transfer, and the sender the
+notice worker runs.
 
 WeChat's browser, which opens most door plates, has no Web Push; a text message reaches any
 phone. Nothing here stores a phone number: the registered phone is decrypted only to send,
@@ -11,20 +12,15 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, redirect, request
 from sqlite_utils import Database
 
-from server import audit, events, households, sms
-from server.access import PUBLIC, allow
+from server import audit, events, households, sms, units
 from server.clock import iso, now, now_iso
 from server.db import first, get_db, transaction
-from server.errors import ApiError
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 RETRY_BASE_S = 30
-
-bp = Blueprint("farmer_sms", __name__)
 
 
 def opted_in(db: Database, household_id: int) -> bool:
@@ -72,7 +68,7 @@ def queue_money_sent(db: Database, household_id: int, amount_fen: int) -> int:
     if household is None or household["phone_enc"] is None or not opted_in(db, household_id):
         return 0
     params = {
-        "amount": f"{amount_fen // 100}.{amount_fen % 100:02d}",
+        "amount": units.yuan_plain(amount_fen),
         "village": household["village"],
         "tail": (household["bank_account_masked"] or "----")[-4:],
     }
@@ -139,20 +135,3 @@ class WithSms:
         with self.app.app_context():
             sent = send_due(get_db())
         return counts | {f"sms_{name}": n for name, n in sent.items()}
-
-
-@bp.post("/h/<code>/sms")
-@allow(PUBLIC)
-def sms_choice(code: str):
-    """Turn "money sent" text messages on or off, once this browser passed the second factor."""
-    from server.dashboards import farmer
-
-    household, _reason = households.resolve_plate(code)
-    if household is None:
-        raise ApiError(404, "not_found", "没有这个门牌。")
-    if not farmer.unlocked(household):
-        raise ApiError(403, "second_factor_required", "请先输入登记手机号的后 4 位。")
-    if household["phone_enc"] is None:
-        raise ApiError(422, "no_phone", "这户没有登记手机号，请到村委会登记。")
-    set_opt_in(get_db(), household, request.form.get("sms") == "on")
-    return redirect(f"/h/{household['code']}#notices", code=303)

@@ -21,6 +21,11 @@ ROLE_NAMES = {
 }
 
 
+def today(now: datetime | None = None) -> str:
+    """Today's date in Beijing, ISO (`2026-12-07`): the day payouts, sales and figures use."""
+    return (now or datetime.now(UTC)).astimezone(BEIJING).date().isoformat()
+
+
 def beijing(moment: str | datetime | None) -> datetime | None:
     """A stored moment (ISO text, `Z` or offset; naive means UTC) as a Beijing datetime."""
     if moment is None or moment == "":
@@ -79,6 +84,14 @@ def yuan(fen: int | None) -> str:
     fen = fen or 0
     sign = "-" if fen < 0 else ""
     return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+def yuan_plain(fen: int | None) -> str:
+    """Integer fen as a plain yuan amount, no sign of currency or separators: 123456 →
+    `1234.56` (text messages, notices, CSV files and payment providers' amount fields)."""
+    fen = fen or 0
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
 def yuan_number(fen: int | None) -> Decimal:

@@ -9,7 +9,7 @@ from tests.conftest import PHONE
 def plate_sample(app, client, world, endpoint: str) -> tuple[str, dict] | None:
     """(url, request body) that a public caller may use on a door-plate route, or None."""
     code = world.household_a
-    if endpoint == "pages.household_tree_photo":
+    if endpoint == "farmer.household_tree_photo":
         with app.app_context():
             db = get_db()
             sha256 = rw.tree_photo(world.village_a)
@@ -18,7 +18,7 @@ def plate_sample(app, client, world, endpoint: str) -> tuple[str, dict] | None:
                 "UPDATE measurements SET photo_sha256 = ? WHERE tree_id = ?", [sha256, world.tree_a]
             )
         return f"/h/{code}/trees/{world.tree_a}.jpg", {}
-    if endpoint == "farmer_sms.sms_choice":
+    if endpoint == "farmer.sms_choice":
         token = client.get("/api/v1/auth/csrf").json["csrf_token"]
         opened = client.post(
             f"/h/{code}/unlock", data={"phone_tail": PHONE[-4:]}, headers={"X-CSRFToken": token}
