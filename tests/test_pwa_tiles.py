@@ -13,10 +13,12 @@ import pytest
 from PIL import Image
 
 from tests.browser import serving
+from tests.helpers_auth import sign_in_form
 from tests.test_pwa_bad_input import browser, enrolled, phone, playwright  # noqa: F401 — fixtures
 from tests.test_pwa_journey import check_accessible, ready
 
 JSON = {"Accept": "application/json"}
+BOX = {"x", "y", "width", "height"}
 HERE = {"latitude": 29.2611, "longitude": 115.0934, "accuracy": 6}
 
 
@@ -160,3 +162,34 @@ def test_without_a_tile_service_the_map_is_drawn_from_coordinates_alone(
         assert page.locator("svg.map circle.map-me").count() == 1
         assert page.locator("svg.map image").count() == 0
         context.close()
+
+
+def test_the_bureaus_map_lays_the_countys_tiles_under_its_villages(app, client, world, db):
+    """Each village's circle falls on the tile that holds its own coordinates."""
+    sign_in_form(client, "bureau")
+    assert "<image" not in client.get("/bureau/map").get_data(as_text=True)  # no service set
+
+    app.config["MAP_TILE_URL"] = "http://127.0.0.1:9/{z}/{x}/{y}.png"  # never fetched here
+    page = client.get("/bureau/map").get_data(as_text=True)
+    images = [
+        {
+            k: (float(v) if k in "x y width height" else v)
+            for k, v in re.findall(r'(\w+)="([^"]+)"', tag)
+        }
+        for tag in re.findall(r"<image ([^>]+)>", page)
+    ]
+    assert 1 <= len(images) <= 16
+    village = next(db.query("SELECT * FROM villages WHERE code = ?", [world.village_a]))
+    circle = re.search(
+        rf'href="/bureau/villages/{world.village_a}"[^>]*>\s*<circle cx="([\d.]+)" cy="([\d.]+)"',
+        page,
+    )
+    cx, cy = float(circle.group(1)), float(circle.group(2))
+    under = [
+        i
+        for i in images
+        if i["x"] <= cx <= i["x"] + i["width"] and i["y"] <= cy <= i["y"] + i["height"]
+    ]
+    assert len(under) == 1, (cx, cy, images)
+    z, x, y = (int(n) for n in re.search(r"/(\d+)/(\d+)/(\d+)\.png$", under[0]["href"]).groups())
+    assert (x, y) == tile_of(village["latitude"], village["longitude"], z)

@@ -57,7 +57,14 @@ def map_page():
     county = county_for_request()
     rows = trends.progress(get_db(), county["id"])
     placed, missing = geometry.place(rows)
-    return page("map.html", county=county, placed=placed, missing=missing, query=_query(county))
+    return page(
+        "map.html",
+        county=county,
+        placed=placed,
+        missing=missing,
+        tiles=geometry.place_tiles(rows),
+        query=_query(county),
+    )
 
 
 @bp.get("/ledger")

@@ -4,6 +4,8 @@ SVG box, a flagged tree's point beside its village centre."""
 import math
 from typing import Any
 
+from server import tiles
+
 EARTH_M = 6_371_000
 PHOTO_MISSING_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="240" height="160" viewBox="0 0 240 160">'
@@ -70,3 +72,24 @@ def place(rows: list[dict[str, Any]], width: int = 320, height: int = 320, pad: 
             }
         )
     return out, missing
+
+
+def place_tiles(rows: list[dict[str, Any]], width: int = 320, height: int = 320, pad: int = 30):
+    """The county's map tiles under `place`'s box for the same rows (empty without a tile
+    service or without placed rows)."""
+    placed = [r for r in rows if r.get("latitude") is not None and r.get("longitude") is not None]
+    if not placed:
+        return []
+    cos0 = math.cos(math.radians(sum(r["latitude"] for r in placed) / len(placed)))
+    xs = [r["longitude"] * cos0 for r in placed]
+    ys = [r["latitude"] for r in placed]
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 0.01)
+    per_px = span / (min(width, height) - 2 * pad)
+    return tiles.images(
+        south=min(ys) - pad * per_px,
+        west=(min(xs) - pad * per_px) / cos0,
+        north=min(ys) + (height - pad) * per_px,
+        east=(min(xs) + (width - pad) * per_px) / cos0,
+        width=width,
+        height=height,
+    )
