@@ -48,13 +48,14 @@ $(BENCH_TOOLS): bench/package.json bench/package-lock.json
 	npm ci --prefix bench --no-audit --no-fund
 	touch $@
 
-# Debian's Chromium (browser tests), a CJK font (Chinese in PDFs and certificates) and nginx
-# (tests of the production proxy path start their own on a free port).
+# Debian's Chromium (browser tests), a CJK font (Chinese in PDFs and certificates), nginx and
+# redis-server (tests of the production path start their own on a free port).
 system-packages:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -18,6 +18,7 @@ keepalive = 5
 forwarded_allow_ips = "127.0.0.1"  # nginx on the same machine sets X-Forwarded-For/-Proto
 accesslog = os.environ.get("SIPANG_ACCESS_LOG", "-")  # paths hold codes, never names or phones
 errorlog = "-"
+control_socket_disable = True  # several of these run on one machine, managed by systemd
 
 PR_SET_PDEATHSIG = 1
 

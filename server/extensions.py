@@ -7,7 +7,23 @@ from flask_limiter.util import get_remote_address
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 
-socketio = SocketIO()
+
+class SiteSocketIO(SocketIO):
+    """Socket.IO whose server processes share one message queue when the site has Redis
+    (`SOCKETIO_MESSAGE_QUEUE`): an event emitted in one process reaches the clients connected
+    to every other. Without it each app keeps its events to itself, as one process needs."""
+
+    def init_app(self, app: Flask, **kwargs) -> None:
+        # The singleton serves app after app (tests build many): forget the last one's queue.
+        self.server_options.pop("client_manager", None)
+        self.server_options.pop("message_queue", None)
+        queue = app.config.get("SOCKETIO_MESSAGE_QUEUE")
+        if queue:
+            kwargs["message_queue"] = queue
+        super().init_app(app, **kwargs)
+
+
+socketio = SiteSocketIO()
 limiter = Limiter(get_remote_address)
 csrf = CSRFProtect()
 compress = Compress()

@@ -7,6 +7,8 @@ environment as `SIPANG_<NAME>` (values are parsed as JSON where they parse).
 from dataclasses import dataclass
 from typing import Any
 
+from server.provider_settings import PROVIDER_SETTINGS
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -79,10 +81,17 @@ SETTINGS: tuple[Setting, ...] = (
         "another address is not.",
     ),
     Setting(
+        "SOCKETIO_MESSAGE_QUEUE",
+        None,
+        "Redis URL (redis://host:port/db) through which several server processes of one site "
+        "pass Socket.IO events, so a dashboard hears what another process announced; unset "
+        "for one process.",
+    ),
+    Setting(
         "RATELIMIT_STORAGE_URI",
         "memory://",
-        "Where rate-limit counters live; use a shared store (e.g. redis://) with several "
-        "server processes.",
+        "Where rate-limit counters live; with several server processes use the site's Redis "
+        "(redis://host:port/db), so each limit counts every process's requests.",
     ),
     Setting(
         "TOKEN_TTL_DAYS",
@@ -273,123 +282,10 @@ SETTINGS: tuple[Setting, ...] = (
         "How long a browser that passed a household's second factor sees its payments.",
     ),
     Setting(
-        "SMS_PROVIDER",
-        "console",
-        "Who sends text messages (buyers' one-time codes, farmers' money sent): `console` "
-        "logs them with the phone masked (for `make run`), `aliyun` sends through Aliyun SMS.",
-    ),
-    Setting(
-        "SMS_ACCESS_KEY_ID",
-        None,
-        "AccessKey ID of the RAM user allowed to call Aliyun SMS (give it in the environment).",
-    ),
-    Setting(
-        "SMS_ACCESS_KEY_SECRET",
-        None,
-        "AccessKey secret of that RAM user; give it in the environment, never in a file.",
-    ),
-    Setting(
-        "SMS_SIGN_NAME",
-        None,
-        "The approved SMS signature (签名) Aliyun puts in front of every message.",
-    ),
-    Setting(
-        "SMS_TEMPLATES",
-        None,
-        "JSON object naming the approved Aliyun template code of each message, e.g. "
-        '`{"buyer_code": "SMS_1", "farmer_money_sent": "SMS_2"}`.',
-    ),
-    Setting(
-        "SMS_ENDPOINT",
-        "dysmsapi.aliyuncs.com",
-        "Host (or http(s) URL) of the Aliyun SMS API; change it only for a regional endpoint.",
-    ),
-    Setting(
         "ORDER_BANK_RESERVATION_SECONDS",
         3 * 24 * 3600,
         "How long tonnes stay reserved once a buyer chooses a bank or digital-RMB transfer "
         "(long enough to make one; finance confirms it on /finance/payments).",
-    ),
-    Setting(
-        "BANK_PAYEE_NAME",
-        "",
-        "Account name (收款户名) shown on the order page for bank transfers; empty hides "
-        "the bank-transfer choice.",
-    ),
-    Setting(
-        "BANK_PAYEE_ACCOUNT",
-        "",
-        "Account number (收款账号) buyers transfer to, shown on the order page.",
-    ),
-    Setting(
-        "BANK_PAYEE_BANK",
-        "",
-        "The bank and branch (开户行) of the payee account, shown on the order page.",
-    ),
-    Setting(
-        "WECHATPAY_MCHID",
-        None,
-        "WeChat Pay merchant id (商户号); setting it turns WeChat Pay on (API v3).",
-    ),
-    Setting(
-        "WECHATPAY_APPID",
-        None,
-        "The AppID (公众号 or 小程序) bound to the merchant id, used for every WeChat order.",
-    ),
-    Setting(
-        "WECHATPAY_APIV3_KEY",
-        None,
-        "The 32-character APIv3 key that decrypts notifications (give it in the environment).",
-    ),
-    Setting(
-        "WECHATPAY_CERT_SERIAL_NO",
-        None,
-        "Serial number of the merchant API certificate whose private key signs requests.",
-    ),
-    Setting(
-        "WECHATPAY_PRIVATE_KEY",
-        None,
-        "The merchant API private key (PEM text); when not given it is read from "
-        "`wechatpay/apiclient_key.pem` in the instance folder.",
-    ),
-    Setting(
-        "WECHATPAY_PUBLIC_KEY_ID",
-        None,
-        "WeChat Pay public key id (PUB_KEY_ID_…) when the merchant verifies with the WeChat "
-        "Pay public key; unset means platform certificates are used instead.",
-    ),
-    Setting(
-        "WECHATPAY_PUBLIC_KEY",
-        None,
-        "WeChat Pay public key (PEM text); when not given it is read from "
-        "`wechatpay/pub_key.pem` in the instance folder (only with WECHATPAY_PUBLIC_KEY_ID).",
-    ),
-    Setting(
-        "WECHATPAY_API_BASE",
-        "https://api.mch.weixin.qq.com",
-        "Base URL of the WeChat Pay API; change it only for a proxy in front of it.",
-    ),
-    Setting(
-        "ALIPAY_APPID",
-        None,
-        "Alipay open-platform app id; setting it turns Alipay on (page and wap pay, RSA2).",
-    ),
-    Setting(
-        "ALIPAY_PRIVATE_KEY",
-        None,
-        "The app's RSA2 private key (PEM text); when not given it is read from "
-        "`alipay/app_private_key.pem` in the instance folder.",
-    ),
-    Setting(
-        "ALIPAY_PUBLIC_KEY",
-        None,
-        "Alipay's public key (PEM text) that verifies notifications and answers; when not "
-        "given it is read from `alipay/alipay_public_key.pem` in the instance folder.",
-    ),
-    Setting(
-        "ALIPAY_GATEWAY",
-        "https://openapi.alipay.com/gateway.do",
-        "The Alipay gateway; the sandbox is https://openapi-sandbox.dl.alipaydev.com/gateway.do.",
     ),
     Setting(
         "BUYER_CODE_RATE_LIMIT",
@@ -416,7 +312,7 @@ SETTINGS: tuple[Setting, ...] = (
         "kept in the instance folder, served from `/app/tiles/`); unset, maps are drawn from "
         "coordinates alone.",
     ),
-)
+) + tuple(Setting(*entry) for entry in PROVIDER_SETTINGS)
 
 
 def defaults() -> dict[str, Any]:

@@ -1,80 +1,42 @@
 """Behind the documented nginx (Debian's, started by the test with deploy/nginx.conf's
-locations) and gunicorn with deploy/gunicorn.conf.py: each client keeps its own address,
-so one client's wrong passwords lock neither another client nor the account, and a forged
-X-Forwarded-For buys no fresh allowance. The browser protections arrive through nginx."""
+locations) and two gunicorn processes with deploy/gunicorn.conf.py sharing a Redis, as a county
+runs them: each client keeps its own address, so one client's wrong passwords lock neither
+another client nor the account, whichever process answers, and a forged X-Forwarded-For buys
+no fresh allowance. The browser protections arrive through nginx. Public reads come from
+nginx's one-second micro-cache; signed-in requests, private pages and cookies never do."""
 
 import http.client
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.server_process import free_port
+from tests.site_processes import (
+    free_ports,
+    start_gunicorn,
+    start_nginx,
+    start_redis,
+    stop,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 SIPANG = Path(sys.executable).parent / "sipang"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PASSWORD = "correct horse battery"
-
-pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx: make system-packages")
-
-
-def nginx_config(tmp: Path, port: int, upstream: int) -> str:
-    """A loopback server block holding deploy/nginx.conf's own locations and headers."""
-    deployed = (ROOT / "deploy" / "nginx.conf").read_text()
-    body = deployed.split("server {", 2)[1]
-    keep = "\n".join(
-        line
-        for line in body.splitlines()
-        if not re.match(r"\s*(listen|server_name|ssl_certificate)", line)
-    )
-    keep = keep.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{upstream}")
-    keep = keep.rsplit("}", 1)[0]  # the server block's closing brace
-    temp = " ".join(
-        f"{name}_temp_path {tmp / name};"
-        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""
-worker_processes 1;
-daemon off;
-pid {tmp / "nginx.pid"};
-error_log {tmp / "error.log"};
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    {temp}
-    server {{
-        listen 127.0.0.1:{port};
-        {keep}
-    }}
-}}
-"""
-
-
-def wait_for(port: int, process: subprocess.Popen) -> None:
-    for _ in range(1200):  # bounded (a busy machine starts gunicorn slowly); nothing is timed
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            assert process.poll() is None, "the process exited"
-            time.sleep(0.1)
-    raise AssertionError("never answered /healthz")
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, seeded):
+    """nginx on a free port in front of two gunicorn processes sharing a redis-server, on a
+    copy of the seeded instance with an admin `boss` whose password is PASSWORD."""
+    import shutil
+
     tmp = tmp_path_factory.mktemp("proxy")
+    folder, world = seeded
     instance = tmp / "instance"
+    shutil.copytree(folder, instance)
     env = {**os.environ, "SIPANG_INSTANCE": str(instance)}
     subprocess.run(  # noqa: S603 - our own program
         [str(SIPANG), "users", "add", "boss", "--role", "admin", "--password-stdin"],
@@ -84,39 +46,27 @@ def site(tmp_path_factory):
         check=True,
         capture_output=True,
     )
-    app_port = free_port()
-    port = free_port()
-    while port == app_port:  # two free ports, not the same one twice
-        port = free_port()
-    app = subprocess.Popen(  # noqa: S603
-        [str(GUNICORN), "-c", "deploy/gunicorn.conf.py"],
-        cwd=ROOT,
-        env={
-            **env,
-            "SIPANG_BIND": f"127.0.0.1:{app_port}",
-            "SIPANG_THREADS": "4",
-            "SIPANG_PROXY_HOPS": "1",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (tmp / name).mkdir()
-    (tmp / "nginx.conf").write_text(nginx_config(tmp, port, app_port))
-    proxy = subprocess.Popen(  # noqa: S603
-        [NGINX, "-c", str(tmp / "nginx.conf"), "-p", str(tmp), "-e", str(tmp / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    redis_port, port, *app_ports = free_ports(4)
+    redis = start_redis(tmp / "redis", redis_port)
+    shared = f"redis://127.0.0.1:{redis_port}/0"
+    apps = [
+        start_gunicorn(
+            instance,
+            app_port,
+            PROXY_HOPS="1",
+            SOCKETIO_MESSAGE_QUEUE=shared,
+            RATELIMIT_STORAGE_URI=shared,
+        )
+        for app_port in app_ports
+    ]
+    proxy = start_nginx(tmp, port, app_ports)
     try:
-        wait_for(app_port, app)
+        for app_port, app in zip(app_ports, apps, strict=True):
+            wait_for(app_port, app)
         wait_for(port, proxy)
-        yield port
+        yield port, world
     finally:
-        proxy.terminate()
-        app.terminate()
-        proxy.wait(timeout=30)
-        app.wait(timeout=30)
+        stop(proxy, *apps, redis)
 
 
 def post_from(address: str, port: int, path: str, body: dict, forged: str | None = None):
@@ -138,6 +88,7 @@ def token_attempt(address: str, port: int, password: str, forged: str | None = N
 
 
 def test_one_clients_wrong_passwords_lock_neither_another_client_nor_the_account(site):
+    site, _ = site
     attempts = [
         token_attempt("127.0.0.2", site, "wrong password!", forged=f"10.0.0.{n}") for n in range(10)
     ]
@@ -149,6 +100,7 @@ def test_one_clients_wrong_passwords_lock_neither_another_client_nor_the_account
 
 
 def test_browser_protections_arrive_through_nginx(site):
+    site, _ = site
     connection = http.client.HTTPConnection("127.0.0.1", site, timeout=10)
     connection.request("GET", "/")
     response = connection.getresponse()
@@ -156,3 +108,61 @@ def test_browser_protections_arrive_through_nginx(site):
     assert "frame-ancestors 'none'" in response.getheader("Content-Security-Policy")
     assert response.getheader("X-Content-Type-Options") == "nosniff"
     assert response.getheader("Strict-Transport-Security") == "max-age=31536000"
+
+
+def get(port: int, path: str, **headers: str) -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
+def twice(port: int, path: str, **headers: str) -> list[tuple[int, dict, bytes]]:
+    """The same GET twice in a row, until the second falls in the first's cache second (a
+    loaded machine may take longer between them; bounded, and nothing is timed)."""
+    for _ in range(20):
+        first, second = get(port, path, **headers), get(port, path, **headers)
+        if second[1]["x-cache"] != "EXPIRED":
+            break
+    return [first, second]
+
+
+@pytest.mark.parametrize("path", ["/v/{village}", "/api/v1/villages", "/api/v1/species"])
+def test_a_public_read_is_made_once_for_readers_in_the_same_second(site, path):
+    port, world = site
+    path = path.format(village=world.village_a)
+    (status, headers, body), (status2, headers2, body2) = twice(port, path)
+
+    assert (status, status2) == (200, 200)
+    assert headers2["x-cache"] == "HIT"
+    assert body2 == body  # the very page made for the first reader, nonce and all
+    assert headers2["content-security-policy"] == headers["content-security-policy"]
+
+
+def test_a_cached_page_still_answers_its_etag_with_304(site):
+    port, world = site
+    _, headers, _ = get(port, f"/v/{world.village_a}")
+
+    status, _, body = get(port, f"/v/{world.village_a}", **{"If-None-Match": headers["etag"]})
+
+    assert status == 304 and body == b""
+
+
+def test_a_request_with_a_cookie_or_a_token_is_never_served_from_the_cache(site):
+    port, world = site
+    twice(port, "/api/v1/villages")  # the anonymous copy is in the cache now
+
+    cookie = twice(port, "/api/v1/villages", Cookie="session=a-signed-in-reader")
+    token = twice(port, "/api/v1/villages", Authorization=f"Bearer {world.tokens['admin']}")
+
+    assert [r[1]["x-cache"] for r in cookie + token] == ["BYPASS"] * 4
+
+
+def test_a_response_setting_a_cookie_is_never_stored(site):
+    port, _ = site
+    responses = twice(port, "/login")
+
+    assert [r[0] for r in responses] == [200, 200]
+    assert all("set-cookie" in headers for _, headers, _ in responses)
+    assert [r[1]["x-cache"] for r in responses] == ["MISS", "MISS"]
+    assert responses[0][1]["set-cookie"] != responses[1][1]["set-cookie"]
