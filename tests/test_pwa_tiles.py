@@ -193,3 +193,34 @@ def test_the_bureaus_map_lays_the_countys_tiles_under_its_villages(app, client, 
     assert len(under) == 1, (cx, cy, images)
     z, x, y = (int(n) for n in re.search(r"/(\d+)/(\d+)/(\d+)\.png$", under[0]["href"]).groups())
     assert (x, y) == tile_of(village["latitude"], village["longitude"], z)
+
+
+def test_the_plates_small_map_lays_the_countys_tiles_under_its_trees(app, client, world, db):
+    """The farmer's map: the tree's numbered point falls on the tile holding its coordinates;
+    without a tile service the map is drawn from coordinates alone."""
+    where = (29.2611, 115.0934)
+    db.execute(
+        "UPDATE measurements SET latitude = ?, longitude = ? WHERE tree_id = ?",
+        [*where, world.tree_a],
+    )
+    db.conn.commit()
+    plain = client.get(f"/h/{world.household_a}").get_data(as_text=True)
+    assert 'class="tree-map"' in plain and "<image" not in plain
+
+    app.config["MAP_TILE_URL"] = "http://127.0.0.1:9/{z}/{x}/{y}.png"  # never fetched here
+    page = client.get(f"/h/{world.household_a}").get_data(as_text=True)
+    images = [
+        {k: (float(v) if k in BOX else v) for k, v in re.findall(r'(\w+)="([^"]+)"', tag)}
+        for tag in re.findall(r"<image ([^>]+)/>", page)
+    ]
+    assert 1 <= len(images) <= 16
+    cx, cy = (float(n) for n in re.search(r'<circle cx="([\d.]+)" cy="([\d.]+)"', page).groups())
+    under = [
+        i
+        for i in images
+        if i["x"] <= cx <= i["x"] + i["width"] and i["y"] <= cy <= i["y"] + i["height"]
+    ]
+    assert len(under) == 1, (cx, cy, images)
+    z, x, y = (int(n) for n in re.search(r"/(\d+)/(\d+)/(\d+)\.png$", under[0]["href"]).groups())
+    assert 15 <= z <= 19  # a yard's worth of map, at street level
+    assert (x, y) == tile_of(*where, z)

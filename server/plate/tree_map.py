@@ -1,8 +1,10 @@
 """The door plate's small map of the household's trees, drawn from their own coordinates
-(no tile service)."""
+(over the county's tiles where a tile service is configured)."""
 
 import math
 from typing import Any
+
+from server import tiles
 
 MAP_W, MAP_H, MAP_PAD = 320, 180, 18
 
@@ -40,7 +42,17 @@ def tree_map(trees: list[dict[str, Any]]) -> dict[str, Any] | None:
         for (n, t), (x, y) in zip(placed, xy, strict=True)
     ]
     bar = next((m for m in (5, 10, 20, 50, 100, 200, 500, 1000) if m * scale >= 40), 2000)
+    lon_m = math.cos(math.radians(lat0)) * metres_per_deg
+    laid = tiles.images(  # the box's edges, back from the drawing's own scale
+        south=-(cy + MAP_H / 2 / scale) / metres_per_deg,
+        west=(cx - MAP_W / 2 / scale) / lon_m,
+        north=-(cy - MAP_H / 2 / scale) / metres_per_deg,
+        east=(cx + MAP_W / 2 / scale) / lon_m,
+        width=MAP_W,
+        height=MAP_H,
+    )
     return {
+        "tiles": laid,
         "width": MAP_W,
         "height": MAP_H,
         "points": points,
