@@ -177,11 +177,12 @@ export const keepReport = (verificationId, blob) =>
 export const keptReport = async (verificationId) =>
   (await withStore("reports", "readonly", (store) => store.get(verificationId)))?.blob ?? null;
 
-// Forget the verifier's queue and reports except `keep` (verification ids), e.g. on sign-out.
-export function forgetVerifier(keep = []) {
+// Forget the reports of samples no longer on the phone (all but `keep`, verification ids);
+// with no `keep` (sign-out), the verifier's queue and every report.
+export function forgetVerifier(keep = null) {
   return withStore(["remeasurements", "reports"], "readwrite", async ({ remeasurements: queue, reports }) => {
-    if (!keep.length) queue.clear();
-    for (const id of await request(reports.getAllKeys())) if (!keep.includes(id)) reports.delete(id);
+    if (keep === null) queue.clear();
+    for (const id of await request(reports.getAllKeys())) if (!keep?.includes(id)) reports.delete(id);
   });
 }
 

@@ -76,6 +76,10 @@ test("reports are kept for the samples still on the phone; sign-out forgets the 
   assert.ok(await keptReport(7));
   assert.equal(await keptReport(8), null);
   assert.equal((await remeasurements()).length, 1); // the queue stays while the verifier does
+  await forgetVerifier([]); // no sample left on the phone: still nothing unsent is lost
+  assert.equal(await keptReport(7), null);
+  assert.equal((await remeasurements()).length, 1);
+  await keepReport(7, pdf);
 
   await forgetVerifier(); // signed out
   assert.equal(await keptReport(7), null);
