@@ -1,7 +1,6 @@
 """Signing in and out: sessions with CSRF, the HTML form, rate limits, bearer tokens."""
 
 import hashlib
-import re
 from pathlib import Path
 
 import pytest
@@ -9,31 +8,10 @@ from argon2 import PasswordHasher
 from conftest import PASSWORD, bearer
 
 from server import create_app
+from tests.helpers_auth import csrf_token, form_token, sign_in
 
 WRONG = "not the password"
 NEW_COUNTY = {"code": "330327", "name": "苍南县"}
-
-
-def csrf_token(client) -> str:
-    response = client.get("/api/v1/auth/csrf")
-    assert response.status_code == 200
-    return response.json["csrf_token"]
-
-
-def sign_in(client, username: str, password: str = PASSWORD, **kwargs):
-    """POST the API login with a fresh CSRF token."""
-    return client.post(
-        "/api/v1/auth/login",
-        json={"username": username, "password": password},
-        headers={"X-CSRFToken": csrf_token(client)},
-        **kwargs,
-    )
-
-
-def form_token(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "the page has no csrf_token field"
-    return found.group(1)
 
 
 def from_address(number: int) -> dict:

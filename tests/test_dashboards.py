@@ -4,7 +4,6 @@ real sales through the registry and payouts services."""
 import csv
 import io
 import random
-import uuid
 from datetime import date, timedelta
 
 import pytest
@@ -14,9 +13,10 @@ from server.dashboards import figures, money
 from server.db import first
 from server.extensions import socketio
 from server.payouts import settlement
-from server.registry import orders
 from tests import registry_world as rw
-from tests.conftest import PASSWORD, PHONE, bearer
+from tests.conftest import PHONE, bearer
+from tests.helpers_auth import signed_in
+from tests.helpers_orders import paid_order
 
 
 @pytest.fixture
@@ -25,31 +25,13 @@ def ctx(app):
         yield
 
 
-def sign_in(client, username: str = "bureau") -> None:
-    token = client.get("/api/v1/auth/csrf").json["csrf_token"]
-    response = client.post(
-        "/api/v1/auth/login",
-        json={"username": username, "password": PASSWORD},
-        headers={"X-CSRFToken": token},
-    )
-    assert response.status_code == 200
-
-
-def sell(db, bundle_id: int, tonnes: int = 1, reference: str | None = None) -> dict:
-    """A paid individual order (its accruals are written with the payment)."""
-    made = rw.order(db, bundle_id, tonnes)
-    return orders.confirm_payment(
-        db, made, "bank", reference or f"BANK-{uuid.uuid4().hex[:10]}", "user:1"
-    )
-
-
 @pytest.fixture
 def sold(app, db, world, ctx):
     """Village B grown (3 households), verified, issued and published; 3 tonnes sold."""
     bundle, issued, grown = rw.stocked_bundle(
         db, world.user_ids["verifier"], households_count=3, trees_per_household=7
     )
-    order = sell(db, bundle["id"], 3)
+    order = paid_order(db, bundle["id"], 3)
     return {"bundle": bundle, "issuance": issued, "grown": grown, "order": order}
 
 
@@ -120,7 +102,7 @@ def test_a_failed_transfer_is_owed_again(db, sold):
 
 def test_payout_balances_agree_with_the_payouts_view(db, sold):
     pay_everyone(db, later(1))
-    sell(db, sold["bundle"]["id"], 2)
+    paid_order(db, sold["bundle"]["id"], 2)
     settlement.create_batch(db, later(3), 1, "user:1")  # pending transfers
 
     view = {
@@ -139,7 +121,7 @@ def test_payout_balances_agree_with_the_payouts_view(db, sold):
 
 
 def test_bureau_dashboard_shows_its_county(client, db, sold):
-    sign_in(client)
+    signed_in(client, "bureau")
 
     page = client.get("/bureau")
 
@@ -153,7 +135,7 @@ def test_bureau_dashboard_shows_its_county(client, db, sold):
 
 
 def test_bureau_sees_only_its_county_even_when_asking_for_another(client, db, sold):
-    sign_in(client)
+    signed_in(client, "bureau")
 
     response = client.get("/api/v1/dashboard?county=360424")
 
@@ -169,7 +151,7 @@ def test_admin_picks_a_county(client, world):
 
 
 def test_drill_down_village_lists_households_and_sales(client, db, sold):
-    sign_in(client)
+    signed_in(client, "bureau")
 
     page = client.get(f"/bureau/villages/{rw_village_b()}")
 
@@ -184,7 +166,7 @@ def test_drill_down_village_lists_households_and_sales(client, db, sold):
 def test_drill_down_household_shows_accruals_transfers_and_chain_rows(client, db, sold):
     pay_everyone(db, later(1))
     code = sold["grown"]["households"][0]
-    sign_in(client)
+    signed_in(client, "bureau")
 
     page = client.get(f"/bureau/households/{code}")
 
@@ -200,7 +182,7 @@ def test_drill_down_household_shows_accruals_transfers_and_chain_rows(client, db
 
 
 def test_household_of_another_county_is_out_of_scope(client, world):
-    sign_in(client)
+    signed_in(client, "bureau")
 
     response = client.get(
         f"/bureau/households/{world.household_c}", headers={"Accept": "application/json"}
@@ -211,7 +193,7 @@ def test_household_of_another_county_is_out_of_scope(client, world):
 
 
 def test_exports_as_csv_and_xlsx(client, db, sold):
-    sign_in(client)
+    signed_in(client, "bureau")
 
     villages = client.get("/bureau/export.csv?level=village")
     rows = list(csv.reader(io.StringIO(villages.get_data(as_text=True).lstrip("\ufeff"))))
@@ -239,10 +221,10 @@ def test_export_refuses_unknown_formats_and_levels(client, world):
 
 
 def test_the_live_fragment_follows_a_new_sale(client, db, sold):
-    sign_in(client)
+    signed_in(client, "bureau")
     before = client.get("/bureau/live").get_data(as_text=True)
 
-    second = sell(db, sold["bundle"]["id"], 2)
+    second = paid_order(db, sold["bundle"]["id"], 2)
 
     after = client.get("/bureau/live").get_data(as_text=True)
     total = sold["order"]["farmers_fen"] + second["farmers_fen"]
@@ -250,11 +232,11 @@ def test_the_live_fragment_follows_a_new_sale(client, db, sold):
 
 
 def test_a_sale_reaches_a_bureau_watcher_live(app, client, db, sold):
-    sign_in(client)
+    signed_in(client, "bureau")
     socket = socketio.test_client(app, namespace="/live", flask_test_client=client)
     socket.get_received("/live")
 
-    sell(db, sold["bundle"]["id"], 1)
+    paid_order(db, sold["bundle"]["id"], 1)
 
     names = [event["name"] for event in socket.get_received("/live")]
     assert "registry.sale" in names and "payouts.accrued" in names
@@ -285,7 +267,7 @@ def test_village_page_answers_304_until_something_changes(client, db, sold):
     again = client.get(f"/v/{rw_village_b()}", headers={"If-None-Match": etag})
     assert (again.status_code, again.data) == (304, b"")
 
-    sell(db, sold["bundle"]["id"], 1)
+    paid_order(db, sold["bundle"]["id"], 1)
     changed = client.get(f"/v/{rw_village_b()}", headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
@@ -303,7 +285,7 @@ def test_county_index_lists_its_villages(client, db, sold, world):
 
 def test_the_same_public_page_for_everyone(client, world, sold):
     anonymous = client.get(f"/v/{rw_village_b()}").data
-    sign_in(client, "admin")
+    signed_in(client, "admin")
     assert client.get(f"/v/{rw_village_b()}").data == anonymous
 
 
@@ -417,7 +399,7 @@ def _household_with_phone_and_payment(db, world) -> tuple[str, str, int]:
     made = rw.bundle(db)
     issuance.issue(db, found, made, None)
     bundles.publish(db, bundles.get_bundle(db, made["id"]))
-    sell(db, made["id"], 2)
+    paid_order(db, made["id"], 2)
     pay_everyone(db, later(1))
     household = first(db, "SELECT id FROM households WHERE code = ?", [code])
     amount = first(
@@ -444,7 +426,7 @@ def test_fast_figures_equal_the_payouts_definition_for_mixed_days(db, sold):
     docs/payouts.md computed row by row from accruals and settlements."""
 
     for _ in range(2):
-        sell(db, sold["bundle"]["id"], 1)  # today's accruals, not yet due
+        paid_order(db, sold["bundle"]["id"], 1)  # today's accruals, not yet due
     members = list(db.query("SELECT * FROM accruals WHERE order_id = ?", [sold["order"]["id"]]))
     rnd = random.Random(8)
     for days in (-6, -3, -2, -1):  # earlier sales' shares, written as the payouts would
@@ -508,7 +490,7 @@ def test_fast_figures_equal_the_payouts_definition_for_mixed_days(db, sold):
 
 
 def test_households_list_and_its_overdue_filter(client, db, sold):
-    sign_in(client)
+    signed_in(client, "bureau")
 
     everyone = client.get("/bureau/households").get_data(as_text=True)
     late = client.get("/bureau/households?only=overdue").get_data(as_text=True)
@@ -522,7 +504,7 @@ def test_households_list_and_its_overdue_filter(client, db, sold):
 def test_chain_box_counts_what_waits_for_the_ledger(client, db, sold):
     accruals = db.execute("SELECT count(*) FROM accruals").fetchone()[0]
     waiting = db.execute("SELECT count(*) FROM chain_outbox WHERE state = 'pending'").fetchone()
-    sign_in(client)
+    signed_in(client, "bureau")
 
     chain = client.get("/api/v1/dashboard").json["chain"]
 

@@ -1,13 +1,11 @@
 """The dashboards in a real Chromium: the bureau's page follows a new sale live (Socket.IO,
 no reload); the village page and the farmer's plate on a 360 px phone without script."""
 
-import uuid
-
 from server.db import get_db
-from server.registry import orders
 from tests import registry_world as rw
 from tests.browser import PHONE, chromium, serious_violations, serving
 from tests.conftest import PASSWORD
+from tests.helpers_orders import paid_order
 
 VILLAGE_B = "360423101202"
 
@@ -19,8 +17,7 @@ def _yuan(fen: int) -> str:
 def _sell(app, bundle_id: int, tonnes: int) -> dict:
     with app.app_context():
         db = get_db()
-        made = rw.order(db, bundle_id, tonnes)
-        return orders.confirm_payment(db, made, "bank", f"B-{uuid.uuid4().hex[:12]}", "user:1")
+        return paid_order(db, bundle_id, tonnes)
 
 
 def _stock(app, world) -> dict:

@@ -13,7 +13,8 @@ from server.registry import bundles, issuance
 from tests import registry_world as rw
 from tests.browser import serious_violations, serving
 from tests.conftest import BANK, PHONE
-from tests.test_dashboards import later, pay_everyone, sell
+from tests.helpers_orders import paid_order
+from tests.test_dashboards import later, pay_everyone
 from tests.test_pwa_bad_input import browser, playwright  # noqa: F401 — fixtures
 
 SPOTS = [(29.2611, 115.0934), (29.2612, 115.0936), (29.2609, 115.0931)]
@@ -36,7 +37,7 @@ def paid_household(app, world):
         made = rw.bundle(db)
         issuance.issue(db, found, made, None)
         bundles.publish(db, bundles.get_bundle(db, made["id"]))
-        sell(db, made["id"], 1)  # one tonne now, one after the farmer asks for text messages
+        paid_order(db, made["id"], 1)  # one tonne now, one after the farmer asks for text messages
         pay_everyone(db, later(1))
         trees = [
             row[0]
@@ -142,7 +143,7 @@ def test_the_farmer_sees_trees_and_money_unlocks_payments_and_turns_on_sms(
             )
         ]
         # The next sale is paid T+1: the transfer queues one text message, sent by the worker.
-        sell(db, bundle, 1)
+        paid_order(db, bundle, 1)
         pay_everyone(db, later(2))
         queued = list(db.query("SELECT * FROM sms_messages"))
         assert [(m["template"], m["state"]) for m in queued] == [("farmer_money_sent", "pending")]

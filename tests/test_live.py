@@ -12,18 +12,9 @@ from server import events as domain_events
 from server import live, users, villages
 from server.db import get_db, transaction
 from server.extensions import socketio
+from tests.helpers_auth import signed_in
 
 NAMESPACE = "/live"
-
-
-def sign_in(client, username: str) -> None:
-    token = client.get("/api/v1/auth/csrf").json["csrf_token"]
-    response = client.post(
-        "/api/v1/auth/login",
-        json={"username": username, "password": PASSWORD},
-        headers={"X-CSRFToken": token},
-    )
-    assert response.status_code == 200
 
 
 def watcher(app, client=None, auth=None):
@@ -56,7 +47,7 @@ def other_bureau(app):
 
 
 def test_bureau_session_gets_a_welcome_with_its_county_room(app, client, world):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
 
     socket = watcher(app, client)
 
@@ -83,7 +74,7 @@ def test_bureau_session_gets_a_welcome_with_its_county_room(app, client, world):
 
 @pytest.mark.parametrize("role", ["admin", "finance"])
 def test_platform_watchers_join_the_everywhere_room(app, client, role):
-    sign_in(client, role)
+    signed_in(client, role)
 
     socket = watcher(app, client)
 
@@ -96,7 +87,7 @@ def test_platform_watchers_join_the_everywhere_room(app, client, role):
 def test_a_cookie_copied_before_sign_out_is_refused(app, world):
     """Socket.IO identifies watchers as every route does: a signed-out session is over."""
     desk = app.test_client()
-    sign_in(desk, "bureau")
+    signed_in(desk, "bureau")
     thief = app.test_client()
     thief.set_cookie("session", desk.get_cookie("session").value)
     token = desk.get("/api/v1/auth/csrf").json["csrf_token"]
@@ -121,7 +112,7 @@ def test_anonymous_client_without_cookies_is_refused(app):
 
 @pytest.mark.parametrize("role", ["enterprise", "verifier"])
 def test_non_watching_roles_are_refused(app, client, role):
-    sign_in(client, role)
+    signed_in(client, role)
 
     socket = watcher(app, client)
 
@@ -129,7 +120,7 @@ def test_non_watching_roles_are_refused(app, client, role):
 
 
 def test_signed_out_session_is_refused(app, client):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     token = client.get("/api/v1/auth/csrf").json["csrf_token"]
     client.post("/api/v1/auth/logout", headers={"X-CSRFToken": token})
 
@@ -139,7 +130,7 @@ def test_signed_out_session_is_refused(app, client):
 
 
 def test_session_of_a_disabled_user_is_refused(app, client, world):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     client.post(
         f"/api/v1/users/{world.user_ids['bureau']}/disable",
         headers={"Authorization": f"Bearer {world.tokens['admin']}"},
@@ -191,7 +182,7 @@ def test_revoked_token_is_refused(app, client, world):
 
 
 def test_announce_reaches_watchers_of_that_county_only(app, client, world, other_bureau):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     own = watcher(app, client)
     other = watcher(app, auth={"token": _token_for(app, other_bureau)})
     platform = watcher(app, auth={"token": world.tokens["finance"]})
@@ -213,7 +204,7 @@ def test_announce_reaches_watchers_of_that_county_only(app, client, world, other
 
 
 def test_announce_to_the_other_county(app, client, world, other_bureau):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     own = watcher(app, client)
     other = watcher(app, auth={"token": _token_for(app, other_bureau)})
     events(own), events(other)
@@ -226,7 +217,7 @@ def test_announce_to_the_other_county(app, client, world, other_bureau):
 
 
 def test_announce_outside_an_app_context(app, client, world):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     own = watcher(app, client)
     events(own)
     county = county_id(app, "360423")
@@ -237,7 +228,7 @@ def test_announce_outside_an_app_context(app, client, world):
 
 
 def test_announce_after_a_watcher_leaves(app, client, world):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     leaving = watcher(app, client)
     staying = watcher(app, auth={"token": world.tokens["bureau"]})
     events(staying)
@@ -250,7 +241,7 @@ def test_announce_after_a_watcher_leaves(app, client, world):
 
 
 def test_an_announcement_made_in_a_transaction_is_sent_once_it_commits(app, client, world):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     own = watcher(app, client)
     events(own)
     county = county_id(app, "360423")
@@ -269,7 +260,7 @@ def test_an_announcement_made_in_a_transaction_is_sent_once_it_commits(app, clie
 
 
 def test_an_announcement_of_a_rolled_back_change_is_never_sent(app, client, world):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     own = watcher(app, client)
     events(own)
     county = county_id(app, "360423")
@@ -286,7 +277,7 @@ def test_an_announcement_of_a_rolled_back_change_is_never_sent(app, client, worl
 
 
 def test_a_rolled_back_savepoint_drops_only_its_own_announcements(app, client, world):
-    sign_in(client, "bureau")
+    signed_in(client, "bureau")
     own = watcher(app, client)
     events(own)
     county = county_id(app, "360423")

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from server.db import first
 from server.errors import ApiError
 from server.payouts import returns, settlement
-from server.payouts.split import largest_remainder, split_sale
+from server.payouts.split import split_sale
 from server.registry import bundles, orders
+from server.units import largest_remainder
 from tests import registry_world as rw
+from tests.helpers_orders import paid_order
 
 
 @pytest.fixture
@@ -78,16 +80,11 @@ def test_default_policy_halves_the_commission_for_individuals():
     assert enterprise["commission_fen"] == 100 and enterprise["households_fen"] == 6435
 
 
-def pay(db, bundle_id, tonnes=1, user=None, reference=None):
-    made = rw.order(db, bundle_id, tonnes, user)
-    return orders.confirm_payment(db, made, "bank", reference or f"REF-{made['id']}", "user:3")
-
-
 def test_a_paid_order_accrues_each_household_pro_rata_with_the_payment(db, world, ctx):
     bundle, _, grown = rw.stocked_bundle(
         db, world.user_ids["verifier"], households_count=3, trees_per_household=2
     )
-    paid = pay(db, bundle["id"], tonnes=2)
+    paid = paid_order(db, bundle["id"], tonnes=2)
     split = first(db, "SELECT * FROM sale_splits WHERE order_id = ?", [paid["id"]])
     assert split["amount_fen"] == 20_000 and split["households_fen"] == paid["farmers_fen"]
     assert split["policy_sha256"] == bundle["rules_sha256"]
@@ -127,7 +124,7 @@ def test_a_paid_order_accrues_each_household_pro_rata_with_the_payment(db, world
 
 def test_a_payment_that_fails_leaves_no_accrual(db, world, ctx):
     bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
-    first_order = pay(db, bundle["id"], reference="SAME-REF")
+    first_order = paid_order(db, bundle["id"], reference="SAME-REF")
     second = rw.order(db, bundle["id"])
     with pytest.raises(ApiError, match="another order"):
         orders.confirm_payment(db, second, "bank", "SAME-REF", "user:3")
@@ -142,7 +139,7 @@ def test_t_plus_1_batch_minimum_carry_forward_transfer_and_failure(db, world, ct
     bundle, _, _ = rw.stocked_bundle(
         db, world.user_ids["verifier"], households_count=3, trees_per_household=2
     )
-    paid = pay(db, bundle["id"])
+    paid = paid_order(db, bundle["id"])
     today = first(db, "SELECT accrued_on FROM accruals LIMIT 1")["accrued_on"]
     # the day's own sales wait for T+1
     same_day, created = settlement.create_batch(db, today, 100, "user:3")
@@ -151,7 +148,7 @@ def test_t_plus_1_batch_minimum_carry_forward_transfer_and_failure(db, world, ct
     per_household = max(r["amount_fen"] for r in db.query("SELECT amount_fen FROM accruals"))
     small, _ = settlement.create_batch(db, "2099-01-01", per_household + 1, "user:3")
     assert small["households"] == 0
-    pay(db, bundle["id"])
+    paid_order(db, bundle["id"])
     batch, created = settlement.create_batch(db, "2099-01-02", per_household + 1, "user:3")
     assert created and batch["households"] == 3
     assert batch["total_fen"] == 2 * paid["farmers_fen"]
@@ -183,7 +180,7 @@ def test_t_plus_1_batch_minimum_carry_forward_transfer_and_failure(db, world, ct
 
 def test_a_settlement_larger_than_owed_is_refused_by_the_database(db, world, ctx):
     bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
-    pay(db, bundle["id"])
+    paid_order(db, bundle["id"])
     accrual = first(db, "SELECT * FROM accruals")
     batch, _ = settlement.create_batch(db, "2099-02-01", 100, "user:3")
     with pytest.raises(Exception, match="cannot exceed"), db.conn:
@@ -210,7 +207,7 @@ def test_bank_return_file_applies_once(db, world, ctx):
     bundle, _, _ = rw.stocked_bundle(
         db, world.user_ids["verifier"], households_count=3, trees_per_household=2
     )
-    pay(db, bundle["id"])
+    paid_order(db, bundle["id"])
     batch, _ = settlement.create_batch(db, "2099-03-01", 100, "user:3")
     rows = list(db.query("SELECT * FROM settlements WHERE batch_id = ? ORDER BY id", [batch["id"]]))
 

@@ -17,6 +17,7 @@ from server.cli import main
 from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
+from tests.helpers_orders import paid_order
 
 
 @pytest.fixture
@@ -38,11 +39,6 @@ def reconcile(app):
     return CliRunner().invoke(main, ["reconcile", "--instance", app.config["INSTANCE_PATH"]])
 
 
-def sell(db, bundle_id, tonnes, user=None):
-    made = rw.order(db, bundle_id, tonnes, user)
-    return orders.confirm_payment(db, made, "bank", f"ICBC-{made['id']:04d}", "user:3")
-
-
 def test_money_flow_survives_a_killed_node_and_reconciles(app, db, world, nodes):
     node, chain = start_node(app, nodes)
     attach(chain, db)
@@ -56,8 +52,8 @@ def test_money_flow_survives_a_killed_node_and_reconciles(app, db, world, nodes)
             db, world.user_ids["verifier"], households_count=3, trees_per_household=6
         )
         enterprise = db["users"].get(world.user_ids["enterprise"])
-        sell(db, bundle["id"], 2)
-        held = sell(db, bundle["id"], 3, enterprise)
+        paid_order(db, bundle["id"], 2)
+        held = paid_order(db, bundle["id"], 3, enterprise)
         orders.retire_held(
             db,
             held,
@@ -77,7 +73,7 @@ def test_money_flow_survives_a_killed_node_and_reconciles(app, db, world, nodes)
     node.stop(signal.SIGKILL)  # ... when the node dies: every block since the dump is gone
 
     with app.app_context():  # business goes on while the node is down
-        sell(db, bundle["id"], 1)
+        paid_order(db, bundle["id"], 1)
         batch, _ = settlement.create_batch(db, "2099-01-01", 100, "user:3")
         rows = list(db.query("SELECT id FROM settlements WHERE batch_id = ?", [batch["id"]]))
         assert len(rows) == 3

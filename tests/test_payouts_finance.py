@@ -16,7 +16,8 @@ from server.households import pii_context
 from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
-from tests.conftest import BANK, PASSWORD, bearer
+from tests.conftest import BANK, bearer
+from tests.helpers_auth import sign_in_page
 
 
 @pytest.fixture
@@ -40,12 +41,6 @@ def sold_yesterday(db) -> None:
         db.execute("DROP TRIGGER accruals_no_update")
         db.execute("UPDATE accruals SET accrued_on = ?", [yesterday])
         db.execute(guard)
-
-
-def sign_in(client, username: str) -> str:
-    token = form_token(client.get("/login").text)
-    client.post("/login", data={"csrf_token": token, "username": username, "password": PASSWORD})
-    return client.get("/api/v1/auth/csrf").json["csrf_token"]
 
 
 def test_settle_command_and_the_finance_screen(app, client, db, world):
@@ -85,7 +80,7 @@ def test_settle_command_and_the_finance_screen(app, client, db, world):
 
     # watch after the CLI ran (its app took the Socket.IO server, as a separate process would)
     live = socketio.test_client(app, namespace="/live", auth={"token": world.tokens["bureau"]})
-    csrf = sign_in(client, "finance")
+    csrf = sign_in_page(client, "finance")
     listing = client.get("/finance/settlements")
     assert listing.status_code == 200 and today in listing.text
     viewed = db.execute(

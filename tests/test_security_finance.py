@@ -2,7 +2,6 @@
 household does not take the page down, a bank account changed after the batch was made is
 pointed out, and days whose sales are still coming in cannot be settled."""
 
-import re
 from datetime import date, timedelta
 
 import pytest
@@ -11,16 +10,10 @@ from server import households, pii
 from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
-from tests.conftest import BANK, PASSWORD
+from tests.conftest import BANK
+from tests.helpers_auth import sign_in_page
 
 OTHER_BANK = "6217000010001234563"
-
-
-def sign_in(client, username: str = "finance") -> str:
-    html = client.get("/login").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-    client.post("/login", data={"csrf_token": token, "username": username, "password": PASSWORD})
-    return client.get("/api/v1/auth/csrf").json["csrf_token"]
 
 
 @pytest.fixture
@@ -49,7 +42,7 @@ def test_one_unreadable_household_is_shown_as_such_and_the_rest_still_listed(
         wrong = pii.encrypt(BANK, households.pii_context(fine, "bank_account"))
     db.execute("UPDATE households SET bank_account_enc = ? WHERE code = ?", [wrong, broken])
     db.conn.commit()
-    sign_in(client)
+    sign_in_page(client, "finance")
 
     page = client.get(f"/finance/settlements/{batch['id']}")
 
@@ -70,7 +63,7 @@ def test_a_bank_account_changed_after_the_batch_was_made_is_pointed_out(app, cli
         [columns["bank_account_enc"], swapped],
     )
     db.conn.commit()
-    sign_in(client)
+    sign_in_page(client, "finance")
 
     page = client.get(f"/finance/settlements/{batch['id']}")
 
@@ -79,7 +72,7 @@ def test_a_bank_account_changed_after_the_batch_was_made_is_pointed_out(app, cli
 
 
 def test_a_day_whose_sales_are_still_coming_in_cannot_be_settled(client, db):
-    csrf = sign_in(client)
+    csrf = sign_in_page(client, "finance")
     today = settlement.today_beijing()
     tomorrow = (date.fromisoformat(today) + timedelta(days=1)).isoformat()
 

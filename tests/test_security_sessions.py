@@ -1,16 +1,7 @@
 """Signing out ends the session on the server: a copy of the cookie saved before is
 refused, while other sessions of the same person go on."""
 
-from tests.conftest import PASSWORD
-
-
-def sign_in(client, username: str = "admin"):
-    token = client.get("/api/v1/auth/csrf").json["csrf_token"]
-    return client.post(
-        "/api/v1/auth/login",
-        json={"username": username, "password": PASSWORD},
-        headers={"X-CSRFToken": token},
-    )
+from tests.helpers_auth import sign_in
 
 
 def saved_cookie(client) -> str:
@@ -19,7 +10,7 @@ def saved_cookie(client) -> str:
 
 def test_a_cookie_saved_before_logout_no_longer_works(app):
     browser = app.test_client()
-    token = sign_in(browser).json["csrf_token"]
+    token = sign_in(browser, "admin").json["csrf_token"]
     copy = saved_cookie(browser)
     thief = app.test_client()
     thief.set_cookie("session", copy)
@@ -34,8 +25,8 @@ def test_a_cookie_saved_before_logout_no_longer_works(app):
 
 def test_logout_ends_only_that_session(app):
     phone, desk = app.test_client(), app.test_client()
-    token = sign_in(phone).json["csrf_token"]
-    sign_in(desk)
+    token = sign_in(phone, "admin").json["csrf_token"]
+    sign_in(desk, "admin")
 
     phone.post("/api/v1/auth/logout", headers={"X-CSRFToken": token})
 

@@ -1,22 +1,9 @@
-"""Signing staff in through the sign-in form, and posting the workspace's forms."""
+"""Posting the workspace's forms; signing in is tests/helpers_auth.py's (re-exported here for
+the workspace tests that import it from this module)."""
 
-import re
+from tests.helpers_auth import form_token, sign_in_form
 
-from tests.conftest import PASSWORD
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def form_token(html: str) -> str:
-    found = CSRF.search(html)
-    assert found, "the page has no csrf_token field"
-    return found.group(1)
-
-
-def sign_in_form(client, role: str):
-    """Sign in as `role` through /login; returns the redirect response."""
-    token = form_token(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"username": role, "password": PASSWORD, "csrf_token": token})
+__all__ = ["form_token", "post_form", "sign_in_form"]
 
 
 def post_form(client, page: str, action: str, data: dict, follow: bool = True):
