@@ -8,6 +8,7 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -24,49 +25,51 @@ from server.errors import ApiError
 from server.payouts import settlement
 from server.registry import bundles, issuance, orders, verification
 from tests import registry_world as rw
+from tests.helpers_snapshot import Snapshot
+
+pytestmark = pytest.mark.slow  # Hypothesis: 50 runs of 20 steps
 
 VILLAGES = ("360423101202", "360423101203")
 
 
-def build_snapshot(app, world) -> tuple[Path, dict]:
+def build_snapshot(app) -> dict:
     """Two grown villages of unequal households, issued into one published bundle."""
-    with app.app_context():
-        db = get_db()
-        made = rw.bundle(
-            db,
-            commission_bp=137,
-            individual_commission_bp=61,
-            collective_pct=23,
-            maintenance_pct=12,
+    world = app.world
+    db = get_db()
+    made = rw.bundle(
+        db,
+        commission_bp=137,
+        individual_commission_bp=61,
+        collective_pct=23,
+        maintenance_pct=12,
+    )
+    for n, code in enumerate(VILLAGES):
+        grown = rw.grow_village(
+            db, code, households_count=2 + n, trees_per_household=3 + 2 * n, end_mm=330 + 10 * n
         )
-        for n, code in enumerate(VILLAGES):
-            grown = rw.grow_village(
-                db, code, households_count=2 + n, trees_per_household=3 + 2 * n, end_mm=330 + 10 * n
-            )
-            found = rw.verify(db, grown["calculation_id"], world.user_ids["verifier"])
-            issuance.issue(
-                db,
-                verification.get_verification(db, found["id"]),
-                bundles.get_bundle(db, made["id"]),
-                None,
-            )
-        bundles.publish(db, bundles.get_bundle(db, made["id"]))
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    path = Path(tempfile.mkdtemp(prefix="sipang-payout-props-")) / "snapshot.db"
-    shutil.copyfile(app.config["DATABASE"], path)
-    return path, {"bundle": made["id"], "enterprise": world.user_ids["enterprise"]}
+        found = rw.verify(db, grown["calculation_id"], world.user_ids["verifier"])
+        issuance.issue(
+            db,
+            verification.get_verification(db, found["id"]),
+            bundles.get_bundle(db, made["id"]),
+            None,
+        )
+    bundles.publish(db, bundles.get_bundle(db, made["id"]))
+    return {"bundle": made["id"], "enterprise": world.user_ids["enterprise"]}
 
 
 class Payouts(RuleBasedStateMachine):
-    app = None
-    snapshot: Path
-    ids: dict
-    seen: set[str] = set()
+    """Each run starts on its own copy of the snapshot's database; `seen` collects, across
+    the runs of one test, which money movements happened."""
+
+    def __init__(self, app, snapshot: Snapshot, seen: set[str]):
+        super().__init__()
+        self.app, self.snapshot, self.ids, self.seen = app, snapshot, snapshot.data, seen
 
     @initialize()
     def fresh(self):
         self.folder = Path(tempfile.mkdtemp(prefix="sipang-payout-run-"))
-        shutil.copyfile(self.snapshot, self.folder / "db")
+        shutil.copyfile(self.snapshot.folder / "sipang.db", self.folder / "db")
         self.db = connect(self.folder / "db")
         self.context = self.app.app_context()
         self.context.push()
@@ -202,17 +205,17 @@ class Payouts(RuleBasedStateMachine):
             "SELECT sum(json_extract(payload, '$.amount')) FROM chain_outbox WHERE kind = 'settle'"
         )
         assert settled == total("SELECT sum(amount_fen) FROM settlements WHERE status = 'paid'")
-        Payouts.seen |= {name for name, n in (("sale", paid_orders), ("transfer", settled)) if n}
+        self.seen |= {name for name, n in (("sale", paid_orders), ("transfer", settled)) if n}
         for row in db.query("SELECT * FROM household_payouts"):
             assert 0 <= row["paid_fen"] <= row["paid_fen"] + row["pending_fen"]
             assert row["paid_fen"] + row["pending_fen"] <= row["accrued_fen"]
 
 
-def test_random_sales_and_settlements_conserve_every_fen(app, world):
-    snapshot, ids = build_snapshot(app, world)
-    Payouts.app, Payouts.snapshot, Payouts.ids = app, snapshot, ids
+def test_random_sales_and_settlements_conserve_every_fen(app, snapshots, seeded):
+    snapshot = snapshots.build("payout_properties", build_snapshot, on=seeded)
+    seen: set[str] = set()
     run_state_machine_as_test(
-        Payouts,
+        lambda: Payouts(app, snapshot, seen),
         settings=settings(
             max_examples=50,
             stateful_step_count=20,
@@ -220,5 +223,4 @@ def test_random_sales_and_settlements_conserve_every_fen(app, world):
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
-    shutil.rmtree(snapshot.parent, ignore_errors=True)
-    assert Payouts.seen == {"sale", "transfer"}  # the runs did sell and pay households
+    assert seen == {"sale", "transfer"}  # the runs did sell and pay households

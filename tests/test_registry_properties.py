@@ -9,6 +9,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -26,46 +27,45 @@ from server.errors import ApiError
 from server.registry import bundles, issuance, orders, verification
 from server.trees import set_status
 from tests import registry_world as rw
+from tests.helpers_snapshot import Snapshot
+
+pytestmark = pytest.mark.slow  # Hypothesis: 60 runs of 30 steps
 
 VILLAGES = ("360423101202", "360423101203", "360423101204")
 
 
-def build_snapshot(app, world) -> tuple[Path, dict]:
+def build_snapshot(app) -> dict:
     """Three grown, verified, not yet issued villages and a published bundle."""
-    with app.app_context():
-        db = get_db()
-        verified, trees = [], []
-        for code in VILLAGES:
-            grown = rw.grow_village(db, code, households_count=2, trees_per_household=2)
-            verified.append(
-                rw.verify(db, grown["calculation_id"], world.user_ids["verifier"])["id"]
-            )
-            trees += grown["trees"]
-        bundle = rw.bundle(db)
-        first = verification.get_verification(db, verified[0])
-        issuance.issue(db, first, bundle, None)
-        bundles.publish(db, bundles.get_bundle(db, bundle["id"]))
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    path = Path(tempfile.mkdtemp(prefix="sipang-props-")) / "snapshot.db"
-    shutil.copyfile(app.config["DATABASE"], path)
-    enterprise = dict(app.world.__dict__)["user_ids"]["enterprise"]
-    return path, {
+    world = app.world
+    db = get_db()
+    verified, trees = [], []
+    for code in VILLAGES:
+        grown = rw.grow_village(db, code, households_count=2, trees_per_household=2)
+        verified.append(rw.verify(db, grown["calculation_id"], world.user_ids["verifier"])["id"])
+        trees += grown["trees"]
+    bundle = rw.bundle(db)
+    first = verification.get_verification(db, verified[0])
+    issuance.issue(db, first, bundle, None)
+    bundles.publish(db, bundles.get_bundle(db, bundle["id"]))
+    return {
         "bundle": bundle["id"],
         "verified": verified,
         "trees": trees,
-        "enterprise": enterprise,
+        "enterprise": world.user_ids["enterprise"],
     }
 
 
 class Registry(RuleBasedStateMachine):
-    app = None
-    snapshot: Path
-    ids: dict
+    """Each run starts on its own copy of the snapshot's database."""
+
+    def __init__(self, app, snapshot: Snapshot):
+        super().__init__()
+        self.app, self.snapshot, self.ids = app, snapshot, snapshot.data
 
     @initialize()
     def fresh(self):
         self.folder = Path(tempfile.mkdtemp(prefix="sipang-run-"))
-        shutil.copyfile(self.snapshot, self.folder / "db")
+        shutil.copyfile(self.snapshot.folder / "sipang.db", self.folder / "db")
         self.db = connect(self.folder / "db")
         self.context = self.app.app_context()
         self.context.push()
@@ -281,11 +281,10 @@ class Registry(RuleBasedStateMachine):
         )
 
 
-def test_registry_invariants_hold_under_random_operations(app, world):
-    path, ids = build_snapshot(app, world)
-    Registry.app, Registry.snapshot, Registry.ids = app, path, ids
+def test_registry_invariants_hold_under_random_operations(app, snapshots, seeded):
+    snapshot = snapshots.build("registry_properties", build_snapshot, on=seeded)
     run_state_machine_as_test(
-        Registry,
+        lambda: Registry(app, snapshot),
         settings=settings(
             max_examples=60,
             stateful_step_count=30,
