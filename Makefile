@@ -1,4 +1,5 @@
-# Sipang: `make run` sets up and serves the demo county; `make test` sets up and runs every test.
+# Sipang: `make run` sets up and serves the demo county; `make test` sets up and runs every test;
+# `make test-fast` runs the tests that need no browser, no chain and no long run (about two minutes).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ NODE_DEPS := node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup system-packages bench-tools lint format clean
+.PHONY: run test test-fast setup system-packages bench-tools lint format clean
 
 run: setup
 	$(BIN)/sipang demo > /dev/null
@@ -20,6 +21,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	node --test pwa/tests/
 	$(BIN)/pytest
+
+# Markers (pyproject.toml; tests/conftest.py marks browser and chain tests by what they use).
+test-fast: setup
+	$(BIN)/pytest -m "not browser and not chain and not slow"
 
 setup: $(VENV)/.installed $(ANVIL) $(NODE_DEPS) system-packages
 
