@@ -19,6 +19,7 @@ from server.clock import iso, now_iso
 from server.db import get_db, transaction
 from server.errors import ApiError
 from server.openapi import describe
+from server.thread_db import use_thread_connection
 from server.validation import parse_json
 from sync import engine
 from sync.protocol import BatchError, parse_batch
@@ -63,6 +64,7 @@ def _clock_offset(sent_at: str | None) -> float | None:
 
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1")
+use_thread_connection(bp)  # phones push in bursts over kept-alive connections
 
 
 @bp.post("/sync/push")

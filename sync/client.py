@@ -1,32 +1,34 @@
 """The Python reference client: a durable outbox on the phone's side of the sync protocol.
 
 Every change is written to a local SQLite outbox (with its photo, by sha256) before anything
-is sent; `sync()` pushes pending operations in small gzipped batches in sequence order,
-uploads photos in resumable chunks whose size adapts to the link, then pulls the village's
-changes. `SyncScheduler` retries with full-jitter backoff and honours `Retry-After`. The PWA
-mirrors this behaviour in JavaScript.
+is sent. `sync()` pushes pending operations in gzipped batches in sequence order, over one
+kept-alive connection; a batch's size adapts to the link (it starts small, doubles after a
+quick answer up to a byte cap, halves after a failure). The last push asks for the village's
+changes, which come back with its answer when few are waiting (else one pull follows).
+Photos go in resumable chunks, pipelined, whose size adapts to the link as well.
+`SyncScheduler` retries with full-jitter backoff and honours `Retry-After`. The PWA mirrors
+this behaviour in JavaScript.
 """
 
 import gzip
 import hashlib
-import http.client
 import json
-import random
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-BATCH_OPS = 25
-BATCH_BYTES = 16 * 1024  # gzipped
+from sync.connection import Connection, PermanentError, Request, TransientError, checked
+from sync.protocol import MAX_BATCH_OPS
+from sync.scheduler import SyncScheduler
+
+__all__ = ["PermanentError", "SyncClient", "SyncScheduler", "TransientError"]
+
+MIN_BATCH, START_BATCH, MAX_BATCH = 1024, 2 * 1024, 32 * 1024  # gzipped bytes a push
 MIN_CHUNK, START_CHUNK, MAX_CHUNK = 16 * 1024, 32 * 1024, 256 * 1024
-ASSUMED_BYTES_PER_S = 2_000  # 16 kbps: timeouts allow at least this
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+QUICK_S = 4.0  # an answer within this grows the next batch or chunk
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,23 +39,6 @@ CREATE TABLE IF NOT EXISTS ops (
 CREATE TABLE IF NOT EXISTS photos (
     sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending');
 """
-
-
-class TransientError(Exception):
-    """The network or server failed in a way worth retrying (after `retry_after` seconds)."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class PermanentError(Exception):
-    """The server refused the request itself; retrying the same request will not help."""
-
-    def __init__(self, status: int, body: dict[str, Any]):
-        super().__init__(f"HTTP {status}: {body.get('error', body)}")
-        self.status = status
-        self.body = body
 
 
 def utc_now() -> str:
@@ -90,9 +75,12 @@ class SyncClient:
         self.db.execute("PRAGMA journal_mode=wal")
         self.db.execute("PRAGMA synchronous=full")
         self.db.executescript(SCHEMA)
+        self.connection = Connection(token)
         self.chunk_size = START_CHUNK
-        self.bytes_sent = 0
-        self.bytes_received = 0
+        self.batch_bytes = START_BATCH
+        self.batch_ops = MAX_BATCH_OPS
+        self._photos_tried: set[str] = set()
+        self.pulled_with_push = False
         self.village: dict[str, dict[str, Any]] = {"households": {}, "trees": {}}
 
     # --- the outbox -------------------------------------------------------------------
@@ -178,6 +166,19 @@ class SyncClient:
 
     # --- HTTP ---------------------------------------------------------------------------
 
+    @property
+    def bytes_sent(self) -> int:
+        return self.connection.bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        return self.connection.bytes_received
+
+    def close(self) -> None:
+        """Close the outbox and the kept connection."""
+        self.connection.close()
+        self.db.close()
+
     def _request(
         self,
         method: str,
@@ -185,50 +186,18 @@ class SyncClient:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        url = f"{self.base_url}{path}"  # http(s) only: checked in __init__
-        request = urllib.request.Request(url, data=body, method=method)  # noqa: S310
-        request.add_header("Authorization", f"Bearer {self.token}")
-        request.add_header("Accept-Encoding", "gzip")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        timeout = 15 + (len(body or b"") + 20_000) / ASSUMED_BYTES_PER_S
-        self.bytes_sent += len(body or b"")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-                data = response.read()
-                status, reply_headers = response.status, dict(response.headers)
-        except urllib.error.HTTPError as error:
-            data, status, reply_headers = error.read(), error.code, dict(error.headers)
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            raise TransientError(f"{method} {path}: {error}") from error
-        self.bytes_received += len(data)
-        expected = reply_headers.get("Content-Length")
-        if expected is not None and expected.isdigit() and int(expected) != len(data):
-            raise TransientError(f"{method} {path}: the answer was cut short")
-        if reply_headers.get("Content-Encoding") == "gzip":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as error:
-                raise TransientError(f"{method} {path}: the answer was cut short") from error
-        if status in RETRYABLE:
-            retry_after = reply_headers.get("Retry-After")
-            raise TransientError(
-                f"{method} {path}: HTTP {status}", float(retry_after) if retry_after else None
-            )
-        if status >= 400:
-            try:
-                parsed = json.loads(data)
-            except ValueError:
-                parsed = {"error": data[:200].decode(errors="replace")}
-            raise PermanentError(status, parsed)
-        return status, reply_headers, data
+        request = Request(method, path, body or b"", headers or {})
+        (reply,) = self.connection.exchange(self.base_url, [request])
+        done = checked(request, reply)
+        return done.status, done.headers, done.data
 
     # --- push ---------------------------------------------------------------------------
 
     def _next_batch(self) -> tuple[list[dict[str, Any]], bytes]:
+        """The next pending operations in order, as many as fit `batch_bytes` gzipped."""
         rows = self.db.execute(
             "SELECT * FROM ops WHERE state IN ('pending', 'held') ORDER BY device_seq LIMIT ?",
-            [BATCH_OPS],
+            [self.batch_ops],
         ).fetchall()
         ops = [
             {
@@ -243,30 +212,45 @@ class SyncClient:
             for r in rows
         ]
         while ops:
-            body = gzip.compress(
-                json.dumps(
-                    {"device_id": self.device_id, "sent_at": utc_now(), "ops": ops},
-                    ensure_ascii=False,
-                ).encode()
-            )
-            if len(body) <= BATCH_BYTES or len(ops) == 1:
+            body = self._body(ops)
+            if len(body) <= self.batch_bytes or len(ops) == 1:
                 return ops, body
-            ops = ops[: len(ops) // 2]
+            ops = ops[: max(1, len(ops) * self.batch_bytes // len(body))]
         return [], b""
 
-    def push_once(self) -> int:
-        """Send one batch; returns how many operations it settled (0: nothing to send)."""
+    def _body(self, ops: list[dict[str, Any]], **extra: Any) -> bytes:
+        batch = {"device_id": self.device_id, "sent_at": utc_now(), "ops": ops, **extra}
+        return gzip.compress(json.dumps(batch, ensure_ascii=False).encode())
+
+    def _cursor(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
+        return int(row[0]) if row else 0
+
+    def push_once(self, ask_pull: bool = False) -> int:
+        """Send one batch; returns how many operations it settled (0: nothing to send).
+        With `ask_pull` on the last batch, the answer may carry the village's changes."""
         ops, body = self._next_batch()
         if not ops:
             return 0
-        _, _, data = self._request(
-            "POST",
-            "/api/v1/sync/push",
-            body,
-            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
-        )
+        last = ask_pull and len(ops) == self._waiting()
+        if last:
+            body = self._body(ops, pull_cursor=self._cursor())
+        started = time.monotonic()
+        try:
+            _, _, data = self._request(
+                "POST",
+                "/api/v1/sync/push",
+                body,
+                {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            )
+            reply = answer(data)
+        except TransientError:
+            self.batch_bytes = max(MIN_BATCH, self.batch_bytes // 2)
+            raise
+        if time.monotonic() - started < QUICK_S:
+            self.batch_bytes = min(MAX_BATCH, self.batch_bytes * 2)
         settled = 0
-        for result in answer(data)["results"]:
+        for result in reply["results"]:
             state = {
                 "applied": "done",
                 "duplicate": "done",
@@ -278,30 +262,49 @@ class SyncClient:
                 [state, json.dumps(result, ensure_ascii=False), result["op_id"]],
             )
             settled += state != "held"
+        self.pulled_with_push = bool(last and reply.get("pull") and not reply["pull"]["more"])
+        if last and reply.get("pull"):
+            self._keep_page(reply["pull"])
         return settled
+
+    def _waiting(self) -> int:
+        return self.db.execute(
+            "SELECT count(*) FROM ops WHERE state IN ('pending', 'held')"
+        ).fetchone()[0]
 
     # --- photos -------------------------------------------------------------------------
 
     def upload_photo(self, sha256: str) -> None:
-        """Send a photo from where the server's copy ends, in chunks that adapt to the link."""
+        """Send a photo from where the server's copy ends: its chunks pipelined over the
+        kept connection (one round trip when all goes well), their size adapted to the link."""
         data = (self.folder / "photos" / sha256).read_bytes()
-        _, headers, _ = self._request("HEAD", f"/api/v1/blobs/{sha256}")
-        offset = int(headers.get("Upload-Offset", 0))
-        complete = headers.get("Upload-Complete") == "true"
+        path = f"/api/v1/blobs/{sha256}"
+        offset, complete = 0, False
+        if sha256 in self._photos_tried:  # a first try starts at 0; a 409 would correct it
+            _, headers, _ = self._request("HEAD", path)
+            offset = int(headers.get("Upload-Offset", 0))
+            complete = headers.get("Upload-Complete") == "true"
+        self._photos_tried.add(sha256)
         while not complete:
-            chunk = data[offset : offset + self.chunk_size]
-            started = time.monotonic()
-            try:
-                _, _, reply = self._request(
+            chunks = [
+                Request(
                     "PUT",
-                    f"/api/v1/blobs/{sha256}",
-                    chunk,
+                    path,
+                    data[start : start + self.chunk_size],
                     {
-                        "Upload-Offset": str(offset),
+                        "Upload-Offset": str(start),
                         "Upload-Length": str(len(data)),
                         "Content-Type": "application/octet-stream",
                     },
                 )
+                for start in range(offset, len(data), self.chunk_size)
+            ]
+            started = time.monotonic()
+            replies = self.connection.exchange(self.base_url, chunks)
+            try:
+                for chunk, reply in zip(chunks, replies, strict=True):
+                    reached = answer(checked(chunk, reply).data)
+                    offset, complete = reached["offset"], reached["complete"]
             except TransientError:
                 self.chunk_size = max(MIN_CHUNK, self.chunk_size // 2)
                 raise
@@ -310,81 +313,46 @@ class SyncClient:
                     offset = int(error.body["error"]["details"]["offset"])
                     continue
                 raise
-            reached = answer(reply)
-            offset, complete = reached["offset"], reached["complete"]
-            if time.monotonic() - started < 4:
+            if time.monotonic() - started < QUICK_S * len(chunks):
                 self.chunk_size = min(MAX_CHUNK, self.chunk_size * 2)
         self.db.execute("UPDATE photos SET state = 'done' WHERE sha256 = ?", [sha256])
 
     # --- pull ---------------------------------------------------------------------------
 
+    def _keep_page(self, page: dict[str, Any]) -> int:
+        for household in page["households"]:
+            self.village["households"][household["code"]] = household
+        for tree in page["trees"]:
+            self.village["trees"][tree["id"]] = tree
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)", [str(page["cursor"])]
+        )
+        return len(page["households"]) + len(page["trees"])
+
     def pull(self) -> int:
         """Fetch the village's changes since the stored cursor; returns how many arrived."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
-        cursor, received = int(row[0]) if row else 0, 0
+        received = 0
         while True:
-            _, _, data = self._request("GET", f"/api/v1/sync/pull?cursor={cursor}")
+            _, _, data = self._request("GET", f"/api/v1/sync/pull?cursor={self._cursor()}")
             page = answer(data)
-            for household in page["households"]:
-                self.village["households"][household["code"]] = household
-            for tree in page["trees"]:
-                self.village["trees"][tree["id"]] = tree
-            received += len(page["households"]) + len(page["trees"])
-            cursor = page["cursor"]
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)", [str(cursor)]
-            )
+            received += self._keep_page(page)
             if not page["more"]:
                 return received
 
     def sync(self) -> dict[str, Any]:
-        """Push everything pending, then photos, then pull. Raises on a failure to retry."""
-        while self.push_once():
+        """Push everything pending, then photos, then pull (carried by the last push's answer
+        when few changes wait and no photo follows). Raises on a failure to retry."""
+        photos = [
+            sha
+            for (sha,) in self.db.execute(
+                "SELECT sha256 FROM photos WHERE state = 'pending' ORDER BY rowid"
+            ).fetchall()
+        ]
+        self.pulled_with_push = False
+        while self.push_once(ask_pull=not photos):
             pass
-        for (sha,) in self.db.execute(
-            "SELECT sha256 FROM photos WHERE state = 'pending' ORDER BY rowid"
-        ).fetchall():
+        for sha in photos:
             self.upload_photo(sha)
-        self.pull()
+        if photos or not self.pulled_with_push:
+            self.pull()
         return self.status()
-
-
-class SyncScheduler:
-    """Retry `sync` with full-jitter backoff (2 s → 5 min), honouring Retry-After."""
-
-    def __init__(
-        self,
-        client: SyncClient,
-        *,
-        base: float = 2.0,
-        cap: float = 300.0,
-        rng: random.Random | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self.client, self.base, self.cap = client, base, cap
-        self.rng = rng or random.Random()
-        self.sleep = sleep
-        self.failures = 0
-
-    def delay(self, retry_after: float | None = None) -> float:
-        """The wait before the next attempt after `self.failures` failures in a row."""
-        ceiling = min(self.cap, self.base * 2 ** max(self.failures - 1, 0))
-        wait = self.rng.uniform(0, ceiling)
-        return max(wait, retry_after or 0)
-
-    def run(self, attempts: int = 50) -> dict[str, Any]:
-        """Sync until everything is settled or `attempts` run out (then TransientError)."""
-        last_error: TransientError | None = None
-        for attempt in range(1, attempts + 1):
-            try:
-                status = self.client.sync()
-            except TransientError as error:
-                last_error = error
-                self.failures += 1
-                if attempt < attempts:  # no wait after the last attempt: give up at once
-                    self.sleep(self.delay(error.retry_after))
-                continue
-            self.failures = 0
-            if status["pending"] == 0 and status["photos_pending"] == 0:
-                return status
-        raise last_error or TransientError("gave up")

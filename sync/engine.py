@@ -41,21 +41,33 @@ def _stored_result(row: dict[str, Any], status: str | None = None) -> dict[str, 
     }
 
 
+_INSERT_OP = """INSERT INTO sync_ops (op_id, device_id, device_seq, record_id, kind, payload,
+    client_time, base_version, received_at, applied_at, status, reason, result)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
 def _process(
     db: Database, device_id: str, op: Operation, apply: Apply, received_at: str, now: str
 ) -> dict[str, Any]:
+    conn = db.conn
+    conn.execute("SAVEPOINT sync_op")  # a rejected operation leaves nothing behind
     try:
-        with db.atomic():
-            outcome = apply(op)
-        status, reason, result = "applied", None, outcome
+        outcome = apply(op)
     except OperationRejected as rejected:
+        conn.execute("ROLLBACK TO sync_op")
         status, reason = "rejected", rejected.reason
-        result = {"code": rejected.code, "reason": rejected.reason}
-    encoded = json.dumps(result, ensure_ascii=False)
-    server_seq = db.conn.execute(
-        """INSERT INTO sync_ops (op_id, device_id, device_seq, record_id, kind, payload,
-               client_time, base_version, received_at, applied_at, status, reason, result)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        outcome = {"code": rejected.code, "reason": rejected.reason}
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO sync_op")
+            conn.execute("RELEASE sync_op")
+        raise
+    else:
+        status, reason = "applied", None
+    conn.execute("RELEASE sync_op")
+    encoded = json.dumps(outcome, ensure_ascii=False)
+    server_seq = conn.execute(
+        _INSERT_OP,
         [
             op.op_id,
             device_id,
@@ -72,16 +84,13 @@ def _process(
             encoded,
         ],
     ).lastrowid
-    db.conn.execute("UPDATE devices SET last_seq = ? WHERE id = ?", [op.device_seq, device_id])
-    return _stored_result(
-        {
-            "op_id": op.op_id,
-            "device_seq": op.device_seq,
-            "status": status,
-            "server_seq": server_seq,
-            "result": encoded,
-        }
-    )
+    return {
+        "op_id": op.op_id,
+        "device_seq": op.device_seq,
+        "status": status,
+        "server_seq": server_seq,
+        **outcome,
+    }
 
 
 def content_sha256(device_id: str, op: Operation) -> str:
@@ -156,16 +165,34 @@ def _held(row: dict[str, Any]) -> Operation:
     )
 
 
+def _rows(db: Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = db.conn.execute(sql, params)
+    keys = [d[0] for d in cursor.description]
+    return [dict(zip(keys, row, strict=True)) for row in cursor]
+
+
 def push(
     db: Database, device_id: str, operations: list[Operation], apply: Apply, now: str
 ) -> list[dict[str, Any]]:
     """Apply a batch; one result per operation given and per held one that now applied."""
     results: list[dict[str, Any]] = []
-    last_seq = db.execute("SELECT last_seq FROM devices WHERE id = ?", [device_id]).fetchone()[0]
+    conn = db.conn
+    last_seq = conn.execute("SELECT last_seq FROM devices WHERE id = ?", [device_id]).fetchone()[0]
+    known = {
+        row["op_id"]: row
+        for row in _rows(
+            db,
+            "SELECT * FROM sync_ops WHERE op_id IN (SELECT value FROM json_each(?))",
+            [json.dumps([op.op_id for op in operations])],
+        )
+    }
+    has_held = conn.execute(
+        "SELECT 1 FROM sync_held WHERE device_id = ? LIMIT 1", [device_id]
+    ).fetchone()
     for op in sorted(operations, key=lambda o: o.device_seq):
         if any(r["op_id"] == op.op_id for r in results):
             continue  # held before and applied just now, behind the one that filled the gap
-        stored = next(db.query("SELECT * FROM sync_ops WHERE op_id = ?", [op.op_id]), None)
+        stored = known.get(op.op_id)
         if stored is not None:
             if _same_content(stored, device_id, op):
                 results.append(_stored_result(stored, "duplicate"))
@@ -184,16 +211,25 @@ def push(
             )
             continue
         if op.device_seq > last_seq + 1:
-            if not db.execute("SELECT 1 FROM sync_held WHERE op_id = ?", [op.op_id]).fetchone():
-                db["sync_held"].insert(
-                    {
-                        "device_id": device_id,
-                        "received_at": now,
-                        **op.as_dict(),
-                        "payload": json.dumps(op.payload, ensure_ascii=False),
-                    },
-                    replace=True,
-                )
+            conn.execute(  # a held one sent again stays; another op for its seq replaces it
+                """INSERT OR REPLACE INTO sync_held (op_id, device_id, received_at, device_seq,
+                       record_id, kind, payload, client_time, base_version)
+                   SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
+                   WHERE NOT EXISTS (SELECT 1 FROM sync_held WHERE op_id = ?)""",
+                [
+                    op.op_id,
+                    device_id,
+                    now,
+                    op.device_seq,
+                    op.record_id,
+                    op.kind,
+                    json.dumps(op.payload, ensure_ascii=False),
+                    op.client_time,
+                    op.base_version,
+                    op.op_id,
+                ],
+            )
+            has_held = True
             results.append(
                 {
                     "op_id": op.op_id,
@@ -205,17 +241,23 @@ def push(
             continue
         results.append(_process(db, device_id, op, apply, now, now))
         last_seq = op.device_seq
-        while held := next(
-            db.query(
-                "SELECT * FROM sync_held WHERE device_id = ? AND device_seq = ?",
-                [device_id, last_seq + 1],
-            ),
-            None,
+        while has_held and (
+            held := next(
+                iter(
+                    _rows(
+                        db,
+                        "SELECT * FROM sync_held WHERE device_id = ? AND device_seq = ?",
+                        [device_id, last_seq + 1],
+                    )
+                ),
+                None,
+            )
         ):
-            db.execute("DELETE FROM sync_held WHERE op_id = ?", [held["op_id"]])
+            conn.execute("DELETE FROM sync_held WHERE op_id = ?", [held["op_id"]])
             result = _process(db, device_id, _held(held), apply, held["received_at"], now)
             results = [r for r in results if r["op_id"] != held["op_id"]] + [result]
             last_seq += 1
+    conn.execute("UPDATE devices SET last_seq = ? WHERE id = ?", [last_seq, device_id])
     return results
 
 
