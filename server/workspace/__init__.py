@@ -6,7 +6,7 @@ then redirect back with a message (so a reload never repeats a write).
 
 from flask import Flask, g
 
-from server import units
+from server import english, units
 from server.workspace import labels, nav
 
 HOMES = {
@@ -53,6 +53,7 @@ def blueprints() -> list:
 def init_app(app: Flask) -> None:
     """Formatting filters, the navigation bar in every page, and the blueprints."""
     units.init_app(app)
+    english.init_app(app)
 
     @app.context_processor
     def navigation() -> dict:
