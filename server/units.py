@@ -5,9 +5,12 @@ Pages (as Jinja filters), PDFs and exports all call these, so one payment shows 
 everywhere. Stored values stay as they are: UTC ISO timestamps, integer fen, integer grams.
 """
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, overload
+
+K = TypeVar("K")
 
 BEIJING = timezone(timedelta(hours=8), "北京时间")
 
@@ -119,16 +122,30 @@ def role_name(role: str | None) -> str:
     return ROLE_NAMES.get(role or "", "访客")
 
 
-def largest_remainder(total: int, weights: list[int]) -> list[int]:
-    """Split an integer `total` in proportion to `weights`, nothing created or lost."""
-    weight_sum = sum(weights)
-    if total == 0 or weight_sum == 0:
-        return [0] * len(weights)
-    shares = [total * w // weight_sum for w in weights]
-    order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % weight_sum), i))
-    for i in order[: total - sum(shares)]:
-        shares[i] += 1
-    return shares
+@overload
+def largest_remainder(total: int, weights: Mapping[K, int]) -> dict[K, int]: ...
+@overload
+def largest_remainder(total: int, weights: Sequence[int]) -> list[int]: ...
+def largest_remainder(total, weights):
+    """Split a non-negative integer `total` in proportion to non-negative integer `weights`
+    (a list, or a mapping of keys to weights), nothing created or lost.
+
+    Each part gets ⌊total·w/W⌋, then the leftover units go one each to the largest
+    remainders (ties: the lower key, or the earlier position). All weights zero: every part
+    is zero.
+    """
+    keyed = isinstance(weights, Mapping)
+    keys = sorted(weights) if keyed else list(range(len(weights)))
+    values = [weights[key] for key in keys]
+    if total < 0 or any(w < 0 for w in values):
+        raise ValueError("total and weights must be non-negative")
+    weight_sum = sum(values)
+    shares = [total * w // weight_sum for w in values] if weight_sum else [0] * len(values)
+    if weight_sum:
+        order = sorted(range(len(values)), key=lambda i: (-(total * values[i] % weight_sum), i))
+        for i in order[: total - sum(shares)]:
+            shares[i] += 1
+    return dict(zip(keys, shares, strict=True)) if keyed else shares
 
 
 FILTERS: dict[str, Any] = {

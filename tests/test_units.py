@@ -65,3 +65,44 @@ def test_largest_remainder_creates_and_loses_nothing(total, weights):
             assert abs(share - total * weight / sum(weights)) < 1
     else:
         assert shares == [0] * len(weights)
+
+
+def test_today_is_the_beijing_calendar_day():
+    # 16:30 UTC is half past midnight the next day in Beijing: sales and payouts count it so
+    assert units.today(datetime(2026, 12, 6, 16, 30, tzinfo=UTC)) == "2026-12-07"
+    assert units.today(datetime(2026, 12, 6, 15, 59, tzinfo=UTC)) == "2026-12-06"
+
+
+@pytest.mark.parametrize(
+    ("fen", "text"),
+    [(0, "0.00"), (5, "0.05"), (10000, "100.00"), (123456, "1234.56"), (-1230, "-12.30")],
+)
+def test_a_plain_yuan_amount_has_no_currency_sign_nor_separators(fen, text):
+    assert units.yuan_plain(fen) == text
+
+
+def test_an_amount_far_past_a_float_is_still_exact():
+    assert units.yuan_plain(2**60 + 1) == "11529215046068469.77"
+
+
+@given(
+    total=st.integers(0, 10**9),
+    weights=st.dictionaries(st.integers(1, 10**6), st.integers(0, 10**9), min_size=1),
+)
+def test_largest_remainder_over_a_mapping_gives_each_key_its_share(total, weights):
+    shares = units.largest_remainder(total, weights)
+    assert set(shares) == set(weights)
+    weight = sum(weights.values())
+    assert sum(shares.values()) == (total if weight else 0)
+    for key, w in weights.items():
+        floor = total * w // weight if weight else 0
+        assert shares[key] in (floor, floor + 1)
+
+
+def test_largest_remainder_ties_go_to_the_lower_key_and_negatives_are_refused():
+    assert units.largest_remainder(1, {9: 1, 3: 1}) == {3: 1, 9: 0}
+    assert units.largest_remainder(1, [1, 1]) == [1, 0]
+    with pytest.raises(ValueError):
+        units.largest_remainder(-1, [1])
+    with pytest.raises(ValueError):
+        units.largest_remainder(1, {1: -1, 2: 2})

@@ -169,6 +169,13 @@ KINDS: dict[str, Kind] = {
     "settle": Kind("settle", _pay_item, lambda p: f"settle:{p['id']}", _settlement_state),
 }
 
+
+def chain_key(kind: str, /, **payload: Any) -> str:
+    """The chain outbox key of an item (one row per key): `chain_key("retire", lot=…, first=…)`
+    is `retire:<lot>:<first>`. Only the payload fields the key is made of are needed."""
+    return KINDS[kind].key(payload)
+
+
 # Kinds whose rows must reach the chain in the order they were written, because one reads
 # what the other wrote (a retirement needs its issuance; a settlement needs its accrual).
 ORDERED_WITH: dict[str, frozenset[str]] = {

@@ -36,18 +36,18 @@ def settle_command(app, settle_on: str | None) -> None:
     """Make the T+1 settlement batch: every household owed at least the minimum transfer."""
     from datetime import date
 
+    from server import units
     from server.db import get_db
     from server.payouts import settlement
 
-    day = settle_on or settlement.today_beijing()
+    day = settle_on or units.today()
     try:
         date.fromisoformat(day)
     except ValueError as error:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from error
-    if day > settlement.today_beijing():
+    if day > units.today():
         raise click.BadParameter(
-            f"{day} is after today ({settlement.today_beijing()}, Beijing): its sales are "
-            "still coming in",
+            f"{day} is after today ({units.today()}, Beijing): its sales are still coming in",
             param_hint="--date",
         )
     try:
@@ -59,7 +59,7 @@ def settle_command(app, settle_on: str | None) -> None:
     fen = batch["total_fen"]
     click.echo(
         f"{'Made' if created else 'Already made'} batch {batch['id']} for {batch['settle_on']}: "
-        f"{batch['households']} households, ¥{fen // 100}.{fen % 100:02d} "
+        f"{batch['households']} households, ¥{units.yuan_plain(fen)} "
         f"(minimum transfer {batch['min_transfer_fen']} fen). "
         f"Record the transfers at /finance/settlements/{batch['id']}."
     )

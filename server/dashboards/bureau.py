@@ -216,7 +216,7 @@ def export(fmt: str):
         header, rows = exports.household_rows(
             money.households(db, county["id"], order="code", limit=None)
         )
-    today = figures.beijing_today()
+    today = units.today()
     name = f"sipang-{county['code']}-{level}-{today}"
     what = "各村" if level == "village" else "各户"
     title = f"{county['name']}{what}农户分成（截至 {units.day(today)}）"

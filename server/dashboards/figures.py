@@ -10,19 +10,17 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from server import units
+from server.chain.outbox import STATES, percentile
 from server.dashboards import money
 
 BEIJING_OFFSET = "+8 hours"  # SQLite date modifier for Beijing time
-
-
-def beijing_today(now: datetime | None = None) -> str:
-    moment = (now or datetime.now(UTC)) + timedelta(hours=8)
-    return moment.date().isoformat()
+beijing_today = units.today  # the name tests/test_dashboards.py knows it by
 
 
 def days_back(days: int, now: datetime | None = None) -> list[str]:
     """The last `days` Beijing dates, oldest first, ending today."""
-    today = datetime.fromisoformat(beijing_today(now))
+    today = datetime.fromisoformat(units.today(now))
     return [(today - timedelta(days=n)).date().isoformat() for n in range(days - 1, -1, -1)]
 
 
@@ -194,7 +192,7 @@ def county_summary(db: Database, county_id: int, days: int = 30) -> dict[str, An
     return {
         "county": {"id": found["id"], "code": found["code"], "name": found["name"]},
         "as_of": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "today": beijing_today(),
+        "today": units.today(),
         "totals": totals,
         "sales": sales_totals(db, county_id),
         "villages": rows,
@@ -208,8 +206,6 @@ def chain_summary(db: Database) -> dict[str, Any]:
     and state; the confirmed count; the last block; confirmation p50/p95 of the last
     1,000 rows. A lighter cousin of `GET /api/v1/chain/status`, which groups every outbox
     row by kind (≈200 ms at a million rows)."""
-    from server.chain.outbox import STATES, percentile
-
     counts = dict.fromkeys(STATES, 0)
     by_kind: dict[str, dict[str, int]] = {}
     for row in db.query(

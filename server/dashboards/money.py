@@ -8,10 +8,12 @@ of what fell due that has arrived: (due − overdue) / due.
 """
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlite_utils import Database
+
+from server import units
 
 FIELDS = ("accrued_fen", "paid_fen", "pending_fen", "owed_fen", "due_fen", "overdue_fen")
 COUNTS = ("payees", "overdue_households")
@@ -128,9 +130,7 @@ def by_village(db: Database, county_id: int, today: str | None = None) -> dict[i
     """Per village of the county: money figures summed over its households.
 
     overdue = Σ owed − Σ over households with accruals not yet due of min(owed, those)."""
-    from server.dashboards.figures import beijing_today
-
-    params = {"county": county_id, "due_before": due_before(today or beijing_today())}
+    params = {"county": county_id, "due_before": due_before(today or units.today())}
     found = {row.pop("village_id"): row for row in db.query(_VILLAGE_TOTALS, params)}
     recent = _recent("county_id = :county") + _VILLAGE_NOT_YET_DUE
     for row in db.query(recent, params):
@@ -156,13 +156,11 @@ def households(
     limit: int | None = 500,
 ) -> list[dict[str, Any]]:
     """Per household (with its code and village): money figures, worst first."""
-    from server.dashboards.figures import beijing_today
-
     params = {
         "county": county_id,
         "village": village_id,
         "household": household_id,
-        "due_before": due_before(today or beijing_today()),
+        "due_before": due_before(today or units.today()),
         "limit": -1 if limit is None else limit,
     }
     orders = {
@@ -198,15 +196,13 @@ def _paid_by_day(db: Database, county_id: int, since_day: str) -> dict[str, int]
            WHERE county_id = ? AND status = 'paid' AND recorded_at >= ? GROUP BY hour""",
         [county_id, since],
     ):
-        day = (datetime.fromisoformat(hour + ":00:00") + timedelta(hours=8)).date().isoformat()
+        day = units.beijing_date(hour + ":00:00").isoformat()
         paid[day] = paid.get(day, 0) + fen
     return paid
 
 
 def by_day(db: Database, county_id: int, days: list[str]) -> list[dict[str, Any]]:
     """Accrued (by sale day) and paid (by Beijing day the transfer was recorded) per day."""
-    from server.dashboards.figures import beijing_today
-
     accrued = dict(
         db.execute(
             """SELECT paid_on, sum(households_fen) FROM sale_splits
@@ -215,7 +211,7 @@ def by_day(db: Database, county_id: int, days: list[str]) -> list[dict[str, Any]
         ).fetchall()
     )
     database = db.execute("PRAGMA database_list").fetchone()[2]
-    closed_before = (date.fromisoformat(beijing_today()) - timedelta(days=1)).isoformat()
+    closed_before = (date.fromisoformat(units.today()) - timedelta(days=1)).isoformat()
     closed = [day for day in days if day < closed_before]
     if any((database, county_id, day) not in _CLOSED_DAYS for day in closed):
         found = _paid_by_day(db, county_id, days[0])
@@ -268,8 +264,6 @@ def settlements_of(db: Database, household_id: int) -> list[dict[str, Any]]:
 
 def household_totals(db: Database, household_id: int, today: str | None = None) -> dict:
     """One household's accrued, paid, pending, owed and overdue fen."""
-    from server.dashboards.figures import beijing_today
-
     row = next(
         iter(
             db.query("SELECT county_id FROM payout_balances WHERE household_id = ?", [household_id])
@@ -279,7 +273,7 @@ def household_totals(db: Database, household_id: int, today: str | None = None) 
     if row is None:
         return blank() | {"arrival": None}
     (found,) = households(
-        db, row["county_id"], household_id=household_id, today=today or beijing_today()
+        db, row["county_id"], household_id=household_id, today=today or units.today()
     )
     return found
 

@@ -1,7 +1,6 @@
 """Accruals: a paid order's split, written in the payment's own transaction, with each
 household's share queued for the ledger (`accrue`)."""
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import current_app
@@ -10,15 +9,8 @@ from sqlite_utils import Database
 from server import anchors, audit, chain, events
 from server.clock import now_iso
 from server.db import first, insert
-from server.payouts.split import largest_remainder, split_sale
-
-BEIJING = timezone(timedelta(hours=8))
-
-
-def beijing_date(iso_utc: str) -> str:
-    """The Beijing calendar date (YYYY-MM-DD) of a stored UTC timestamp."""
-    moment = datetime.fromisoformat(iso_utc.replace("Z", "+00:00"))
-    return moment.astimezone(BEIJING).date().isoformat()
+from server.payouts.split import split_sale
+from server.units import beijing_date, largest_remainder
 
 
 def accrual_reference(accrual_id: int) -> str:
@@ -62,7 +54,7 @@ def accrue_order(db: Database, order_id: int) -> dict[str, Any] | None:
     )
     parts = split_sale(order["amount_fen"], bundle, order["buyer_kind"])
     now = now_iso()
-    paid_on = beijing_date(order["paid_at"])
+    paid_on = beijing_date(order["paid_at"]).isoformat()
     split = {
         "order_id": order_id,
         "bundle_id": bundle["id"],
@@ -86,6 +78,8 @@ def accrue_order(db: Database, order_id: int) -> dict[str, Any] | None:
             [bundle["id"]],
         )
     }
+    if parts["households_fen"] and not grams:
+        raise ValueError("cannot share a non-zero total over zero weight")
     shares = largest_remainder(parts["households_fen"], {h: g for h, (g, _) in grams.items()})
     hashes = household_hashes(db, [h for h, fen in shares.items() if fen])
     accrued = []

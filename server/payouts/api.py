@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify
 
+from server import units
 from server.access import allow
 from server.db import first, get_db
 from server.errors import ApiError
@@ -67,7 +68,7 @@ def _batch_view(batch: dict[str, Any]) -> dict[str, Any]:
 def make_batch():
     """Make (or return) the T+1 batch of a day: households owed at least the minimum."""
     data = json_body(BATCH)
-    settle_on = data.get("settle_on") or settlement.today_beijing()
+    settle_on = data.get("settle_on") or units.today()
     try:
         date.fromisoformat(settle_on)
     except ValueError as error:

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from flask import current_app
 from sqlite_utils import Database
 
+from server import units
 from server.db import first, transaction
 from server.payouts import settlement
 from server.registry import orders
@@ -33,7 +34,7 @@ def add_payout_history(db: Database) -> None:
             break
         orders.confirm_payment(db, order, "digital_rmb", f"DEMO-DCEP-{n:04d}", "system")
         sold.append(order["id"])
-    today = date.fromisoformat(settlement.today_beijing())
+    today = date.fromisoformat(units.today())
     _date_sales_back(db, sold, (today - timedelta(days=2)).isoformat())
     yesterday = (today - timedelta(days=1)).isoformat()  # a past T+1 batch, never a future one
     minimum = current_app.config.get("PAYOUT_MIN_TRANSFER_FEN", 100)

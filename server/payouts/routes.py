@@ -6,6 +6,7 @@ import io
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request
 
+from server import units
 from server.access import allow
 from server.db import first, get_db
 from server.errors import ApiError
@@ -53,7 +54,7 @@ def batches():
         "payouts/batches.html",
         batches=rows,
         owed=owed,
-        today=settlement.today_beijing(),
+        today=units.today(),
         minimum=current_app.config["PAYOUT_MIN_TRANSFER_FEN"],
         user=g.user,
     )
@@ -63,8 +64,8 @@ def batches():
 @allow("finance")
 def create_batch():
     """Make (or open) the T+1 batch of a day."""
-    settle_on = request.form.get("settle_on", "").strip() or settlement.today_beijing()
-    if settle_on > settlement.today_beijing() and settle_on[:1].isdigit():
+    settle_on = request.form.get("settle_on", "").strip() or units.today()
+    if settle_on > units.today() and settle_on[:1].isdigit():
         raise ApiError(
             422, "validation_failed", "不能结算今天（北京时间）以后的日期：那天的销售还没结束。"
         )
@@ -171,7 +172,7 @@ def transfers_csv(batch_id: int):
                 row["code"],
                 _cell(row["head_name"]),
                 row["bank_account"] or "",
-                f"{fen // 100}.{fen % 100:02d}",
+                units.yuan_plain(fen),
                 f"四旁碳汇分成 {found['settle_on']}",
             ]
         )

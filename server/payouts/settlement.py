@@ -4,7 +4,7 @@ the ledger (`settle`), failed ones owed again."""
 
 import hashlib
 import json
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -15,11 +15,9 @@ from server.clock import now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
 from server.households import pii_context
-from server.payouts.accruals import BEIJING
+from server.units import today
 
-
-def today_beijing() -> str:
-    return datetime.now(BEIJING).date().isoformat()
+today_beijing = today  # the name the payout screens and the CLI know it by
 
 
 def settlement_reference(settlement_id: int) -> str:

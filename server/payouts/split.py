@@ -1,29 +1,8 @@
 """The split of a sale in integer fen: commission, households, village collective,
-maintenance; and largest-remainder sharing, so no fen is created or lost."""
+maintenance (each part shared on by `server.units.largest_remainder`)."""
 
 from collections.abc import Mapping
 from typing import Any
-
-
-def largest_remainder(total: int, weights: Mapping[int, int]) -> dict[int, int]:
-    """Share `total` fen over keys pro rata to their non-negative integer `weights`.
-
-    Each key gets ⌊total·w/W⌋, then the leftover fen go one each to the largest remainders
-    (ties: lower key first). The shares add up to `total` exactly (0 if all weights are 0).
-    """
-    weight = sum(weights.values())
-    if total < 0 or any(w < 0 for w in weights.values()):
-        raise ValueError("total and weights must be non-negative")
-    if weight == 0:
-        if total:
-            raise ValueError("cannot share a non-zero total over zero weight")
-        return {key: 0 for key in weights}
-    shares = {key: total * w // weight for key, w in weights.items()}
-    left = total - sum(shares.values())
-    by_remainder = sorted(weights, key=lambda key: (-(total * weights[key] % weight), key))
-    for key in by_remainder[:left]:
-        shares[key] += 1
-    return shares
 
 
 def commission_bp(bundle: Mapping[str, Any], buyer_kind: str) -> int:

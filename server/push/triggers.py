@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from server import events
+from server import events, units
 from server.db import first
 from server.push.kinds import flag_label
 from server.push.queue import notify
@@ -53,5 +53,5 @@ def record_flagged(db: Database, measurement_id: str, flags: list[dict[str, str]
 def money_sent(db: Database, household_id: int, household_code: str, amount_fen: int) -> int:
     """A settlement transfer to a household was recorded: tell the farmer's browsers (the
     text message, when the household opted in, is `server.farmer_sms`)."""
-    params = {"household_code": household_code, "amount": f"{amount_fen / 100:.2f}"}
+    params = {"household_code": household_code, "amount": units.yuan_plain(amount_fen)}
     return notify(db, "money_sent", household_id, params)

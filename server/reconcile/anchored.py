@@ -23,7 +23,7 @@ from server.anchors import (
     settlement_bank_root,
 )
 from server.audit import verify_chain
-from server.chain.ledger import ANCHOR_KINDS, bytes32, hex32, key32
+from server.chain.ledger import ANCHOR_KINDS, bytes32, chain_key, hex32, key32
 from server.reconcile.items import Check, Difference
 
 
@@ -42,7 +42,7 @@ def _anchor_check(rec, table: str, row: Any, item: str, kind: str, reference: st
         table,
         row,
         item,
-        f"anchor:{kind}:{reference}",
+        chain_key("anchor", kind=kind, reference=reference),
         bytes32(root),
         rec.functions.anchors(ANCHOR_KINDS[kind], key32(reference)),
         bytes,

@@ -11,11 +11,13 @@ from server.chain.ledger import (
     ANCHOR_KINDS,
     ZERO,
     bytes32,
+    chain_key,
     county_salt,
     household_hash,
     key32,
 )
-from server.payouts.settlement import batch_reference, batch_root
+from server.payouts.accruals import accrual_reference
+from server.payouts.settlement import batch_reference, batch_root, settlement_reference
 from server.reconcile import anchored
 from server.reconcile.items import Check, Difference, as_hex
 from server.registry import ledger as registry_ledger
@@ -66,7 +68,7 @@ class Reconciler:
                 "verifications",
                 row["id"],
                 f"report anchor {reference}",
-                f"anchor:verification_report:{reference}",
+                chain_key("anchor", kind="verification_report", reference=reference),
                 bytes32(row["report_sha256"]),
                 self.functions.anchors(kind, key32(reference)),
                 bytes,
@@ -88,7 +90,7 @@ class Reconciler:
                 "loss_cancellations",
                 bundle_id,
                 f"cancellation anchor {reference}",
-                f"anchor:buffer_cancellation:{reference}",
+                chain_key("anchor", kind="buffer_cancellation", reference=reference),
                 bytes32(registry_ledger.cancellation_root(bundle_id, batch, serials)),
                 self.functions.anchors(kind, key32(reference)),
                 bytes,
@@ -99,7 +101,7 @@ class Reconciler:
                 "loss_cancellations",
                 bundle_id,
                 f"no cancellation anchor {reference}",
-                f"anchor:buffer_cancellation:{reference}",
+                chain_key("anchor", kind="buffer_cancellation", reference=reference),
                 b"\x00" * 32,
                 self.functions.anchors(kind, key32(reference)),
                 bytes,
@@ -116,7 +118,7 @@ class Reconciler:
                 "settlement_batches",
                 row["id"],
                 f"batch anchor {reference}",
-                f"anchor:settlement_batch:{reference}",
+                chain_key("anchor", kind="settlement_batch", reference=reference),
                 bytes32(root),
                 self.functions.anchors(kind, key32(reference)),
                 bytes,
@@ -132,7 +134,7 @@ class Reconciler:
                 "bundles",
                 row["id"],
                 f"split policy {reference}",
-                f"split_policy:{reference}",
+                chain_key("split_policy", bundle=reference),
                 bytes32(row["rules_sha256"]),
                 self.functions.split_policies(key32(reference)),
                 bytes,
@@ -147,7 +149,7 @@ class Reconciler:
                     "issuances",
                     row["id"],
                     f"range {lot} {first}+{count}{' buffer' if buffer else ''}",
-                    f"issue:{lot}:{first}",
+                    chain_key("issue", lot=lot, first=first),
                     (count, buffer, bytes32(details)),
                     self.functions.issuances(key32(lot), first),
                     lambda stored: (stored[0], stored[1], bytes(stored[2])),
@@ -157,7 +159,7 @@ class Reconciler:
                 "tonnes",
                 row["series"],
                 "tonnes issued in the lot",
-                f"issue:{row['series']}:1",
+                chain_key("issue", lot=row["series"], first=1),
                 row["top"],
                 self.functions.issued(key32(row["series"])),
             )
@@ -175,7 +177,7 @@ class Reconciler:
                     "certificates",
                     cert["id"],
                     f"retirement {lot} {first}+{count}",
-                    f"retire:{lot}:{first}",
+                    chain_key("retire", lot=lot, first=first),
                     (count, bytes32(cert["sha256"])),
                     self.functions.retirements(key32(lot), first),
                     lambda stored: (stored[0], bytes(stored[1])),
@@ -195,12 +197,12 @@ class Reconciler:
                 yield Difference(
                     "accruals", row["id"], "household hash", row["household_hash"], expected
                 )
-            reference = f"accrual:{row['id']}"
+            reference = accrual_reference(row["id"])
             yield Check(
                 "accruals",
                 row["id"],
                 f"accrual {reference} (household, fen)",
-                f"accrue:{reference}",
+                chain_key("accrue", id=reference),
                 (bytes32(expected), row["amount_fen"]),
                 self.functions.accruals(key32(reference)),
                 lambda stored: (bytes(stored[0]), stored[1]),
@@ -221,7 +223,7 @@ class Reconciler:
                 yield Difference(
                     "settlements", row["id"], "household hash", row["household_hash"], expected
                 )
-            reference = f"settlement:{row['id']}"
+            reference = settlement_reference(row["id"])
             database = (
                 (bytes32(expected), row["amount_fen"]) if row["status"] == "paid" else (ZERO, 0)
             )
@@ -229,7 +231,7 @@ class Reconciler:
                 "settlements",
                 row["id"],
                 f"settlement {reference} ({row['status']}; household, fen)",
-                f"settle:{reference}",
+                chain_key("settle", id=reference),
                 database,
                 self.functions.settlements(key32(reference)),
                 lambda stored: (bytes(stored[0]), stored[1]),
@@ -255,7 +257,7 @@ class Reconciler:
                 "households",
                 row["household_id"],
                 "totals (accrued, settled) in fen",
-                [f"accrue:accrual:{a}" for a in accruals],
+                [chain_key("accrue", id=accrual_reference(a)) for a in accruals],
                 (row["accrued_fen"], row["paid_fen"]),
                 self.functions.accounts(bytes32(expected)),
                 tuple,

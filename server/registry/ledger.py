@@ -13,7 +13,7 @@ from flask import current_app
 from sqlite_utils import Database
 
 from server import anchors, chain
-from server.chain.ledger import bytes32, key32
+from server.chain.ledger import bytes32, chain_key, key32
 from server.contracts import LEDGER, load_artifact
 from server.db import get_db
 
@@ -138,7 +138,7 @@ def certificate_record(db: Database, cert: dict[str, Any], contract=None) -> dic
         row = next(
             db.query(
                 "SELECT state, tx_hash, block_number, note FROM chain_outbox WHERE chain_key = ?",
-                [f"retire:{lot}:{first_seq}"],
+                [chain_key("retire", lot=lot, first=first_seq)],
             ),
             None,
         )

@@ -3,11 +3,11 @@ certificates by its link, an enterprise's certificates, and the public verify pa
 
 import io
 import uuid
-from datetime import timedelta, timezone
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request
 from PIL import Image, ImageOps
 
+from server import units
 from server.access import PUBLIC, allow
 from server.db import first, get_db
 from server.errors import ApiError
@@ -15,7 +15,6 @@ from server.registry import artwork, bundles, certificates, checkout, ledger, ma
 from server.validation import StrictValidator
 
 bp = Blueprint("registry_pages", __name__)
-BEIJING = timezone(timedelta(hours=8))
 
 
 def _page_bundle(bundle_id: int) -> dict:
@@ -142,8 +141,6 @@ def order_page(order_id: str):
 
 def beijing_time(moment: str) -> str:
     """A stored UTC timestamp as buyers read it: `2026年11月21日 16:18（北京时间）`."""
-    from server import units
-
     return units.when(moment) + "（北京时间）"
 
 

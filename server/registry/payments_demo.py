@@ -4,16 +4,16 @@ one bank transfer waiting for 确认收款, and each provider's daily statement 
 reconciled with nothing unmatched. Idempotent; `sipang demo` calls `add_payment_history`."""
 
 import secrets
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from sqlite_utils import Database
 
 from server.clock import now_iso
 from server.db import first, insert, transaction
 from server.registry import bundles, orders, payments, statements
-from server.registry.providers import Paid, yuan
+from server.registry.providers import Paid
+from server.units import BEIJING, yuan_plain
 
-BEIJING = timezone(timedelta(hours=8))
 WECHAT_HEADER = (
     "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,"
     "付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,"
@@ -96,7 +96,7 @@ def add_payment_history(db: Database) -> None:
             "SUCCESS",
             "OTHERS",
             "CNY",
-            yuan(trade["fen"]),
+            yuan_plain(trade["fen"]),
             "0.00",
             "0",
             "0",
@@ -108,7 +108,7 @@ def add_payment_history(db: Database) -> None:
             "",
             "0.60000",
             "0.60%",
-            yuan(trade["fen"]),
+            yuan_plain(trade["fen"]),
             "0.00",
             "",
         ]
@@ -123,7 +123,7 @@ def add_payment_history(db: Database) -> None:
     for trade in alipay:
         alipay_lines.append(
             f"{trade['transaction']}\t,{trade['number']}\t,交易,四旁树碳汇 1 吨,{moment},{moment},"
-            f",,,,138****0000,{yuan(trade['fen'])},{yuan(trade['fen'])},0.00,0.00,0.00,0.00,"
+            f",,,,138****0000,{yuan_plain(trade['fen'])},{yuan_plain(trade['fen'])},0.00,0.00,0.00,0.00,"
             "0.00,,0.00,0.00,,-0.60,0.00,"
         )
     alipay_lines.append("#业务明细列表结束")

@@ -17,7 +17,7 @@ import hashlib
 import io
 import zipfile
 from collections import Counter
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -27,9 +27,9 @@ from server.clock import now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
 from server.registry.providers import fen
+from server.units import BEIJING
 
 GOOD = ("matched", "refunded", "refund_matched")
-BEIJING = timezone(timedelta(hours=8))
 
 
 def _rows(text: str, start, stop) -> list[dict[str, str]]:

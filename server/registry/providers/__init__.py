@@ -10,14 +10,14 @@ payment does to the order is decided in one place, `server/registry/payments.py`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
 
-BEIJING = timezone(timedelta(hours=8))
+from server.units import BEIJING
 
 
 class ProviderError(Exception):
@@ -64,11 +64,6 @@ def notify_url(provider: str) -> str:
 def beijing_expiry(expires_at: str) -> datetime:
     """The order's UTC expiry as a Beijing time (what providers expect)."""
     return datetime.fromisoformat(expires_at.replace("Z", "+00:00")).astimezone(BEIJING)
-
-
-def yuan(fen: int) -> str:
-    """10000 → "100.00" (Alipay's amounts)."""
-    return f"{Decimal(fen) / 100:.2f}"
 
 
 def fen(yuan_text: str) -> int:

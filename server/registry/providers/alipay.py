@@ -18,8 +18,8 @@ from server.registry.providers import (
     fen,
     notify_url,
     pem_setting,
-    yuan,
 )
+from server.units import yuan_plain
 
 CHANNELS = ("page", "wap")
 NAME = "alipay"
@@ -74,7 +74,7 @@ def create(order: dict[str, Any], out_trade_no: str, channel: str, **context: An
     signed = method(
         subject=f"四旁树碳汇 {order['tonnes']} 吨",
         out_trade_no=out_trade_no,
-        total_amount=yuan(order["amount_fen"]),
+        total_amount=yuan_plain(order["amount_fen"]),
         return_url=return_url(),
         notify_url=notify_url(NAME),
         time_expire=beijing_expiry(order["expires_at"]).strftime("%Y-%m-%d %H:%M:%S"),
@@ -149,7 +149,7 @@ def refund(
 ) -> tuple[str, str | None]:
     result = _call(
         client().api_alipay_trade_refund,
-        refund_amount=yuan(refund_fen),
+        refund_amount=yuan_plain(refund_fen),
         trade_no=transaction_id,
         out_request_no=out_refund_no,
         refund_reason=reason[:80],
