@@ -16,9 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, has_app_context
-
 import qrcode
+from flask import current_app, has_app_context
 from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M

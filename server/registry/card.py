@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageOps
 from sqlite_utils import Database
 
 from server.registry import bundles
-from server.registry.artwork import GOLD, GREEN, INK, _fit, _font, qr_image, verify_url
+from server.registry.artwork import GOLD, GREEN, INK, _fit, _font, kept, qr_image, verify_url
 
 WIDTH, HEIGHT = 1080, 1440
 LEAF = (236, 244, 234)
@@ -30,7 +30,19 @@ def _photo(sha256: str, size: tuple[int, int]) -> Image.Image | None:
 def render_card(
     db: Database, cert: dict[str, Any], base_url: str, show_beneficiary: bool = False
 ) -> bytes:
-    """The card as PNG; the beneficiary only when it may be shown."""
+    """The card as PNG; the beneficiary only when it may be shown (drawn once per
+    certificate, variant and photos)."""
+    photos = list(bundles.photos(db, cert["bundle_id"], limit=3))
+    return kept(
+        "card.png",
+        [dict(cert), base_url, show_beneficiary, photos],
+        lambda: _draw_card(cert, base_url, show_beneficiary, photos),
+    )
+
+
+def _draw_card(
+    cert: dict[str, Any], base_url: str, show_beneficiary: bool, photos: list[str]
+) -> bytes:
     doc = json.loads(cert["document"])
     image = Image.new("RGB", (WIDTH, HEIGHT), LEAF)
     draw = ImageDraw.Draw(image)
@@ -53,7 +65,6 @@ def render_card(
         fill=INK,
         anchor="mm",
     )
-    photos = [p for p in bundles.photos(db, cert["bundle_id"], limit=3)]
     tile = (320, 320) if photos else None
     if tile:
         gap = (WIDTH - len(photos) * tile[0]) // (len(photos) + 1)
