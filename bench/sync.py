@@ -1,15 +1,24 @@
 """Benchmark: sync ingestion rate, bytes per record, and 100 records through each weak network.
 
 Runs a real server process (`sipang serve`) on a fresh instance and the Python reference
-client, directly and through the weak-network proxy. Prints a table, then one JSON line.
+client, directly and through the weak-network proxy. Ingestion is printed beside the rate at
+which SQLite itself inserts the same rows (the same batches, bare); each network beside its
+byte floor (the bytes sent over the profile's rates) and the round trips made and the fewest
+possible. Prints a table, then one JSON line. `--profile-ingestion` runs the server's side
+of ingestion in this process under cProfile and prints the top lines instead.
 
-    .venv/bin/python bench/sync.py [--quick]
+    .venv/bin/python bench/sync.py [--quick] [--networks edge,3g-slow] [--profile-ingestion]
 """
 
 import argparse
+import cProfile
+import io
 import json
+import math
+import pstats
 import random
 import secrets
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -19,8 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from server import create_app, devices, households, users, villages  # noqa: E402
+from server.db import get_db  # noqa: E402
+from server.sync_pull import MAX_PAGE, PIGGYBACK  # noqa: E402
 from sync.client import SyncClient, SyncScheduler  # noqa: E402
-from sync.proxy import PROFILES, WeakNetworkProxy  # noqa: E402
+from sync.profiles import PROFILES  # noqa: E402
+from sync.protocol import MAX_BATCH_OPS  # noqa: E402
+from sync.proxy import WeakNetworkProxy  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
 VILLAGE = "360423101201"
@@ -28,9 +42,6 @@ VILLAGE = "360423101201"
 
 def prepare(instance: Path, phones: int) -> tuple[list[str], list[tuple[str, str]]]:
     """A village with 50 households and `phones` enrolled measurer phones."""
-    from server import create_app, devices, households, users, villages
-    from server.db import get_db
-
     app = create_app({"INSTANCE_PATH": str(instance)})
     with app.app_context():
         db = get_db()
@@ -92,11 +103,19 @@ def queue(
         )
 
 
+def phone(url: str, device: tuple[str, str], batch_ops: int | None = None) -> SyncClient:
+    """A reference client; with `batch_ops`, every push carries exactly that many."""
+    client = SyncClient(url, device[1], device[0], Path(tempfile.mkdtemp()))
+    if batch_ops:
+        client.batch_ops, client.batch_bytes = batch_ops, 1 << 30
+    return client
+
+
 def ingestion(server: ServerProcess, households, phones, trees_per_phone: int) -> float:
     """Tree records applied per second with several phones pushing batches of 25 at once."""
     clients = []
-    for n, (device_id, token) in enumerate(phones):
-        client = SyncClient(server.url, token, device_id, Path(tempfile.mkdtemp()))
+    for n, device in enumerate(phones):
+        client = phone(server.url, device, batch_ops=25)
         queue(client, households, trees_per_phone, random.Random(n))
         clients.append(client)
 
@@ -112,12 +131,89 @@ def ingestion(server: ServerProcess, households, phones, trees_per_phone: int) -
         thread.join()
     elapsed = time.perf_counter() - started
     assert all(c.status()["pending"] == 0 for c in clients)
+    for client in clients:
+        client.close()
     return len(clients) * trees_per_phone / elapsed
+
+
+INGESTED = ("trees", "measurements", "measurement_estimates", "sync_ops")
+
+
+def bare_sqlite(database: Path, batch_ops: int = 25) -> float:
+    """Tree records a second when SQLite inserts the rows ingestion made (trees, readings,
+    estimates, the operation log) into the same tables with no triggers or checks of ours,
+    a transaction per batch as a push commits: the floor under ingestion's cost."""
+    source = sqlite3.connect(database)
+    tables = {name: list(source.execute(f"SELECT * FROM {name}")) for name in INGESTED}  # noqa: S608
+    schema = [
+        sql
+        for (name, sql) in source.execute("SELECT name, sql FROM sqlite_master WHERE type='table'")
+        if name in INGESTED
+    ]
+    source.close()
+    with tempfile.TemporaryDirectory() as folder:
+        db = sqlite3.connect(Path(folder) / "bare.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=wal")
+        db.execute("PRAGMA synchronous=normal")
+        for sql in schema:
+            db.execute(sql)
+        trees = len(tables["trees"])
+        batches = math.ceil(2 * trees / batch_ops)
+        started = time.perf_counter()
+        for batch in range(batches):
+            db.execute("BEGIN IMMEDIATE")
+            for name, rows in tables.items():
+                share = math.ceil(len(rows) / batches)
+                part = rows[batch * share : (batch + 1) * share]
+                if part:
+                    marks = ", ".join("?" * len(part[0]))
+                    db.executemany(f"INSERT INTO {name} VALUES ({marks})", part)  # noqa: S608
+            db.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        db.close()
+    return trees / elapsed
+
+
+def profile_ingestion(folder: Path, trees: int = 300) -> None:
+    """The server's side of ingestion in this process under cProfile (batches of 25)."""
+    households, phones = prepare(folder / "instance", 1)
+    app = create_app({"INSTANCE_PATH": str(folder / "instance")})
+    client = phone("http://127.0.0.1:9", phones[0], batch_ops=25)
+    queue(client, households, trees, random.Random(1))
+    bodies = []
+    while True:
+        ops, body = client._next_batch()
+        if not ops:
+            break
+        bodies.append(body)
+        done = json.dumps([o["op_id"] for o in ops])
+        client.db.execute(
+            "UPDATE ops SET state = 'done' WHERE op_id IN (SELECT value FROM json_each(?))", [done]
+        )
+    headers = {
+        "Authorization": f"Bearer {phones[0][1]}",
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+    }
+    http = app.test_client()
+    profiler = cProfile.Profile()
+    started = time.process_time()
+    profiler.enable()
+    for body in bodies:
+        assert http.post("/api/v1/sync/push", data=body, headers=headers).status_code == 200
+    profiler.disable()
+    cpu = time.process_time() - started
+    print(f"{trees} trees in {len(bodies)} pushes: {cpu:.2f} s CPU under the profiler")
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(r"server/|sync/", 30)
+    stats.sort_stats("tottime").print_stats(12)
+    print(out.getvalue())
 
 
 def bytes_per_record(households: list[str]) -> float:
     """Gzipped push body bytes per tree (registration + measurement), batches of 25 ops."""
-    client = SyncClient("http://127.0.0.1:9", "t", "d", Path(tempfile.mkdtemp()))
+    client = phone("http://127.0.0.1:9", ("d", "t"), batch_ops=25)
     queue(client, households, 100, random.Random(5))
     total = 0
     while True:
@@ -165,13 +261,23 @@ def openrosa_bytes_per_record(households: list[str]) -> float:
     return total / 100
 
 
+def changes_waiting(instance: Path) -> int:
+    """The village's changes a new phone pulls (one village in this benchmark)."""
+    db = sqlite3.connect(instance / "sipang.db")
+    try:
+        return db.execute("SELECT count(*) FROM change_log").fetchone()[0]
+    finally:
+        db.close()
+
+
 def through(
-    server: ServerProcess, households, phone, profile: str, trees: int, photos: int
+    server: ServerProcess, households, device, profile: str, trees: int, photos: int
 ) -> dict[str, float]:
-    """Sync `trees` records (and photos) through a proxy profile: seconds and the floor."""
-    device_id, token = phone
-    client = SyncClient(server.url, token, device_id, Path(tempfile.mkdtemp()))
+    """Sync `trees` records (and photos) from a new phone through a proxy profile: seconds,
+    the byte floor, round trips made and the fewest the protocol allows."""
+    client = phone(server.url, device)
     queue(client, households, trees, random.Random(9), photos=photos)
+    ops = client.status()["pending"]
     with WeakNetworkProxy(("127.0.0.1", server.port), profile=profile, seed=11) as proxy:
         client.base_url = proxy.url
         started = time.perf_counter()
@@ -179,12 +285,21 @@ def through(
         elapsed = time.perf_counter() - started
         stats = proxy.stats
     settings = PROFILES[profile]
-    limit = stats.bytes_up * 8 / (settings.up_kbps * 1000) + stats.bytes_down * 8 / (
+    floor = stats.bytes_up * 8 / (settings.up_kbps * 1000) + stats.bytes_down * 8 / (
         settings.down_kbps * 1000
     )
+    waiting = changes_waiting(server.instance)
+    pulls = 0 if waiting <= PIGGYBACK and not photos else math.ceil(waiting / MAX_PAGE)
+    fewest = 1 + math.ceil(ops / MAX_BATCH_OPS) + photos + pulls  # 1: the TCP handshake
+    made = client.connection.exchanges + client.connection.opened
+    client.close()
     return {
         "seconds": elapsed,
-        "limit": limit,
+        "floor": floor,
+        "ratio": elapsed / floor,
+        "round_trips": made,
+        "fewest": fewest,
+        "latency_s": settings.latency_ms / 1000,
         "up": stats.bytes_up,
         "down": stats.bytes_down,
         "connections": stats.connections,
@@ -194,9 +309,17 @@ def through(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run under 30 s")
+    parser.add_argument("--networks", help="comma-separated proxy profiles (default: all four)")
+    parser.add_argument("--profile-ingestion", action="store_true", help="cProfile ingestion")
     args = parser.parse_args()
+    if args.profile_ingestion:
+        with tempfile.TemporaryDirectory() as folder:
+            profile_ingestion(Path(folder))
+        return
     phones_for_ingest = 2 if args.quick else 4
     profiles = ["gprs"] if args.quick else ["gprs", "edge", "3g-slow", "lossy-2g"]
+    if args.networks:
+        profiles = args.networks.split(",")
     records = 20 if args.quick else 100
     with tempfile.TemporaryDirectory() as folder:
         instance = Path(folder) / "instance"
@@ -205,6 +328,7 @@ def main() -> None:
             rate = ingestion(
                 server, households, phones[:phones_for_ingest], 50 if args.quick else 500
             )
+            bare = bare_sqlite(instance / "sipang.db")
             rows = {}
             spare = phones[phones_for_ingest:]
             for index, profile in enumerate(profiles):
@@ -217,30 +341,41 @@ def main() -> None:
                 rows[profile] = (plain, photo)
     json_bytes = bytes_per_record(households)
     openrosa = openrosa_bytes_per_record(households)
-    print(f"ingestion, batches of 25, {phones_for_ingest} phones at once: {rate:,.0f} records/s")
+    print(
+        f"ingestion, batches of 25, {phones_for_ingest} phones at once: {rate:,.0f} records/s"
+        f" (SQLite inserting the same rows bare: {bare:,.0f}/s, {bare / rate:.0f}x)"
+    )
     print(
         f"wire bytes per tree record: {json_bytes:.0f} B gzipped JSON "
         f"(OpenRosa XML as ODK Collect sends it: {openrosa:.0f} B)"
     )
     print(
-        f"\n{'profile':<10} {'records':>8} {'sync s':>8} {'link floor s':>13} {'ratio':>6}"
-        f"   {'+1 photo 150 KB s':>18} {'floor s':>8}"
+        f"\n{'network':<9} {'records':>7} {'sync s':>7} {'floor s':>8} {'ratio':>6} "
+        f"{'round trips':>12} {'fewest':>7}   {'+1 photo 150 KB: s':>18} {'floor':>6} "
+        f"{'ratio':>6} {'trips':>6} {'fewest':>7}"
     )
     for profile, (plain, photo) in rows.items():
-        extra = f"   {photo['seconds']:>18.1f} {photo['limit']:>8.1f}" if photo else ""
-        print(
-            f"{profile:<10} {records:>8} {plain['seconds']:>8.1f} {plain['limit']:>13.1f} "
-            f"{plain['seconds'] / plain['limit']:>6.2f}{extra}"
+        extra = (
+            f"   {photo['seconds']:>18.1f} {photo['floor']:>6.1f} {photo['ratio']:>6.2f} "
+            f"{photo['round_trips']:>6} {photo['fewest']:>7}"
+            if photo
+            else ""
         )
-    gprs = rows["gprs"][0]
+        print(
+            f"{profile:<9} {records:>7} {plain['seconds']:>7.1f} {plain['floor']:>8.1f} "
+            f"{plain['ratio']:>6.2f} {plain['round_trips']:>12} {plain['fewest']:>7}{extra}"
+        )
     print(
         json.dumps(
             {
                 "ingest_records_per_s": round(rate),
+                "bare_sqlite_records_per_s": round(bare),
                 "bytes_per_record_gzip": round(json_bytes),
                 "openrosa_bytes_per_record": round(openrosa),
-                "gprs_100_records_s": round(gprs["seconds"], 1),
-                "gprs_limit_s": round(gprs["limit"], 1),
+                "networks": {
+                    name: {k: round(v, 2) for k, v in plain.items()}
+                    for name, (plain, _) in rows.items()
+                },
                 "records": records,
                 "quick": args.quick,
             }

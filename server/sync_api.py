@@ -137,7 +137,14 @@ def pull():
             raise ValueError(cursor)
     except ValueError as error:
         raise ApiError(422, "validation_failed", "cursor is a whole number.") from error
-    return gzipped(sync_pull.page(get_db(), g.device, cursor))
+    try:
+        limit = int(request.args.get("limit", sync_pull.PAGE))
+        if not 1 <= limit <= sync_pull.MAX_PAGE:
+            raise ValueError(limit)
+    except ValueError as error:
+        message = f"limit is a whole number from 1 to {sync_pull.MAX_PAGE}."
+        raise ApiError(422, "validation_failed", message) from error
+    return gzipped(sync_pull.page(get_db(), g.device, cursor, limit))
 
 
 @bp.route("/blobs/<sha256>", methods=["HEAD"])

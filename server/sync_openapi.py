@@ -107,7 +107,14 @@ PULL = {
             "required": False,
             "schema": {"type": "integer", "minimum": 0, "default": 0},
             "description": "The `cursor` of the last page received (0 from scratch).",
-        }
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 500},
+            "description": "At most this many changes a page.",
+        },
     ],
     "responses": {
         "200": {

@@ -14,8 +14,9 @@ from server import households
 from server.carbon.method import load_method
 from server.clock import iso, now_iso
 
-PAGE = 500  # changes a page
-PIGGYBACK = 100  # changes a push answer carries at most
+PAGE = 500  # changes a page, unless the phone asks for more (`limit`)
+MAX_PAGE = 5000  # over 2G a round trip costs more than the bytes of a bigger page
+PIGGYBACK = 500  # a push answer carries the changes when at most this many wait
 GAP_OVERDUE = timedelta(hours=24)
 
 
@@ -77,13 +78,13 @@ def waiting(db: Database, village_id: int, cursor: int) -> int:
     ).fetchone()[0]
 
 
-def page(db: Database, device: dict[str, Any], cursor: int) -> dict[str, Any]:
-    """One page of the village's changes after `cursor` for this phone."""
+def page(db: Database, device: dict[str, Any], cursor: int, limit: int = PAGE) -> dict[str, Any]:
+    """One page of the village's changes after `cursor` (at most `limit`) for this phone."""
     village_id = device["village_id"]
     changes = db.execute(
         "SELECT seq, entity, entity_id FROM change_log WHERE village_id = ? AND seq > ? "
         "ORDER BY seq LIMIT ?",
-        [village_id, cursor, PAGE],
+        [village_id, cursor, limit],
     ).fetchall()
     last_on_page = changes[-1][0] if changes else cursor
     ids: dict[str, list] = {"household": [], "tree": []}

@@ -26,7 +26,8 @@ from sync.scheduler import SyncScheduler
 
 __all__ = ["PermanentError", "SyncClient", "SyncScheduler", "TransientError"]
 
-MIN_BATCH, START_BATCH, MAX_BATCH = 1024, 2 * 1024, 32 * 1024  # gzipped bytes a push
+MIN_BATCH, START_BATCH, MAX_BATCH = 1024, 4 * 1024, 32 * 1024  # gzipped bytes a push
+PULL_LIMIT = 5000  # changes a pull page: over 2G a round trip costs more than bytes
 MIN_CHUNK, START_CHUNK, MAX_CHUNK = 16 * 1024, 32 * 1024, 256 * 1024
 QUICK_S = 4.0  # an answer within this grows the next batch or chunk
 
@@ -333,7 +334,8 @@ class SyncClient:
         """Fetch the village's changes since the stored cursor; returns how many arrived."""
         received = 0
         while True:
-            _, _, data = self._request("GET", f"/api/v1/sync/pull?cursor={self._cursor()}")
+            query = f"cursor={self._cursor()}&limit={PULL_LIMIT}"
+            _, _, data = self._request("GET", f"/api/v1/sync/pull?{query}")
             page = answer(data)
             received += self._keep_page(page)
             if not page["more"]:
