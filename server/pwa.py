@@ -51,7 +51,7 @@ def shell_version() -> str:
         (url, st.st_mtime_ns, st.st_size) if (st := _stat(path)) else (url, None, None)
         for url, path in files
     )
-    stamp += (("tiles", tiles.template()),)  # the shell page names the tile service
+    stamp += ((str(PWA_ROOT), tiles.template()),)  # the folder, and the tile service the page names
     if stamp not in _versions:
         digest = hashlib.sha256()
         digest.update(f"tiles={tiles.template() or ''}".encode() + b"\0")

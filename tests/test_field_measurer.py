@@ -211,6 +211,19 @@ def test_a_tree_marked_dead_offline_with_a_photo_shows_both_on_the_plate(
         files=[{"name": "dead.jpg", "mimeType": "image/jpeg", "buffer": jpeg_bytes()}],
     )
     page.wait_for_selector(f"#status-photo-{world.tree_a}-status[data-tone=ok]")
+    # A sync round ends meanwhile (here: no signal): the open question and its photo stay.
+    page.evaluate(
+        """() => new Promise((resolve) => {
+            let started = false;
+            window.sipang.scheduler.subscribe((s) => {
+                if (s.state === 'running') started = true;
+                else if (started) resolve();
+            });
+            window.sipang.scheduler.kick('test');
+        })"""
+    )
+    page.wait_for_timeout(300)  # the redraw a finished round asks for
+    assert page.is_visible(f"#status-photo-{world.tree_a}-status[data-tone=ok]")
     check_accessible(page, "marking a tree dead with a photo")
     card.get_by_role("button", name="确定：已死亡").click()
     page.wait_for_selector(f"#trees > li[data-tree='{world.tree_a}'] .badge.danger")

@@ -135,7 +135,9 @@ export async function screenHousehold(ctx, text) {
   }
   const trees = (await villageTrees()).filter((tree) => tree.household === code.value);
   trees.sort((a, b) => (a.status === "alive" ? 0 : 1) - (b.status === "alive" ? 0 : 1) || (a.id < b.id ? -1 : 1));
-  ctx.refresh = () => app.route();
+  // A finished sync round redraws the trees, but never under an open question (dead or
+  // felled?) with its reason and photo: the next round redraws instead.
+  ctx.refresh = () => { if (!document.querySelector("#trees .confirm:not([hidden])")) app.route(); };
   return h("section", {},
     h("h1", { tabindex: "-1" }, householdLabel(household)),
     h("p", { class: "code" }, code.value),

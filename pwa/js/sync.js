@@ -49,7 +49,9 @@ async function nextBatch(ctx) {
   let ops = (await pendingOps(BATCH_OPS)).map(wire);
   while (ops.length) {
     const sentAt = new Date().toISOString();
-    const text = JSON.stringify({ device_id: ctx.deviceId, sent_at: sentAt, ops });
+    // pull_cursor asks for the village's changes in the answer, when few are waiting (a
+    // server that does not know it ignores it, and the pull after the photos fetches them).
+    const text = JSON.stringify({ device_id: ctx.deviceId, sent_at: sentAt, ops, pull_cursor: ctx.cursor });
     const zipped = await gzip(text);
     const body = zipped ?? new TextEncoder().encode(text);
     if (body.byteLength <= ctx.batch || ops.length === 1) return { ops, body, zipped: !!zipped };
@@ -63,7 +65,9 @@ async function push(ctx) {
   let pushed = 0;
   ctx.batch = (await getMeta("batch_size")) ?? START_BATCH;
   try {
-    for (let batch = await nextBatch(ctx); batch; batch = await nextBatch(ctx)) {
+    for (ctx.cursor = await pullCursor(); ; ctx.cursor = await pullCursor()) {
+      const batch = await nextBatch(ctx);
+      if (!batch) break;
       const headers = { "Content-Type": "application/json" };
       if (batch.zipped) headers["Content-Encoding"] = "gzip";
       const started = Date.now();
@@ -82,6 +86,17 @@ async function push(ctx) {
       if (Date.now() - started < QUICK_MS) ctx.batch = Math.min(MAX_BATCH, ctx.batch * 2);
       const settled = await applyResults(results);
       pushed += settled;
+      // The village's changes may come with the answer (no pull round trip then); when they
+      // do not (too many waiting, a server without it) or cannot be read, the pull fetches them.
+      ctx.pullMore = true;
+      if (answer.pull) {
+        try {
+          ctx.pulled += await keepPage(answer.pull, ctx.cursor, "POST /api/v1/sync/push (pull)");
+          ctx.pullMore = answer.pull.more;
+        } catch (error) {
+          if (error.name !== "ApiError") throw error; // a storage failure is not the server's
+        }
+      }
       if (!settled) break;
     }
   } finally {
@@ -159,31 +174,41 @@ async function uploadPhotos(ctx, onProgress) {
 // A phone holding an older roster pulls the village again from the start.
 const ROSTER_FORMAT = 2;
 
-async function pull(ctx) {
+// Where the next pull starts: the stored cursor, or 0 for a roster of an older shape.
+async function pullCursor() {
   const fresh = (await getMeta("roster_format")) !== ROSTER_FORMAT;
-  let cursor = fresh ? 0 : (await getMeta("cursor")) ?? 0;
+  return fresh ? 0 : (await getMeta("cursor")) ?? 0;
+}
+
+// Store one page of the village's changes and its cursor in one transaction; returns how many
+// records it held. A page that is not one (or says "more" but stays put) is garbled.
+async function keepPage(page, cursor, what) {
+  const { households, trees, more } = page ?? {};
+  const moved = Number.isSafeInteger(page?.cursor) && (!more || page.cursor > cursor);
+  if (!Array.isArray(households) || !Array.isArray(trees) || typeof more !== "boolean" || !moved) {
+    throw garbled(what); // a page that says "more" but stays put would loop forever
+  }
+  await withStore(["households", "trees", "meta"], "readwrite", (stores) => {
+    for (const household of households) stores.households.put(household);
+    for (const tree of trees) stores.trees.put(tree);
+    stores.meta.put({ key: "cursor", value: page.cursor });
+    if (page.method) stores.meta.put({ key: "method", value: page.method });
+    stores.meta.put({ key: "gap", value: page.gap ?? null });
+    if (page.village) stores.meta.put({ key: "village", value: page.village });
+    stores.meta.put({ key: "roster_format", value: ROSTER_FORMAT });
+  });
+  return households.length + trees.length;
+}
+
+async function pull(ctx) {
+  let cursor = await pullCursor();
   let received = 0;
   for (;;) {
     const path = `/api/v1/sync/pull?cursor=${cursor}`;
     const page = await callJson(ctx, "GET", path);
-    const { households, trees, more } = page;
-    const moved = Number.isSafeInteger(page.cursor) && (!more || page.cursor > cursor);
-    if (!Array.isArray(households) || !Array.isArray(trees) || typeof more !== "boolean"
-      || !moved) {
-      throw garbled(`GET ${path}`); // a page that says "more" but stays put would loop forever
-    }
-    await withStore(["households", "trees", "meta"], "readwrite", (stores) => {
-      for (const household of households) stores.households.put(household);
-      for (const tree of trees) stores.trees.put(tree);
-      stores.meta.put({ key: "cursor", value: page.cursor });
-      if (page.method) stores.meta.put({ key: "method", value: page.method });
-      stores.meta.put({ key: "gap", value: page.gap ?? null });
-      if (page.village) stores.meta.put({ key: "village", value: page.village });
-      stores.meta.put({ key: "roster_format", value: ROSTER_FORMAT });
-    });
-    received += households.length + trees.length;
+    received += await keepPage(page, cursor, `GET ${path}`);
     cursor = page.cursor;
-    if (!more) return received;
+    if (!page.more) return received;
   }
 }
 
@@ -200,11 +225,13 @@ export async function syncOnce({ baseUrl = "", fetchImpl = fetch, onProgress } =
   if (!device?.token) {
     throw new ApiError("this phone is not enrolled", { code: "not_enrolled", permanent: true });
   }
-  const ctx = { baseUrl, fetchImpl, token: device.token, deviceId: device.device_id };
+  const ctx = { baseUrl, fetchImpl, token: device.token, deviceId: device.device_id, pulled: 0, pullMore: true };
   try {
     const pushed = await push(ctx);
     const photos = await uploadPhotos(ctx, onProgress);
-    const pulled = await pull(ctx);
+    // The pull after the push is skipped when the push's answer carried every change and no
+    // photo went up since (a photo made whole changes its tree's awaiting_photo).
+    const pulled = ctx.pullMore || photos ? ctx.pulled + await pull(ctx) : ctx.pulled;
     return { ...(await status()), pushed, photos, pulled };
   } finally {
     await rememberClock(ctx);

@@ -214,7 +214,8 @@ export async function screenSample(ctx, id) {
         };
         say(decision, `verify.outcome_${decided.status}`, decided, decided.status === "failed" ? "error" : "ok");
         await setMeta(SAMPLES, ((await getMeta(SAMPLES)) ?? []).map((s) => (s.id === sample.id ? { ...s, decided } : s)));
-        decide.replaceWith(reportLink(ctx, account, sample));
+        decide.remove();
+        decision.after(reportLink(ctx, account, sample)); // the outcome, then its report
         await refreshSamples().catch(() => {});
       } catch (failure) {
         say(decision, failure.status === 0 ? "verify.offline" : "verify.decide_failed", { message: failure.message });

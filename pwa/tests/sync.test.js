@@ -43,7 +43,11 @@ function fakeServer({ fault = () => null, pages = [] } = {}) {
         server.applied.set(op.op_id, op);
         return { op_id: op.op_id, device_seq: op.device_seq, status, version: 1 };
       });
-      return json({ results, last_seq: server.applied.size, server_time: "now", gap: null });
+      const answer = { results, last_seq: server.applied.size, server_time: "now", gap: null };
+      if (server.piggyback && Number.isSafeInteger(batch.pull_cursor)) {
+        answer.pull = server.piggyback(batch.pull_cursor); // a page, or null when many wait
+      }
+      return json(answer);
     }
     if (pathname.startsWith("/api/v1/blobs/")) {
       const sha = pathname.split("/").pop();
@@ -294,4 +298,51 @@ test("a refused enrolment code is a permanent error with the server's code", asy
   await assert.rejects(enrol("USED", "phone", { fetchImpl: server.fetch }),
     { permanent: true, status: 401, code: "invalid_enrolment_code" });
   assert.equal(await getMeta("device"), undefined);
+});
+
+test("the village's changes that come with the push answer are kept, and no pull follows", async () => {
+  await enrolled();
+  await setMeta("cursor", 7);
+  await setMeta("roster_format", 2);
+  await register();
+  const server = fakeServer();
+  server.piggyback = (cursor) => (cursor === 7
+    ? { households: [], trees: [{ id: "t9", version: 1 }], cursor: 8, more: false, gap: null, method: { version: "m1", sha256: "abc" } }
+    : null);
+  const result = await syncOnce({ fetchImpl: server.fetch });
+  assert.equal(server.pushes[0].batch.pull_cursor, 7);
+  assert.deepEqual(server.requests.map((r) => r.path), ["/api/v1/sync/push"]); // one round trip
+  assert.equal(result.pulled, 1);
+  assert.equal(await getMeta("cursor"), 8);
+  assert.deepEqual(await withStore("trees", "readonly", (s) => s.getAll()), [{ id: "t9", version: 1 }]);
+});
+
+test("without changes in the push answer (too many waiting, an older server, garbled) the pull fetches them", async () => {
+  const answers = [() => null, undefined, () => ({ households: [], trees: "?", cursor: 3, more: false })];
+  for (const piggyback of answers) {
+    await closeDb();
+    globalThis.indexedDB = new IDBFactory();
+    await enrolled();
+    await setMeta("roster_format", 2);
+    await register();
+    const server = fakeServer({ pages: [{ after: 0, households: [], trees: [{ id: "t1", version: 1 }], cursor: 4, more: false }] });
+    server.piggyback = piggyback;
+    const result = await syncOnce({ fetchImpl: server.fetch });
+    assert.deepEqual(server.requests.map((r) => r.path), ["/api/v1/sync/push", "/api/v1/sync/pull"]);
+    assert.equal(result.pending, 0);
+    assert.equal(await getMeta("cursor"), 4);
+  }
+});
+
+test("a page that says more, or a photo sent after the push, still pulls after the photos", async () => {
+  await enrolled();
+  await setMeta("roster_format", 2);
+  await recordOperation({ kind: "tree.measure", recordId: "t1", payload: { stems_mm: [100] }, photo: new Blob([randomBytes(2000)]) });
+  const server = fakeServer({ pages: [{ after: 2, households: [], trees: [{ id: "t1", version: 3 }], cursor: 5, more: false }] });
+  server.piggyback = () => ({ households: [], trees: [{ id: "t1", version: 2 }], cursor: 2, more: false });
+  await syncOnce({ fetchImpl: server.fetch });
+  const paths = server.requests.map((r) => `${r.method} ${r.path.replace(/blobs\/.*/, "blobs")}`);
+  assert.deepEqual(paths, ["POST /api/v1/sync/push", "HEAD /api/v1/blobs", "PUT /api/v1/blobs", "GET /api/v1/sync/pull"]);
+  assert.equal(server.requests.at(-1).cursor, "2"); // from where the push's page ended
+  assert.deepEqual(await withStore("trees", "readonly", (s) => s.getAll()), [{ id: "t1", version: 3 }]);
 });
