@@ -6,7 +6,10 @@ Then "phone buyer: order → certificate": the pages a phone goes through with t
 provider (bundle page, buy form, pay, cashier, order page with the certificate, PNG, share
 card), one buyer after another, wall time. Prints tables, then one JSON line.
 
-    .venv/bin/python bench/registry.py [--quick]
+    .venv/bin/python bench/registry.py [--quick] [--buyers N] [--workers N]
+
+Without `--workers` the server is `sipang serve` (gunicorn, one process, as `make run`); with
+it, the production stack of bench/api.py: nginx in front of N gunicorn processes sharing Redis.
 
 All buyers share one address, so the server runs with `SIPANG_ORDER_RATE_LIMIT` raised; the
 chain worker is off (the registry queues no ledger writes yet; DESIGN's budget excludes them).
@@ -158,6 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run under 30 s")
     parser.add_argument("--buyers", type=int, help="buyers at once (default 4, quick; 8 full)")
+    parser.add_argument("--workers", type=int, help="nginx and N gunicorn processes instead")
     args = parser.parse_args()
     orders, buyers, trees = (60, 4, 50) if args.quick else (400, 8, 300)
     buyers = args.buyers or buyers
@@ -169,9 +173,20 @@ def main() -> None:
         os.environ["SIPANG_TESTPAY_ENABLED"] = "true"  # the local test provider's cashier
         phones = 5 if args.quick else 20
         orders = min(orders, available - phones)
-        with ServerProcess(instance) as server:
-            result = run(server.url, bundle_id, finance, orders, buyers)
-            phone_runs = phone_buyer(server.url, bundle_id, phones)
+        if args.workers:
+            from api import Stack  # bench/api.py, beside this file
+
+            stack = Stack(Path(folder), instance, args.workers, cache=True)
+            try:
+                url = f"http://127.0.0.1:{stack.port}"
+                result = run(url, bundle_id, finance, orders, buyers)
+                phone_runs = phone_buyer(url, bundle_id, phones)
+            finally:
+                stack.stop()
+        else:
+            with ServerProcess(instance) as server:
+                result = run(server.url, bundle_id, finance, orders, buyers)
+                phone_runs = phone_buyer(server.url, bundle_id, phones)
     rate = len(result["totals"]) / result["elapsed"]
     print(
         f"certificate purchases, {buyers} buyers at once, {orders} orders of 1 t: "
@@ -205,7 +220,7 @@ def main() -> None:
         print(f"{label:<32} {statistics.median(values) * 1000:>8.1f} {max(values) * 1000:>8.1f}")
     figures["phone_order_to_certificate_p50_ms"] = round(statistics.median(totals) * 1000, 1)
     figures["phone_order_to_certificate_max_ms"] = round(max(totals) * 1000, 1)
-    figures |= {"orders": orders, "buyers": buyers, "quick": args.quick}
+    figures |= {"orders": orders, "buyers": buyers, "quick": args.quick, "workers": args.workers}
     print(json.dumps(figures))
 
 
