@@ -10,7 +10,9 @@ calculation names computes it, before any range cap ("measured"); credited is wh
 credit after caps, losses and the uncertainty deduction; flagged is the measured growth of
 lines whose readings raised a flag that holds issuance until a person reviews it (open or
 reviewed since; not the late dates of a history imported in one go, nor information-only
-flags).
+flags). Issued tonnes are what the verified periods issued, after the verification's
+scale and the baseline checks' deduction (growth taken off for baselines that may have been
+recorded too small).
 """
 
 import argparse
@@ -105,6 +107,12 @@ def measure(instance: Path) -> dict:
         "SELECT coalesce(sum(buffer_tonnes), 0), coalesce(sum(tonnes), 0) FROM credit_calculations"
         " WHERE status != 'void'"
     ).fetchone()
+    issuance_columns = {r[1] for r in db.execute("PRAGMA table_info(issuances)")}
+    baseline_g = "baseline_deduction_g" in issuance_columns
+    deducted = "coalesce(sum(baseline_deduction_g), 0)" if baseline_g else "0"
+    issued = db.execute(
+        f"SELECT coalesce(sum(tonnes), 0), {deducted} FROM issuances"  # noqa: S608 - constant
+    ).fetchone()
     measured = figures["measured_g"] or 1
     return {
         "instance": str(instance),
@@ -114,6 +122,8 @@ def measure(instance: Path) -> dict:
         **figures,
         "tonnes": buffer[1],
         "buffer_tonnes": buffer[0],
+        "issued_tonnes": issued[0],
+        "baseline_deduction_g": issued[1],
         "credited_share": round(figures["credited_g"] / measured, 4),
         "capped_share": round(figures["capped_g"] / measured, 4),
         "deducted_share": round(figures["deduction_g"] / measured, 4),
@@ -149,6 +159,10 @@ def main() -> None:
     for code, share in result["held_by_code"].items():
         print(f"  flagged: {code:<17}{'':>14}{share:>10.1%}")
     print(f"{'whole tonnes / buffer':<28}{result['tonnes']:>10} / {result['buffer_tonnes']}")
+    print(
+        f"{'issued tonnes':<28}{result['issued_tonnes']:>10}"
+        f" (baseline checks took off {result['baseline_deduction_g'] / 1e6:.3f} t of growth)"
+    )
     print(json.dumps(result, ensure_ascii=False))
 
 

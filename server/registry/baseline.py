@@ -64,11 +64,12 @@ def village_checks(db: Database, village_id: int) -> list[dict[str, Any]]:
 
 
 def unchecked_trees(db: Database, village_id: int) -> dict[str, str]:
-    """{tree id: registration reading id} of the village's standing trees never credited in
-    an issued period whose registration reading no open or passed check covers."""
-    found = {}
+    """{tree id: registration reading id} of the village's standing trees of credited species
+    never credited in an issued period whose registration reading no open or passed check
+    covers."""
+    method, found = load_method(), {}
     for row in db.query(
-        """SELECT t.id FROM trees t JOIN households h ON h.id = t.household_id
+        """SELECT t.id, t.species_id FROM trees t JOIN households h ON h.id = t.household_id
            WHERE h.village_id = ? AND t.status = 'alive'
              AND NOT EXISTS (SELECT 1 FROM credit_tree_lines l
                              JOIN credit_calculations c ON c.id = l.calculation_id
@@ -76,6 +77,9 @@ def unchecked_trees(db: Database, village_id: int) -> dict[str, str]:
            ORDER BY t.id""",
         [village_id],
     ):
+        species = method.species.get(row["species_id"])
+        if species is None or species["route"] == "excluded":
+            continue  # never credited (e.g. harvested fruit trees): nothing to check
         reading = tree_anchors.registration_reading(db, row["id"])
         if reading is not None and not _covered(db, row["id"], reading["id"], ("assigned",)):
             found[row["id"]] = reading["id"]
@@ -247,9 +251,12 @@ def stock_pairs(db: Database, check: dict[str, Any]) -> list[tuple[int, int]]:
     ):
         reading = claimed(db, check["id"], row["tree_id"])
         species = reading["species_id"]
-        claim, _ = capped_stock_g(method, species, tree_anchors.sizes(reading))
         sizes = {"dbh_cm": row["dbh_mm"] / 10, "height_m": row["height_cm"] / 100}
-        found, _ = capped_stock_g(method, species, sizes | {"stems_cm": None})
+        try:
+            claim, _ = capped_stock_g(method, species, tree_anchors.sizes(reading))
+            found, _ = capped_stock_g(method, species, sizes | {"stems_cm": None})
+        except (KeyError, ValueError):
+            continue  # a species this parameter set does not credit: no stock to compare
         pairs.append((claim, found))
     return pairs
 
