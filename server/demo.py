@@ -21,6 +21,9 @@ from sqlite_utils import Database
 from server import devices, photos, rosters, trees, users, villages
 from server.clock import iso
 from server.db import first, transaction
+from server.payouts.demo import add_payout_history
+from server.registry.demo import add_registry_history
+from server.registry.payments_demo import add_payment_history
 from village_kits.personal_data import id_check_character, luhn_check_digit
 from village_kits.roster import roster_xlsx
 
@@ -307,10 +310,6 @@ def create_demo(db: Database) -> dict[str, Any]:
         raise DemoConflict("County 360423 exists but was not made by `sipang demo`.")
     _refresh_enrolment_codes(db, credentials)
     _save_credentials(credentials)
-    from server.payouts.demo import add_payout_history
-    from server.registry.demo import add_registry_history
-    from server.registry.payments_demo import add_payment_history
-
     add_registry_history(db)
     add_payment_history(db)
     add_payout_history(db)

@@ -20,6 +20,8 @@ _limit = sys.getrecursionlimit()
 from web3 import EthereumTesterProvider, HTTPProvider, Web3  # noqa: E402
 from web3.contract import Contract  # noqa: E402
 
+from server.instance import read_or_create_secret  # noqa: E402
+
 sys.setrecursionlimit(_limit)  # a web3 dependency raises it process-wide on import
 
 ENGINES = ("pyevm", "anvil", "rpc")
@@ -67,8 +69,6 @@ def load_key(config: dict[str, Any], instance: Path | None = None) -> LocalAccou
         return Account.from_key(Account.decrypt(keystore, password))
     if instance is None:
         return Account.from_key("0x" + secrets.token_hex(32))
-    from server.instance import read_or_create_secret
-
     return Account.from_key("0x" + read_or_create_secret(Path(instance), DEV_KEY_FILE))
 
 

@@ -14,6 +14,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from server import units
+from server.clock import now_iso
 
 # (header, kind): kinds pick the spreadsheet number format.
 VILLAGE_COLUMNS = [
@@ -155,8 +156,6 @@ def xlsx_bytes(
     header: list[str], rows: list[list[Any]], title: str, types: list[str] | None = None
 ) -> bytes:
     """A workbook: title row, when it was made, the header, then typed cells."""
-    from server.clock import now_iso
-
     types = types or kinds_of(header)
     book = Workbook(write_only=True)
     sheet = book.create_sheet("四旁")

@@ -8,9 +8,10 @@ from datetime import date
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from flask import current_app
 from sqlite_utils import Database
 
-from server import audit, chain, events, pii
+from server import anchors, audit, chain, events, pii
 from server.clock import now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
@@ -99,10 +100,6 @@ def create_batch(
 def _record_bank_details(db: Database, batch_id: int, settle_on: str) -> None:
     """Remember a keyed hash of the bank details each transfer is made out to, and anchor
     the batch's hashes, so a bank account swapped later shows in `sipang reconcile`."""
-    from flask import current_app
-
-    from server import anchors
-
     key = current_app.config["PII_KEY"]
     rows = db.query(
         """SELECT s.id, h.code, h.bank_account_enc FROM settlements s
@@ -293,10 +290,6 @@ def batch_rows(
             [batch_id],
         )
     )
-    from flask import current_app
-
-    from server.anchors import bank_hash
-
     key = current_app.config["PII_KEY"]
     for row in rows:
         try:
@@ -313,7 +306,7 @@ def batch_rows(
             continue
         row["unreadable"] = False
         # bank details changed since the batch was made: finance checks before paying
-        now = bank_hash(key, row["bank_account"])
+        now = anchors.bank_hash(key, row["bank_account"])
         row["bank_changed"] = bool(row["bank_sha256"]) and now != row["bank_sha256"]
     audit.record(
         db,

@@ -9,18 +9,18 @@ from typing import Any
 from flask import Flask
 from sqlite_utils import Database
 
+from server.farmer_sms import WithSms
 from server.push import triggers  # noqa: F401 - registers the handlers of business events
+from server.push.keys import load_or_create
 from server.push.kinds import KINDS
 from server.push.queue import notify
+from server.push.sender import PushSender, PushService
 
 __all__ = ["KINDS", "make_sender", "notify"]
 
 
 def make_sender(config: dict[str, Any], db: Database, **options: Any):
     """A PushSender for `db` with the instance's VAPID key and the PUSH_* settings."""
-    from server.push.keys import load_or_create
-    from server.push.sender import PushSender
-
     settings = {
         "contact": config["PUSH_CONTACT"],
         "timeout": config["PUSH_TIMEOUT_SECONDS"],
@@ -33,11 +33,8 @@ def make_sender(config: dict[str, Any], db: Database, **options: Any):
 
 def start_worker(app: Flask):
     """Start the push worker thread for `sipang serve`; returns the service to stop."""
-    from server.push.sender import PushService
-
     config = dict(app.config)
-    from server.farmer_sms import WithSms  # farmers' text messages go out with the pushes
-
+    # farmers' text messages go out with the pushes
     service = PushService(lambda db: WithSms(app, make_sender(config, db)), config["DATABASE"])
     service.start()
     return service

@@ -56,7 +56,8 @@ def release_expired(db: Database) -> int:
 
 def release_expired_now(db: Database) -> None:
     """Release expired reservations in a transaction of their own, so the release stands
-    even when the request that noticed them is then refused."""
+    even when the request that noticed them is then refused; then publish
+    `reservations.expired` (the payments close the providers' trades)."""
     if first(
         db,
         "SELECT 1 FROM orders WHERE status = 'reserved' AND expires_at <= ? LIMIT 1",
@@ -64,9 +65,7 @@ def release_expired_now(db: Database) -> None:
     ):
         with transaction(db):
             release_expired(db)
-        from server.registry import payments
-
-        payments.close_expired_attempts(db)
+        events.publish(db, "reservations.expired")
 
 
 def reserve(

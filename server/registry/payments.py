@@ -20,7 +20,7 @@ from typing import Any
 from flask import current_app
 from sqlite_utils import Database
 
-from server import audit
+from server import audit, events
 from server.clock import iso_after, now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
@@ -327,6 +327,7 @@ def check_open_attempts(db: Database, order: dict[str, Any]) -> None:
             settle(db, attempt["provider"], paid)
 
 
+@events.handles("reservations.expired")
 def close_expired_attempts(db: Database) -> int:
     """Close the providers' trades of expired reservations (best effort; each trade also
     carries the reservation's end as its own expiry)."""
