@@ -12,10 +12,14 @@ from server.db import first, insert, transaction
 ROLLBACK_DEPTH = 64  # blocks below the head checked again after a node lost blocks
 
 
-class Recovery(OutboxRows):
+class Recovery:
     """What became of each signed transaction, asked of the node after any crash."""
 
-    _checked = False
+    def __init__(self, rows: OutboxRows, receipt_timeout: float):
+        self.rows = rows
+        self.chain, self.db, self.clock = rows.chain, rows.db, rows.clock
+        self.receipt_timeout = receipt_timeout
+        self._checked = False
 
     def check_rollback(self) -> int:
         """Re-queue rows whose mined transaction the node no longer has.
@@ -39,7 +43,7 @@ class Recovery(OutboxRows):
             "AND block_number > ? ORDER BY nonce",
             [self.chain.address, min(head, last) - ROLLBACK_DEPTH],
         )
-        lost = [tx for tx in suspects if self._receipt(tx["tx_hash"]) is None]
+        lost = [tx for tx in suspects if self.receipt(tx["tx_hash"]) is None]
         for tx in lost:
             with transaction(self.db):
                 self.db.execute(
@@ -52,7 +56,7 @@ class Recovery(OutboxRows):
             )
             for row in [dict(row, payload=json.loads(row["payload"])) for row in rows]:
                 if KINDS[row["kind"]].state(self.chain.ledger, row["payload"]) != DONE:
-                    self._requeue(row, "rolled back by the node")
+                    self.rows.requeue(row, "rolled back by the node")
         return len(lost)
 
     def resolve_in_flight(self) -> int:
@@ -119,7 +123,7 @@ class Recovery(OutboxRows):
     def resolve(self, tx: dict[str, Any], timeout: float) -> None:
         """Find out what became of `tx`: mined, still waiting, or unknown to the node."""
         eth = self.chain.w3.eth
-        receipt = self._receipt(tx["tx_hash"])
+        receipt = self.receipt(tx["tx_hash"])
         if receipt is None and not self._known(tx["tx_hash"]):
             if eth.get_transaction_count(self.chain.address, "latest") > tx["nonce"]:
                 self._dropped(tx)  # its nonce was used by another transaction
@@ -128,7 +132,7 @@ class Recovery(OutboxRows):
         if receipt is None and timeout > 0:
             receipt = self._wait_receipt(tx["tx_hash"], timeout)
         if receipt is not None:
-            self._mined(tx, receipt)
+            self.mined(tx, receipt)
 
     def broadcast(self, tx: dict[str, Any]) -> None:
         """Hand a recorded transaction to the node (a node that already has it is fine)."""
@@ -144,7 +148,8 @@ class Recovery(OutboxRows):
         self._dropped(tx, f"refused by the node: {error}"[:300])
         raise error
 
-    def _receipt(self, tx_hash: str):
+    def receipt(self, tx_hash: str):
+        """The transaction's receipt, or None while it is not mined."""
         from web3.exceptions import TransactionNotFound
 
         try:
@@ -170,7 +175,8 @@ class Recovery(OutboxRows):
         except TransactionNotFound:
             return False
 
-    def _mined(self, tx: dict[str, Any], receipt) -> None:
+    def mined(self, tx: dict[str, Any], receipt) -> None:
+        """Record a mined transaction: its rows confirmed, or settled after a revert."""
         ok = receipt["status"] == 1
         with transaction(self.db):
             self.db.execute(
@@ -184,27 +190,27 @@ class Recovery(OutboxRows):
                     tx["id"],
                 ],
             )
-            rows = self._rows_of(tx["id"])
+            rows = self.rows.rows_of(tx["id"])
             if ok:
-                self._confirm(rows, receipt["blockNumber"])
+                self.rows.confirm(rows, receipt["blockNumber"])
         if not ok:
             self._after_revert(rows)
 
     def _after_revert(self, rows: list[dict[str, Any]]) -> None:
         """Rows of a transaction that reverted when mined: settle by state, else retry or fail."""
         for row in rows:
-            if self._settle_by_state(row):
+            if self.rows.settle_by_state(row):
                 continue
             if row["attempts"] >= MAX_REVERTED_ATTEMPTS:
-                self._fail(row, "reverted when mined, attempts exhausted")
+                self.rows.fail(row, "reverted when mined, attempts exhausted")
             else:
-                self._requeue(row, "reverted when mined")
+                self.rows.requeue(row, "reverted when mined")
 
     def _dropped(self, tx: dict[str, Any], reason: str = "transaction dropped by the node"):
         with transaction(self.db):
             self.db.execute(
                 "UPDATE chain_txs SET state = 'dropped', error = ? WHERE id = ?", [reason, tx["id"]]
             )
-        for row in self._rows_of(tx["id"]):
-            if not self._settle_by_state(row):
-                self._requeue(row, reason)
+        for row in self.rows.rows_of(tx["id"]):
+            if not self.rows.settle_by_state(row):
+                self.rows.requeue(row, reason)

@@ -1,4 +1,5 @@
-"""Outbox row transitions shared by the worker: confirm, fail, re-queue, back off.
+"""Outbox row transitions: confirm, fail, re-queue, back off (`OutboxRows`, one object the
+worker and its recovery share).
 
 Also what a revert looks like (web3's ContractLogicError or eth-tester's TransactionFailed)
 and the timestamp format rows use.
@@ -56,34 +57,40 @@ def iso_at(seconds: float) -> str:
 
 
 class OutboxRows:
-    """State the worker shares: the chain, the database, the clock and the jitter source."""
+    """The outbox rows of one database as the chain settles them: `clock` gives seconds
+    since the epoch, `rng` the jitter of back-offs."""
 
-    chain: Chain
-    db: Database
-    clock: Callable[[], float]
-    rng: random.Random
-    retry_max_s: float
+    def __init__(
+        self,
+        chain: Chain,
+        db: Database,
+        clock: Callable[[], float],
+        rng: random.Random,
+        retry_max_s: float,
+    ):
+        self.chain, self.db = chain, db
+        self.clock, self.rng, self.retry_max_s = clock, rng, retry_max_s
 
-    def _settle_by_state(self, row: dict[str, Any], reason: str | None = None) -> bool:
+    def settle_by_state(self, row: dict[str, Any], reason: str | None = None) -> bool:
         """Confirm a row the chain already holds, fail one it holds differently; else False."""
         state = KINDS[row["kind"]].state(self.chain.ledger, row["payload"])
         if state == DONE:
-            self._confirm([row], None, note="already on chain with the same data")
+            self.confirm([row], None, note="already on chain with the same data")
             return True
         if state == CONFLICT:
-            self._fail(row, f"the chain holds different data for {row['chain_key']}")
+            self.fail(row, f"the chain holds different data for {row['chain_key']}")
             return True
         return False
 
-    def _rows_of(self, tx_id: int) -> list[dict[str, Any]]:
+    def rows_of(self, tx_id: int) -> list[dict[str, Any]]:
         rows = self.db.query(
             "SELECT * FROM chain_outbox WHERE tx_id = ? AND state = 'submitted' ORDER BY id",
             [tx_id],
         )
         return [dict(row, payload=json.loads(row["payload"])) for row in rows]
 
-    def _confirm(self, rows: list[dict[str, Any]], block: int | None, note: str | None = None):
-        now_ms = self._now_ms()
+    def confirm(self, rows: list[dict[str, Any]], block: int | None, note: str | None = None):
+        now_ms = self.now_ms()
         with transaction(self.db):
             for row in rows:
                 started = row["submitted_ms"] or row["created_ms"]
@@ -94,7 +101,7 @@ class OutboxRows:
                     [block, iso_at(now_ms / 1000), max(0, now_ms - started), note, row["id"]],
                 )
 
-    def _fail(self, row: dict[str, Any], reason: str) -> None:
+    def fail(self, row: dict[str, Any], reason: str) -> None:
         with transaction(self.db):
             self.db.execute(
                 "UPDATE chain_outbox SET state = 'failed', last_error = ?, "
@@ -102,7 +109,7 @@ class OutboxRows:
                 [reason, row["id"]],
             )
 
-    def _requeue(self, row: dict[str, Any], reason: str) -> None:
+    def requeue(self, row: dict[str, Any], reason: str) -> None:
         with transaction(self.db):
             self.db.execute(
                 "UPDATE chain_outbox SET state = 'pending', tx_id = NULL, tx_hash = NULL, "
@@ -111,7 +118,7 @@ class OutboxRows:
                 [reason, row["id"]],
             )
 
-    def _back_off(self, error: BaseException) -> None:
+    def back_off(self, error: BaseException) -> None:
         """Node or network trouble: every waiting row retries after a full-jitter delay."""
         oldest = first(
             self.db,
@@ -126,8 +133,9 @@ class OutboxRows:
                 [iso_at(self.clock() + delay), f"{type(error).__name__}: {error}"[:300]],
             )
 
-    def _now_ms(self) -> int:
+    def now_ms(self) -> int:
+        """The clock in milliseconds."""
         return int(self.clock() * 1000)
 
-    def _tx(self, tx_id: int) -> dict[str, Any]:
+    def tx(self, tx_id: int) -> dict[str, Any]:
         return first(self.db, "SELECT * FROM chain_txs WHERE id = ?", [tx_id])

@@ -21,7 +21,7 @@ from web3.exceptions import Web3Exception
 from server.chain.connection import Chain
 from server.chain.ledger import KINDS, ORDERED_WITH
 from server.chain.recovery import Recovery
-from server.chain.rows import hex_bytes, iso_at, revert_reason
+from server.chain.rows import OutboxRows, hex_bytes, iso_at, revert_reason
 from server.db import first, insert, transaction
 
 __all__ = ["Worker", "iso_at", "revert_reason"]
@@ -31,8 +31,11 @@ __all__ = ["Worker", "iso_at", "revert_reason"]
 PIPELINED = frozenset({"anchor", "split_policy", "accrue"})
 
 
-class Worker(Recovery):
-    """Sends the outbox of `db` to `chain.ledger`; `clock` gives seconds since the epoch."""
+class Worker:
+    """Sends the outbox of `db` to `chain.ledger`; `clock` gives seconds since the epoch.
+
+    Made of the outbox rows' transitions (`rows`, server/chain/rows.py) and the recovery of
+    transactions already signed (`recovery`, server/chain/recovery.py)."""
 
     def __init__(
         self,
@@ -55,13 +58,14 @@ class Worker(Recovery):
         self.clock = clock
         self.rng = rng or random.Random()
         self.pipeline = max(1, pipeline)
-        self._checked = False
+        self.rows = OutboxRows(chain, db, self.clock, self.rng, retry_max_s)
+        self.recovery = Recovery(self.rows, receipt_timeout)
 
     def run_once(self, max_batches: int = 1000) -> dict[str, int]:
         """Resolve in-flight transactions, then send due batches; returns counts."""
         done = {"batches": 0, "resolved": 0}
         try:
-            done["resolved"] = self.resolve_in_flight()
+            done["resolved"] = self.recovery.resolve_in_flight()
             while done["batches"] < max_batches and not self._in_flight():
                 sent = self.send_window(max_batches - done["batches"])
                 if not sent:
@@ -70,7 +74,7 @@ class Worker(Recovery):
         except (OSError, Web3Exception) as error:  # node down, timeouts: back off, retry later
             if revert_reason(error) is not None:
                 raise
-            self._back_off(error)
+            self.rows.back_off(error)
             done["error"] = 1
         return done
 
@@ -135,9 +139,9 @@ class Worker(Recovery):
             if tx is None:  # refused: its rows were settled one by one
                 break
             self.broadcast(tx)
-            receipt = self._receipt(tx["tx_hash"])
+            receipt = self.recovery.receipt(tx["tx_hash"])
             if receipt is not None:  # mined at once (automine): nothing to overlap
-                self._mined(tx, receipt)
+                self.recovery.mined(tx, receipt)
             else:
                 window.append(tx)
             if kind not in PIPELINED:
@@ -145,6 +149,14 @@ class Worker(Recovery):
         for tx in window:
             self.resolve(tx, self.receipt_timeout)
         return taken
+
+    def broadcast(self, tx: dict[str, Any]) -> None:
+        """Hand a recorded transaction to the node (server/chain/recovery.py)."""
+        self.recovery.broadcast(tx)
+
+    def resolve(self, tx: dict[str, Any], timeout: float) -> None:
+        """Find out what became of `tx` (server/chain/recovery.py)."""
+        self.recovery.resolve(tx, timeout)
 
     def send(self, rows: list[dict[str, Any]]) -> None:
         """Send `rows` (one kind) as one batch call and wait for its receipt."""
@@ -181,7 +193,7 @@ class Worker(Recovery):
             }
         )
         signed = self.chain.account.sign_transaction(tx)
-        now_ms = self._now_ms()
+        now_ms = self.rows.now_ms()
         record = {
             "tx_hash": hex_bytes(signed.hash),
             "kind": rows[0]["kind"],
@@ -209,13 +221,13 @@ class Worker(Recovery):
                 f"last_error = NULL WHERE id IN ({', '.join('?' for _ in rows)})",
                 [tx_id, hex_bytes(signed.hash), now_ms, *(row["id"] for row in rows)],
             )
-        return self._tx(tx_id)
+        return self.rows.tx(tx_id)
 
     def _refused(self, rows: list[dict[str, Any]], reason: str) -> None:
         """A batch the contract refuses: settle rows already done, try the rest one by one."""
-        remaining = [row for row in rows if not self._settle_by_state(row, reason)]
+        remaining = [row for row in rows if not self.rows.settle_by_state(row, reason)]
         if len(remaining) == 1 and len(rows) == 1:
-            self._fail(remaining[0], reason)
+            self.rows.fail(remaining[0], reason)
             return
         for row in remaining:
             self.send([row])
