@@ -80,6 +80,7 @@ class SyncClient:
         self.chunk_size = START_CHUNK
         self.batch_bytes = START_BATCH
         self.batch_ops = MAX_BATCH_OPS
+        self.quick_s = QUICK_S
         self._photos_tried: set[str] = set()
         self.pulled_with_push = False
         self.village: dict[str, dict[str, Any]] = {"households": {}, "trees": {}}
@@ -248,7 +249,7 @@ class SyncClient:
         except TransientError:
             self.batch_bytes = max(MIN_BATCH, self.batch_bytes // 2)
             raise
-        if time.monotonic() - started < QUICK_S:
+        if time.monotonic() - started < self.quick_s:
             self.batch_bytes = min(MAX_BATCH, self.batch_bytes * 2)
         settled = 0
         for result in reply["results"]:
@@ -314,7 +315,7 @@ class SyncClient:
                     offset = int(error.body["error"]["details"]["offset"])
                     continue
                 raise
-            if time.monotonic() - started < QUICK_S * len(chunks):
+            if time.monotonic() - started < self.quick_s * len(chunks):
                 self.chunk_size = min(MAX_CHUNK, self.chunk_size * 2)
         self.db.execute("UPDATE photos SET state = 'done' WHERE sha256 = ?", [sha256])
 

@@ -222,3 +222,69 @@ def test_a_server_restart_mid_upload_resumes_from_the_stored_offset(server, tmp_
         resent = proxy.stats.bytes_up
     assert (server.instance / "blobs" / sha[:2] / sha).read_bytes() == photo
     assert resent < len(photo) + 40_000  # what was held was not sent again
+
+
+def test_one_kept_connection_carries_a_whole_sync_and_a_photo_in_one_round_trip(server, tmp_path):
+    device_id, token = new_device(server)
+    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
+    photo = random.Random(9).randbytes(150_000)
+    queue_trees(client, server.world.household_a, 60, photo=photo)
+    client.chunk_size = 16_384  # ten chunks
+    with WeakNetworkProxy(("127.0.0.1", server.port), profile="none") as proxy:
+        client.base_url = proxy.url
+        while client.push_once():
+            pass
+        pushes = client.connection.requests
+        sha = hashlib.sha256(photo).hexdigest()
+        before = client.connection.exchanges
+        client.upload_photo(sha)
+        chunks = client.connection.requests - pushes
+        photo_round_trips = client.connection.exchanges - before
+        client.pull()
+        stats = proxy.stats
+    assert pushes >= 2  # 120 operations do not fit the first, small batch
+    assert (chunks, photo_round_trips) == (10, 1)  # no HEAD on a first try; all pipelined
+    assert stats.connections == 1
+    assert (server.instance / "blobs" / sha[:2] / sha).read_bytes() == photo
+    assert_exactly_once(server, client, device_id)
+
+
+def test_batches_grow_after_quick_answers_and_shrink_after_failures_exactly_once(server, tmp_path):
+    device_id, token = new_device(server)
+    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
+    client.quick_s = 3600  # every answer counts as quick: growth follows the rule, not the clock
+    queue_trees(client, server.world.household_a, 200)
+    with WeakNetworkProxy(("127.0.0.1", server.port), profile="none") as proxy:
+        client.base_url = proxy.url
+        grown = [client.push_once() for _ in range(3)]
+        grown_bytes = client.batch_bytes
+        client.connection.close()  # the next three connections lose their answers
+        proxy.set_schedule([FaultSpec(drop_response=True)] * 3)
+        for _ in range(3):
+            with pytest.raises(TransientError):
+                client.push_once()
+        shrunk_bytes = client.batch_bytes
+        after = client.push_once()  # applied before, unanswered: duplicates now
+        while client.push_once():
+            pass
+    assert grown[0] < grown[1] == grown[2] == 100  # 4 KB, then the 100-operation cap
+    assert shrunk_bytes == grown_bytes // 8
+    assert after < 100
+    duplicates = [r for r in client.results().values() if r["result"]["status"] == "duplicate"]
+    assert len(duplicates) == 100  # the batch whose answers were lost, applied once
+    assert_exactly_once(server, client, device_id)
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_without_a_failure(server, tmp_path):
+    device_id, token = new_device(server)
+    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
+    queue_trees(client, server.world.household_a, 4)
+    client.batch_ops = 2
+    assert client.push_once() == 2
+    server.restart()  # every open connection to it is gone
+
+    assert client.push_once() == 2  # no TransientError: opened anew
+    while client.push_once():
+        pass
+    assert client.connection.opened == 2
+    assert_exactly_once(server, client, device_id)
