@@ -276,12 +276,3 @@ def household_totals(db: Database, household_id: int, today: str | None = None) 
         db, row["county_id"], household_id=household_id, today=today or units.today()
     )
     return found
-
-
-def village_paid(db: Database, village_id: int) -> dict[str, int]:
-    row = db.execute(
-        """SELECT count(*), coalesce(sum(accrued_fen), 0), coalesce(sum(paid_fen), 0)
-           FROM payout_balances WHERE village_id = ?""",
-        [village_id],
-    ).fetchone()
-    return {"payees": row[0], "accrued_fen": row[1], "paid_fen": row[2]}

@@ -10,7 +10,6 @@ Every accepted event is stored (`payment_events`), so a replay changes nothing.
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -138,13 +137,6 @@ def handle(db: Database, provider: Provider, event: dict[str, Any]) -> dict[str,
             [outcome, provider.name, event["event_id"]],
         )
     return {"event_id": event["event_id"], "outcome": outcome}
-
-
-def parse_event(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError as error:
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from error
 
 
 # --- WeChat Pay, Alipay and the local test provider (server/registry/providers) ----------

@@ -8,8 +8,6 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from server.db import first
-
 PROGRAMME = "SP"
 STATUSES = ("available", "reserved", "held", "retired", "buffer", "cancelled")
 
@@ -125,7 +123,3 @@ def bundle_totals(db: Database, bundle_id: int) -> dict[str, int]:
         for key in total:
             total[key] += row[key] or 0
     return total
-
-
-def serial_exists(db: Database, text: str) -> bool:
-    return first(db, "SELECT 1 FROM tonnes WHERE serial = ?", [text]) is not None
