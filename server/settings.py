@@ -1,7 +1,7 @@
 """Every setting Sipang reads, declared once with its default and help text.
 
 Each setting can be given to `create_app(test_config)` or, for deployment, in the
-environment as `SIPANG_<NAME>` (values are parsed as JSON where they parse).
+environment as `SIPANG_<NAME>` (numbers and booleans are read as JSON, the rest as text).
 """
 
 from dataclasses import dataclass
@@ -26,8 +26,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SECRET_KEY",
         None,
-        "Signs session cookies and CSRF tokens. Generated into the instance folder on first "
-        "run when not given; the app refuses to start without one.",
+        "Signs session cookies and CSRF tokens. Generated into the instance folder "
+        "(`secret_key`) on first run when not given; kept there from then on.",
     ),
     Setting(
         "PII_KEY",
