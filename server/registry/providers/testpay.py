@@ -4,7 +4,7 @@ provider's, for `make run`, demos and benchmarks. Never turn it on in production
 import secrets
 from typing import Any
 
-from server.registry.providers import Opened, Paid
+from server.registry.providers.base import Opened, Paid
 
 CHANNELS = ("test",)
 NAME = "testpay"

@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import current_app
 
-from server.registry.providers import (
+from server.registry.providers.base import (
     BadNotification,
     Opened,
     Paid,
