@@ -16,6 +16,7 @@ from server.carbon.method import available_versions
 from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
+from server.photos import blob_paths
 from server.registry import ledger, losses, serials
 
 RULE_FIELDS = (
@@ -289,8 +290,6 @@ WHERE i.bundle_id = ? AND m.photo_sha256 IS NOT NULL"""
 
 def photos(db: Database, bundle_id: int, limit: int = 6) -> list[str]:
     """Photos (sha256) of trees whose growth the bundle holds, those the server has whole."""
-    from server.photos import blob_paths
-
     found = []
     for (sha256,) in db.execute(PHOTOS_OF_BUNDLE + " ORDER BY m.photo_sha256", [bundle_id]):
         if blob_paths(sha256)[0].exists():

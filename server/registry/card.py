@@ -8,6 +8,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageOps
 from sqlite_utils import Database
 
+from server.photos import blob_paths
 from server.registry import bundles
 from server.registry.artwork import GOLD, GREEN, INK, _fit, _font, kept, qr_image, verify_url
 
@@ -16,8 +17,6 @@ LEAF = (236, 244, 234)
 
 
 def _photo(sha256: str, size: tuple[int, int]) -> Image.Image | None:
-    from server.photos import blob_paths
-
     path = blob_paths(sha256)[0]
     try:
         with Image.open(path) as original:

@@ -11,6 +11,7 @@ from server import units
 from server.access import PUBLIC, allow
 from server.db import first, get_db
 from server.errors import ApiError
+from server.photos import blob_paths
 from server.registry import artwork, bundles, certificates, checkout, ledger, market, orders
 from server.validation import StrictValidator
 
@@ -59,8 +60,6 @@ def bundle_page(bundle_id: int):
 @allow(PUBLIC)
 def bundle_photo(bundle_id: int, sha256: str):
     """A tree photo of the bundle, re-encoded small without its metadata (no GPS)."""
-    from server.photos import blob_paths
-
     if len(sha256) != 64 or not bundles.has_photo(get_db(), bundle_id, sha256):
         raise ApiError(404, "not_found", "没有这张照片。")
     path = blob_paths(sha256)[0]
