@@ -11,6 +11,7 @@ from server.access import allow
 from server.dashboards import charts, exports, figures, money
 from server.db import first, get_db
 from server.errors import ApiError
+from server.workspace.nav import routed
 
 bp = Blueprint("bureau", __name__)
 WATCHERS = ("admin", "bureau", "finance")
@@ -91,8 +92,6 @@ def dashboard():
     counties = []
     if g.user["role"] != "bureau":
         counties = list(get_db().query("SELECT code, name FROM counties ORDER BY code"))
-    from server.workspace.homes import bureau_todo
-
     return render_template(
         "dashboards/bureau.html",
         user=g.user,
@@ -221,3 +220,51 @@ def export(fmt: str):
     what = "各村" if level == "village" else "各户"
     title = f"{county['name']}{what}农户分成（截至 {units.day(today)}）"
     return exports.respond(fmt, name, header, rows, title=title)
+
+
+def _count(sql: str, params: list) -> int:
+    return get_db().execute(sql, params).fetchone()[0] or 0
+
+
+def _todo_line(count: int, text: str, href: str, done: str) -> dict:
+    """One line of the to-do list (workspace/_todo.html): `count` things waiting, or the
+    all-done sentence; a link only where the page exists."""
+    return {"count": count, "text": text if count else done, "href": href if routed(href) else None}
+
+
+def bureau_todo(county: dict) -> list[dict]:
+    """The bureau's to-do lines for its county: overdue money, flags, samples underway."""
+    county_id = county["id"]
+    overdue = _count(
+        """SELECT count(DISTINCT s.household_id) FROM settlements s
+           WHERE s.county_id = ? AND s.status = 'failed'""",
+        [county_id],
+    )
+    return [
+        _todo_line(
+            overdue,
+            "户转账失败，等待重新支付",
+            "/bureau/households?only=overdue",
+            "没有转账失败的农户",
+        ),
+        _todo_line(
+            _count(
+                """SELECT count(*) FROM flags f JOIN villages v ON v.id = f.village_id
+                   WHERE v.county_id = ? AND f.decision IS NULL""",
+                [county_id],
+            ),
+            "条存疑记录待复核",
+            "/bureau/progress",
+            "没有待复核的记录",
+        ),
+        _todo_line(
+            _count(
+                """SELECT count(*) FROM verifications vr JOIN villages v ON v.id = vr.village_id
+                   WHERE v.county_id = ? AND vr.status = 'assigned'""",
+                [county_id],
+            ),
+            "个核查样本正在复测",
+            "/bureau/progress",
+            "没有进行中的核查",
+        ),
+    ]
