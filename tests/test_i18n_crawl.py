@@ -241,3 +241,13 @@ def test_every_page_offers_the_other_language(client):
     client.get("/lang/en?next=/login")
     english = client.get("/login").get_data(as_text=True)
     assert 'href="/lang/zh?next=/login%3F"' in english and "Staff sign-in" in english
+
+
+def test_english_inside_a_script_stays_a_valid_string():
+    from server.english import english_source
+
+    source = '<p>农户分成</p><script nonce="{{ nonce }}">var a = "农户分成";</script>'
+    assert english_source(source) == (
+        "<p>Farmers&#39; share</p>"
+        '<script nonce="{{ ( nonce )|tr }}">var a = "Farmers\' share";</script>'
+    )

@@ -98,31 +98,43 @@ def tr(value: Any) -> Any:
     return translate(value)
 
 
-def _text(piece: str) -> str:
-    """Replace the Chinese runs of template text (outside Jinja) from the catalogue."""
+def _text(piece: str, in_script=lambda position: False) -> str:
+    """Replace the Chinese runs of template text (outside Jinja) from the catalogue: escaped
+    for HTML, or for a JavaScript string inside a script (`in_script(position)`)."""
 
     def one(found: re.Match) -> str:
         run = found.group(0)
         core = run.strip()
         if not HAN.search(core):
             return run
-        english = str(escape(translate(core)))
+        english = translate(core)
+        if in_script(found.start()):
+            english = json.dumps(english, ensure_ascii=False)[1:-1]
+        else:
+            english = str(escape(english))
         start = run.index(core[0])
         return run[:start] + english + run[start + len(core) :]
 
     return TEXT_RUN.sub(one, piece)
 
 
+SCRIPT = re.compile(r"<script\b.*?</script>", re.I | re.S)
+
+
 def english_source(source: str) -> str:
     """A template's English variant: text runs translated, every output through `tr`."""
-    out = []
+    scripts = [match.span() for match in SCRIPT.finditer(source)]
+    out, offset = [], 0
     for piece in JINJA.split(source):
         if piece.startswith("{{"):
             out.append(OUTPUT.sub(lambda m: f"{{{{{m[1]} ({m[2]})|tr {m[3]}}}}}", piece))
         elif piece.startswith(("{%", "{#")):
             out.append(piece)
         else:
-            out.append(_text(piece).replace('lang="zh-CN"', 'lang="en"'))
+            base = offset
+            inside = lambda at, base=base: any(a <= base + at < b for a, b in scripts)  # noqa: E731
+            out.append(_text(piece, inside).replace('lang="zh-CN"', 'lang="en"'))
+        offset += len(piece)
     return "".join(out)
 
 
