@@ -17,10 +17,6 @@ bp = Blueprint("bureau", __name__)
 WATCHERS = ("admin", "bureau", "finance")
 
 
-# The filters live in server/units.py (one formatting helper); these names stay importable.
-yuan, pct, tonnes = units.yuan, units.percent, units.tonnes
-
-
 def county_for_request() -> dict[str, Any]:
     """A bureau user's own county; admins and finance choose one with `?county=<code>`."""
     db = get_db()

@@ -2,7 +2,7 @@
 caller's transaction; farmers' messages wait for their quiet hours to end."""
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -10,9 +10,7 @@ from sqlite_utils import Database
 from server.clock import iso
 from server.db import insert
 from server.push.kinds import KINDS
-
-# County time: all of China keeps UTC+8 all year (Asia/Shanghai has had no DST since 1991).
-COUNTY_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
+from server.units import BEIJING
 
 
 def _minutes(clock: str) -> int:
@@ -25,7 +23,7 @@ def quiet_until(moment: datetime, start: str | None, end: str | None) -> datetim
     inside them; else None."""
     if not start or not end:
         return None
-    local = moment.astimezone(COUNTY_TIME)
+    local = moment.astimezone(BEIJING)  # county time: China keeps UTC+8 all year
     now_m, start_m, end_m = local.hour * 60 + local.minute, _minutes(start), _minutes(end)
     inside = start_m <= now_m < end_m if start_m < end_m else now_m >= start_m or now_m < end_m
     if not inside:

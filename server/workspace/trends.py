@@ -1,6 +1,6 @@
 """The bureau's month-by-month figures and per-village progress (read only; Beijing months)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
@@ -10,8 +10,7 @@ from server import units
 
 def last_months(count: int = 12, now: datetime | None = None) -> list[str]:
     """The last `count` Beijing months, oldest first, ending with this one."""
-    moment = (now or datetime.now(UTC)) + timedelta(hours=8)
-    year, month = moment.year, moment.month
+    year, month = (int(part) for part in units.today(now).split("-")[:2])
     out = []
     for _ in range(count):
         out.append(f"{year:04d}-{month:02d}")
