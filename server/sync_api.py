@@ -7,6 +7,7 @@ pulls are built by `server.sync_pull`, photos are kept by `server.photos`.
 import gzip
 import io
 import json
+import threading
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from sync import engine
 from sync.protocol import BatchError, parse_batch
 
 MAX_INFLATED_BYTES = 4 * 1024 * 1024
+_one_writer = threading.Lock()
 
 
 def _request_json() -> Any:
@@ -88,7 +90,7 @@ def push():
     offset = _clock_offset(batch.sent_at)
     db = get_db()
     user_id = g.user["id"]
-    with transaction(db):
+    with _one_writer, transaction(db):  # writers queue here, not in SQLite's sleeping retries
         results = engine.push(
             db,
             device["id"],
