@@ -99,7 +99,8 @@ def test_a_new_version_is_offered_and_replaces_the_old(app, world, shell_copy, t
         # A release changes a shell file and nothing else: no version number to bump.
         css = shell_copy / "css" / "app.css"
         css.write_text(css.read_text() + "\nbody { --release: 2; }\n")
-        new = f"sipang-shell-{server.pwa.shell_version()}"
+        with app.app_context():
+            new = f"sipang-shell-{server.pwa.shell_version()}"
         assert new != old
 
         page.reload()  # any visit checks for a new service worker
