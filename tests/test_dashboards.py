@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pytest
 from openpyxl import load_workbook
 
+from server import units
 from server.dashboards import figures, money
 from server.db import first
 from server.extensions import socketio
@@ -40,7 +41,7 @@ def county_id(db, code: str = "360423") -> int:
 
 
 def later(days: int) -> str:
-    return (date.fromisoformat(figures.beijing_today()) + timedelta(days=days)).isoformat()
+    return (date.fromisoformat(units.today()) + timedelta(days=days)).isoformat()
 
 
 def pay_everyone(db, settle_on: str) -> list[dict]:

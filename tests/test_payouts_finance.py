@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from click.testing import CliRunner
 
-from server import pii
+from server import pii, units
 from server.cli import main
 from server.db import first
 from server.extensions import socketio
@@ -36,7 +36,7 @@ def sold_yesterday(db) -> None:
     (guard,) = db.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'accruals_no_update'"
     ).fetchone()
-    yesterday = (date.fromisoformat(settlement.today_beijing()) - timedelta(days=1)).isoformat()
+    yesterday = (date.fromisoformat(units.today()) - timedelta(days=1)).isoformat()
     with db.conn:
         db.execute("DROP TRIGGER accruals_no_update")
         db.execute("UPDATE accruals SET accrued_on = ?", [yesterday])
@@ -59,7 +59,7 @@ def test_settle_command_and_the_finance_screen(app, client, db, world):
             )
 
         sold_yesterday(db)
-    today = settlement.today_beijing()
+    today = units.today()
     result = CliRunner().invoke(
         main, ["settle", "--date", today, "--instance", app.config["INSTANCE_PATH"]]
     )

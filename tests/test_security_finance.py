@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from server import households, pii
+from server import households, pii, units
 from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
@@ -73,7 +73,7 @@ def test_a_bank_account_changed_after_the_batch_was_made_is_pointed_out(app, cli
 
 def test_a_day_whose_sales_are_still_coming_in_cannot_be_settled(client, db):
     csrf = sign_in_page(client, "finance")
-    today = settlement.today_beijing()
+    today = units.today()
     tomorrow = (date.fromisoformat(today) + timedelta(days=1)).isoformat()
 
     early = client.post("/finance/settlements", data={"csrf_token": csrf, "settle_on": tomorrow})
@@ -90,7 +90,7 @@ def test_the_demo_history_is_in_the_past_and_leaves_no_future_batch(app, db, wor
     with app.app_context():
         rw.stocked_bundle(db, world.user_ids["verifier"], households_count=2, trees_per_household=3)
         add_payout_history(db)
-    today = settlement.today_beijing()
+    today = units.today()
     days = [r["settle_on"] for r in db.query("SELECT settle_on FROM settlement_batches")]
     assert days and all(day < today for day in days)
     assert all(r["accrued_on"] < today for r in db.query("SELECT accrued_on FROM accruals"))

@@ -15,7 +15,6 @@ from server.chain.outbox import STATES, percentile
 from server.dashboards import money
 
 BEIJING_OFFSET = "+8 hours"  # SQLite date modifier for Beijing time
-beijing_today = units.today  # the name tests/test_dashboards.py knows it by
 
 
 def days_back(days: int, now: datetime | None = None) -> list[str]:

@@ -16,9 +16,6 @@ from server.clock import now_iso
 from server.db import first, insert, transaction
 from server.errors import ApiError
 from server.households import pii_context
-from server.units import today
-
-today_beijing = today  # the name the payout screens and the CLI know it by
 
 
 def settlement_reference(settlement_id: int) -> str:
