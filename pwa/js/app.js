@@ -133,8 +133,8 @@ const ROUTES = [
   [/^#\/board$/, "board", screenBoard],
   [/^#\/map$/, "map", screenMap],
   [/^#\/verify$/, "verify", screenSamples],
-  [/^#\/verify\/(\d+)$/, "verify-sample", screenSample],
-  [/^#\/verify\/(\d+)\/([^/]+)$/, "verify-remeasure", async (ctx, id, treeId) => {
+  [/^#\/verify\/(b?\d+)$/, "verify-sample", screenSample],
+  [/^#\/verify\/(b?\d+)\/([^/]+)$/, "verify-remeasure", async (ctx, id, treeId) => {
     const method = await refreshMethod({ force: !app.method });
     return screenRemeasure(ctx, id, treeId, { species: method?.species });
   }],

@@ -21,6 +21,11 @@ let onChange = () => {};
 
 export const pendingCount = () => pendingRemeasurements();
 
+// A baseline check (the village's registration readings) is kept beside the period samples
+// under its own id, "b" and its number; its calls go to its own path.
+const isBaseline = (id) => String(id).startsWith("b");
+const pathOf = (id) => (isBaseline(id) ? `/api/v1/baseline-checks/${String(id).slice(1)}` : `/api/v1/verifications/${id}`);
+
 /** Send what waits, oldest first; a refusal is kept with its reason, a failure retried later. */
 async function flush() {
   const account = await getMeta(ACCOUNT);
@@ -30,7 +35,7 @@ async function flush() {
       const { verification_id: id, state, error, created_at, ...body } = item;
       let outcome;
       try {
-        await callJson("POST", `/api/v1/verifications/${id}/remeasurements`, { token: account.token, json: body });
+        await callJson("POST", `${pathOf(id)}/remeasurements`, { token: account.token, json: body });
         outcome = { state: "sent" };
       } catch (failure) {
         if (!failure.permanent) throw failure;
@@ -49,7 +54,9 @@ async function flush() {
 async function refreshSamples() {
   const account = await getMeta(ACCOUNT);
   if (!account || !navigator.onLine) return null;
-  const { assignments } = await callJson("GET", "/api/v1/verifier/assignments", { token: account.token });
+  const found = await callJson("GET", "/api/v1/verifier/assignments", { token: account.token });
+  const checks = (found.baseline_checks ?? []).map((check) => ({ ...check, id: `b${check.id}` }));
+  const assignments = [...found.assignments, ...checks];
   // A decided sample leaves the server's list; the phone keeps the last few, with the decision,
   // so what was found in the field stays at hand.
   const open = new Set(assignments.map((sample) => sample.id));
@@ -58,7 +65,7 @@ async function refreshSamples() {
   const samples = [...assignments, ...decided];
   await setMeta(SAMPLES, samples);
   await forgetVerifier(samples.map((sample) => sample.id)); // reports of samples no longer kept
-  for (const sample of decided) await fetchReport(account, sample).catch(() => {});
+  for (const sample of decided.filter((s) => !isBaseline(s.id))) await fetchReport(account, sample).catch(() => {});
   return samples;
 }
 
@@ -146,8 +153,9 @@ export async function screenSamples(ctx) {
     ? h("ul", { class: "list", id: "samples" }, samples.map((sample) => {
       const done = new Set([...doneFor(queue, sample.id), ...sample.trees.filter((x) => x.remeasured_client_id).map((x) => x.tree_id)]);
       return h("li", {}, h("a", { href: `#/verify/${sample.id}`, class: "item" },
-        h("strong", {}, t("verify.sample_title", { village: sample.village_name, id: sample.id })),
-        h("span", {}, t("verify.period", { start: sample.period_start, end: sample.period_end })),
+        h("strong", {}, title(sample)),
+        h("span", {}, isBaseline(sample.id) ? t("verify.baseline_what")
+          : t("verify.period", { start: sample.period_start, end: sample.period_end })),
         h("span", {}, t("verify.progress", { done: done.size, total: sample.trees.length })),
         sample.decided ? h("span", { class: "badge done" }, t("verify.decided")) : null));
     }))
@@ -184,6 +192,23 @@ export async function screenSamples(ctx) {
     pushPanel({ explain: "push.explain_verifier", token: account.token, kinds: ["sample_assigned"] }), signOut);
 }
 
+const title = (sample) => (isBaseline(sample.id)
+  ? t("verify.baseline_title", { village: sample.village_name, id: sample.id.slice(1) })
+  : t("verify.sample_title", { village: sample.village_name, id: sample.id }));
+
+/** What the server decided, in the words the screen says it with. */
+function outcomeOf(sample, answer) {
+  if (isBaseline(sample.id)) {
+    const check = answer.baseline_check;
+    return { status: `baseline_${check.status}`, pct: number((check.excess_ppm ?? 0) / 10000) };
+  }
+  const { verification } = answer;
+  return {
+    status: verification.status, passed: verification.passed_trees, failed: verification.failed_trees,
+    pct: number(verification.scale_ppm / 10000),
+  };
+}
+
 export async function sampleOf(id) {
   return ((await getMeta(SAMPLES)) ?? []).find((sample) => String(sample.id) === String(id)) ?? null;
 }
@@ -205,17 +230,14 @@ export async function screenSample(ctx, id) {
       event.preventDefault();
       say(decision, "verify.deciding", {}, "info");
       try {
-        const { verification } = await callJson("POST", `/api/v1/verifications/${sample.id}/decision`, {
+        const answer = await callJson("POST", `${pathOf(sample.id)}/decision`, {
           token: account.token, json: note.value.trim() ? { note: note.value.trim() } : {},
         });
-        const decided = {
-          status: verification.status, passed: verification.passed_trees, failed: verification.failed_trees,
-          pct: number(verification.scale_ppm / 10000),
-        };
-        say(decision, `verify.outcome_${decided.status}`, decided, decided.status === "failed" ? "error" : "ok");
+        const decided = outcomeOf(sample, answer);
+        say(decision, `verify.outcome_${decided.status}`, decided, decided.status.endsWith("failed") ? "error" : "ok");
         await setMeta(SAMPLES, ((await getMeta(SAMPLES)) ?? []).map((s) => (s.id === sample.id ? { ...s, decided } : s)));
         decide.remove();
-        decision.after(reportLink(ctx, account, sample)); // the outcome, then its report
+        if (!isBaseline(sample.id)) decision.after(reportLink(ctx, account, sample)); // then its report
         await refreshSamples().catch(() => {});
       } catch (failure) {
         say(decision, failure.status === 0 ? "verify.offline" : "verify.decide_failed", { message: failure.message });
@@ -247,8 +269,9 @@ export async function screenSample(ctx, id) {
   }, (key) => say(gps, key, {}, "warn")));
   draw();
   return h("section", {},
-    heading("verify.sample_title", { village: sample.village_name, id: sample.id }),
-    h("p", { class: "meta" }, t("verify.sample_intro", { n: sample.trees.length, seed: sample.seed })),
+    h("h1", { tabindex: "-1" }, title(sample)),
+    h("p", { class: "meta" }, t(isBaseline(sample.id) ? "verify.baseline_intro" : "verify.sample_intro",
+      { n: sample.trees.length, seed: sample.seed })),
     mapBox, mapLegend(["todo", "done", "me"]), gps,
     h("ul", { class: "cards", id: "sample-trees" }, sample.trees.map((tree) => {
       const item = mine.get(tree.tree_id);
@@ -266,7 +289,7 @@ export async function screenSample(ctx, id) {
     })),
     sample.decided ? h("p", { class: "message", "data-tone": "info", id: "decided" },
       t(`verify.outcome_${sample.decided.status}`, sample.decided)) : null,
-    sample.decided ? reportLink(ctx, account, sample) : null,
+    sample.decided && !isBaseline(sample.id) ? reportLink(ctx, account, sample) : null,
     allDone || sample.decided ? null : h("p", { class: "message", "data-tone": "info" }, t("verify.not_all_done")),
     sample.decided ? null : decide, decision, link("#/verify", "verify.back"));
 }
