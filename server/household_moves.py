@@ -50,6 +50,14 @@ def blockers(db: Database, household: dict[str, Any], target: dict[str, Any]) ->
     if drafts:
         numbers = "、".join(f"第 {n} 号" for n in drafts)
         problems.append(f"该户的树在尚未签发的核算期中（{numbers}核算）：签发或作废后再迁。")
+    sampled = db.execute(
+        """SELECT count(*) FROM baseline_check_trees bt
+           JOIN baseline_checks b ON b.id = bt.check_id AND b.status = 'assigned'
+           JOIN trees t ON t.id = bt.tree_id WHERE t.household_id = ?""",
+        [household["id"]],
+    ).fetchone()[0]
+    if sampled:
+        problems.append("该户的树在进行中的基线复核中：复核完成后再迁。")
     pending = db.execute(
         "SELECT count(*) FROM settlements WHERE household_id = ? AND status = 'pending'",
         [household["id"]],

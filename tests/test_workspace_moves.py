@@ -9,7 +9,7 @@ from server import households
 from server.chain.worker import Worker
 from server.db import first
 from server.payouts import settlement
-from server.registry import orders
+from server.registry import baseline, orders
 from tests import registry_world as rw
 from tests.language import english_words, iso_times, readable_text
 from tests.test_reconcile import flow, lines  # noqa: F401  (the fixture: sold, settled, on chain)
@@ -166,3 +166,20 @@ def test_a_household_in_an_unsettled_batch_waits_for_finance(app, client, db, wo
         first(db, "SELECT code FROM households WHERE id = ?", [household["id"]])["code"]
         == (household["code"])
     )
+
+
+def test_a_household_in_a_baseline_check_underway_waits_for_it(app, client, db, world):
+    with app.app_context():
+        grown = rw.grow_village(db, "360423101205", households_count=1, trees_per_household=3)
+        db.execute(
+            "UPDATE credit_calculations SET status = 'void' WHERE id = ?", [grown["calculation_id"]]
+        )
+        db.conn.commit()
+        baseline.assign(db, grown["village"], world.user_ids["verifier"], world.user_ids["admin"])
+    code = grown["households"][0]
+    sign_in_form(client, "admin")
+
+    page = move(client, code, world.village_a)
+
+    assert "进行中的基线复核" in page and "确认迁移" not in page
+    assert first(db, "SELECT 1 FROM households WHERE code = ?", [code])
