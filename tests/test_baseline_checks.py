@@ -15,6 +15,7 @@ from server.errors import ApiError
 from server.registry import baseline, issuance, ratio
 from tests import registry_world as rw
 from tests.conftest import bearer
+from tests.workspace_helpers import post_form, sign_in_form
 
 
 @pytest.fixture
@@ -222,3 +223,52 @@ def test_the_upper_bound_is_the_ratio_for_a_census_and_unbounded_from_one_tree()
     assert ratio.estimate([(100, 110)], population=50).upper_bound == math.inf
     pairs = [(100, 103), (200, 199), (150, 160), (120, 121)]
     assert abs(ratio.estimate(pairs, 40).upper_bound - cochran_upper_bound(pairs, 40)) < 1e-12
+
+
+def test_the_admin_assigns_a_baseline_check_and_reads_its_outcome(app, client, db, world):
+    with app.app_context():
+        grown = rw.grow_village(db, world.village_b, trees_per_household=4)
+    sign_in_form(client, "admin")
+    home = client.get("/admin").get_data(as_text=True)
+    assert "个村的登记基线还没有复核" in home
+    page = client.get("/admin/baseline").get_data(as_text=True)
+    assert f'action="/admin/villages/{world.village_b}/baseline-checks"' in page
+    assert "4 棵树的登记基线未复核" in page
+
+    refused = post_form(
+        client, "/admin/baseline", f"/admin/villages/{world.village_b}/baseline-checks", {}
+    ).get_data(as_text=True)
+    assert "请选择村庄和核查员。" in refused
+    assert db.execute("SELECT count(*) FROM baseline_checks").fetchone()[0] == 0
+    done = post_form(
+        client,
+        "/admin/baseline",
+        f"/admin/villages/{world.village_b}/baseline-checks",
+        {"verifier_id": str(world.user_ids["verifier"])},
+    ).get_data(as_text=True)
+    assert "已为" in done and "抽取基线复核样本并指派核查员" in done
+    assert "0 / 4" in done  # re-measured / sampled, while underway
+
+    with app.app_context():
+        check = baseline.get_check(
+            db, db.execute("SELECT max(id) FROM baseline_checks").fetchone()[0]
+        )
+        for tree in baseline.blind_trees(db, check["id"]):
+            dbh_cm, height_m = registered_sizes(db, tree["tree_id"])
+            baseline.remeasure(
+                db,
+                check,
+                {
+                    "client_id": str(uuid.uuid4()),
+                    "tree_id": tree["tree_id"],
+                    "dbh_cm": dbh_cm,
+                    "height_m": height_m,
+                    "species_id": rw.FIR,
+                    "measured_at": "2026-02-01T09:00:00+08:00",
+                },
+                world.user_ids["verifier"],
+            )
+        baseline.decide(db, check, None)
+    page = client.get("/admin/baseline").get_data(as_text=True)
+    assert "通过" in page and "100.0%" in page and "0.00% 登记碳储量" in page
+    assert grown["village"]["name"] in page

@@ -60,6 +60,17 @@ def admin_home():
         ),
         _todo(
             _count(
+                """SELECT count(DISTINCT h.village_id) FROM trees t
+                   JOIN households h ON h.id = t.household_id WHERE NOT EXISTS
+                   (SELECT 1 FROM baseline_checks b WHERE b.village_id = h.village_id
+                    AND b.status IN ('assigned', 'passed'))"""
+            ),
+            "个村的登记基线还没有复核",
+            "/admin/baseline",
+            "每个有树的村都有基线复核",
+        ),
+        _todo(
+            _count(
                 """SELECT count(*) FROM verifications v JOIN credit_calculations c
                    ON c.id = v.calculation_id
                    WHERE v.status IN ('passed', 'partial') AND c.status = 'draft'"""
@@ -133,13 +144,18 @@ def verifier_home():
         )
     )
     waiting = [row for row in rows if row["status"] == "assigned"]
+    checks = _count(
+        "SELECT count(*) FROM baseline_checks WHERE verifier_id = ? AND status = 'assigned'",
+        [g.user["id"]],
+    )
     todo = [
         _todo(
             len(waiting),
             "个样本待复测",
             "/app/#/verify",
             "没有待复测的样本",
-        )
+        ),
+        _todo(checks, "个村的基线复核待复测", "/app/#/verify", "没有待复测的基线复核"),
     ]
     return page("verifier_home.html", title="核查员工作台", todo=todo, samples=rows, links=[])
 
