@@ -220,8 +220,15 @@ def test_every_page_a_role_reaches_reads_in_english_when_chosen(client, busy, ro
     assert '<html lang="zh-CN">' in home and english_words(readable_text(home)) == []
 
 
-@pytest.mark.parametrize("path", ["/", "/login", "/bundles", "/no-such-page"])
-def test_public_pages_read_in_english_when_chosen(client, busy, path):
+@pytest.mark.parametrize(
+    "path", ["/", "/login", "/bundles", "/methodology", "/no-such-page", "plate", "certificate"]
+)
+def test_public_pages_read_in_english_when_chosen(client, db, world, busy, path):
+    if path == "plate":
+        path = f"/h/{world.household_a}"
+    elif path == "certificate":
+        cert_id = db.execute("SELECT id FROM certificates").fetchone()[0]
+        path = f"/verify/{cert_id}"
     client.get(f"/lang/en?next={path}")
     page = client.get(path, headers={"Accept": "text/html"}).get_data(as_text=True)
     assert '<html lang="en">' in page
