@@ -276,7 +276,7 @@ def through(
     """Sync `trees` records (and photos) from a new phone through a proxy profile: seconds,
     the byte floor, round trips made and the fewest the protocol allows."""
     client = phone(server.url, device)
-    queue(client, households, trees, random.Random(9), photos=photos)
+    queue(client, households, trees, random.Random(f"9:{profile}"), photos=photos)
     ops = client.status()["pending"]
     with WeakNetworkProxy(("127.0.0.1", server.port), profile=profile, seed=11) as proxy:
         client.base_url = proxy.url

@@ -303,11 +303,17 @@ class SyncClient:
             ]
             started = time.monotonic()
             replies = self.connection.exchange(self.base_url, chunks)
+            answered = 0
             try:
                 for chunk, reply in zip(chunks, replies, strict=True):
                     reached = answer(checked(chunk, reply).data)
                     offset, complete = reached["offset"], reached["complete"]
+                    answered += 1
+                    if complete:  # the rest (if any) went for nothing: the photo is whole
+                        break
             except TransientError:
+                if answered:  # closed after some answers: go on from the offset reached
+                    continue
                 self.chunk_size = max(MIN_CHUNK, self.chunk_size // 2)
                 raise
             except PermanentError as error:

@@ -148,7 +148,8 @@ class Connection:
 
     def exchange(self, base_url: str, requests: list[Request]) -> list[Answer | TransientError]:
         """Send the requests back to back and read their answers in order. An answer that
-        never came is a TransientError in its place (and every later one too)."""
+        never came is a TransientError in its place (and every later one too: a server may
+        close the connection after any answer, and the caller goes on from what came)."""
         size = sum(len(r.body) for r in requests)
         timeout = 15 + (size + 20_000 * len(requests)) / ASSUMED_BYTES_PER_S
         for attempt in (1, 2):
@@ -158,9 +159,6 @@ class Connection:
                 failure = TransientError(f"connect {base_url}: {error}")
                 return [failure] * len(requests)
             answers = self._send_and_read(requests, timeout)
-            came = next((i for i, a in enumerate(answers) if not isinstance(a, Answer)), None)
-            if came and self._sock is None:  # closed after some answers: the rest anew
-                return answers[:came] + self.exchange(base_url, requests[came:])
             nothing_came = not isinstance(answers[0], Answer)
             if not (reused and nothing_came and attempt == 1):
                 return answers

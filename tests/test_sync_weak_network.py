@@ -156,6 +156,7 @@ def test_a_restarted_server_loses_and_doubles_nothing(server, tmp_path):
     device_id, token = new_device(server)
     client = SyncClient(server.url, token, device_id, tmp_path / "phone")
     queue_trees(client, server.world.household_a, 20)
+    client.batch_ops = 25
     client.push_once()  # some arrive
     server.restart()  # crash: killed, started again
     with WeakNetworkProxy(
