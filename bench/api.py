@@ -89,12 +89,16 @@ class Stack:
         ]
         self.processes += self.apps
         config = site.nginx_config(folder, self.port, ports)
-        config = config.replace("worker_connections 1024", "worker_connections 8192")
+        config = config.replace(
+            "events { worker_connections 1024; }",
+            "worker_rlimit_nofile 20000;\nevents { worker_connections 8192; }",
+        )
         if not cache:
             config = "\n".join(
                 line
                 for line in config.splitlines()
-                if not line.strip().startswith(("proxy_cache", "proxy_no_cache", "proxy_ignore"))
+                if line.strip().startswith("proxy_cache_path")
+                or not line.strip().startswith(("proxy_cache", "proxy_no_cache", "proxy_ignore"))
             )
         for name in site.TEMP_PATHS:
             (folder / name).mkdir(parents=True, exist_ok=True)
@@ -331,6 +335,8 @@ def main() -> None:
     parser.add_argument("--no-cache", action="store_true", help="nginx without its micro-cache")
     parser.add_argument("--profile", action="store_true", help="also profile each route")
     args = parser.parse_args()
+    _, most = resource.getrlimit(resource.RLIMIT_NOFILE)  # an open loop may need thousands of
+    resource.setrlimit(resource.RLIMIT_NOFILE, (most, most))  # connections when it falls behind
     clients = args.clients or (20 if args.quick else 200)
     users = args.users or (50 if args.quick else 1000)
     seconds = args.seconds or (3 if args.quick else 20)
