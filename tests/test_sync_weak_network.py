@@ -3,8 +3,10 @@
 import hashlib
 import json
 import random
+import shutil
 import sqlite3
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -20,8 +22,6 @@ from tests.server_process import ServerProcess
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, seeded):
     """One real server for the module, on a private copy of the seeded instance."""
-    import shutil
-
     folder, world = seeded
     instance = tmp_path_factory.mktemp("weak") / "instance"
     shutil.copytree(folder, instance)
@@ -32,8 +32,6 @@ def server(tmp_path_factory, seeded):
 
 def new_device(server) -> tuple[str, str]:
     """Enrol a fresh phone for the village-A measurer; returns (device id, token)."""
-    import urllib.request
-
     world = server.world
 
     def post(path, body, token=None):
