@@ -1423,3 +1423,76 @@ def test_a_gap_open_for_over_a_day_is_reported_overdue(client, world, db):
     )
     assert filled.get_json()["gap"] is None
     assert [status for _, status in outcomes(filled)] == ["applied"] * 3
+
+
+# --- the pull with the push, page sizes -----------------------------------------------------
+
+
+def test_a_push_without_pull_cursor_answers_as_before_and_with_it_carries_the_page(
+    client, world, db
+):
+    first, second = new_id(), new_id()
+    plain = push(client, world, [register(1, first, world.household_a)])
+    assert "pull" not in plain.get_json()
+    _, cursor = pull_all(client, world)
+
+    body = {**batch(world, [register(2, second, world.household_a)]), "pull_cursor": cursor}
+    carried = client.post(PUSH, json=body, headers=bearer(world.tokens["measurer"]))
+
+    assert outcomes(carried) == [(2, "applied")]
+    page = carried.get_json()["pull"]
+    assert [t["id"] for t in page["trees"]] == [second]  # its own new tree, once
+    assert page["more"] is False
+    same = pull(client, world, cursor).get_json()
+    assert {k: v for k, v in page.items() if k != "server_time"} == {
+        k: v for k, v in same.items() if k != "server_time"
+    }
+
+
+def test_a_push_carries_no_page_when_many_changes_wait(client, world, db):
+    with transaction(db):  # a village's worth of changes the phone has not pulled
+        db.execute(
+            """WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600)
+               INSERT INTO change_log (village_id, entity, entity_id)
+               SELECT h.village_id, 'household', h.id FROM n, households h WHERE h.code = ?""",
+            [world.household_a],
+        )
+    body = {**batch(world, [register(1, new_id(), world.household_a)]), "pull_cursor": 0}
+
+    response = client.post(PUSH, json=body, headers=bearer(world.tokens["measurer"]))
+
+    assert outcomes(response) == [(1, "applied")]
+    assert response.get_json()["pull"] is None
+    assert pull(client, world, 0).get_json()["more"] is True
+
+
+@pytest.mark.parametrize("cursor", [-1, "3", 1.5, True, 2**63])
+def test_a_bad_pull_cursor_refuses_the_batch_and_applies_nothing(client, world, db, cursor):
+    before = counts(db)
+    body = {**batch(world, [register(1, new_id(), world.household_a)]), "pull_cursor": cursor}
+
+    response = client.post(PUSH, json=body, headers=bearer(world.tokens["measurer"]))
+
+    error = assert_error(response, 422, "invalid_batch")
+    assert error["details"] == [
+        {"field": "pull_cursor", "problem": "a pull cursor (a whole number)"}
+    ]
+    assert counts(db) == before
+
+
+def test_pull_pages_hold_at_most_limit_changes(client, world, db):
+    push(client, world, [register(n, new_id(), world.household_a) for n in range(1, 4)])
+    everything = pull_all(client, world)[0]
+    assert len(everything) == 1
+
+    response = client.get(f"{PULL}?cursor=0&limit=1", headers=bearer(world.tokens["measurer"]))
+
+    page = response.get_json()
+    assert page["more"] is True
+    first_change = db.execute("SELECT min(seq) FROM change_log").fetchone()[0]
+    assert page["cursor"] == first_change
+    for limit in ("0", "5001", "x"):
+        refused = client.get(
+            f"{PULL}?cursor=0&limit={limit}", headers=bearer(world.tokens["measurer"])
+        )
+        assert_error(refused, 422, "validation_failed")
