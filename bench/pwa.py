@@ -189,7 +189,7 @@ def screenshots(context, site: str, household: str, folder: Path) -> list[Path]:
     shot("household")
     page.evaluate(f"location.hash = '#/tree/new/{household}'")
     ready(page, "tree-new")
-    page.fill("#species-search", "杉")
+    page.fill("#species-search", "杉木")  # not 水杉
     page.check("input[name=position][value=road]")
     page.fill("#dbh", "18.4")
     page.fill("#height", "12.5")
