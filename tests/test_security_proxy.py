@@ -166,3 +166,35 @@ def test_a_response_setting_a_cookie_is_never_stored(site):
     assert all("set-cookie" in headers for _, headers, _ in responses)
     assert [r[1]["x-cache"] for r in responses] == ["MISS", "MISS"]
     assert responses[0][1]["set-cookie"] != responses[1][1]["set-cookie"]
+
+
+def test_a_dashboard_keeps_its_socket_io_session_through_nginx(site):
+    """Socket.IO's polling requests of one client reach the process holding its session
+    (nginx hashes the client's address); the other process would refuse the unknown session."""
+    import threading
+
+    import socketio
+
+    port, world = site
+    welcomed, arrived = [], threading.Event()
+    dashboard = socketio.Client()
+
+    @dashboard.on("welcome", namespace="/live")
+    def welcome(data):
+        welcomed.append(data)
+        arrived.set()
+
+    dashboard.connect(
+        f"http://127.0.0.1:{port}",
+        namespaces=["/live"],
+        auth={"token": world.tokens["admin"]},
+        transports=["polling"],
+        wait_timeout=30,
+    )
+    try:
+        assert arrived.wait(timeout=30)  # the welcome comes on a later poll than the handshake
+        dashboard.sleep(1)  # more polls on the same session
+        assert dashboard.connected
+    finally:
+        dashboard.disconnect()
+    assert welcomed[0]["room"] == "everywhere"
