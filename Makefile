@@ -10,7 +10,7 @@ NODE_DEPS := node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-fast setup system-packages bench-tools lint format clean
+.PHONY: run test test-fast setup system-packages bench-tools bench-api lint format clean
 
 run: setup
 	$(BIN)/sipang demo > /dev/null
@@ -52,6 +52,11 @@ bench-tools: setup $(BENCH_TOOLS)
 $(BENCH_TOOLS): bench/package.json bench/package-lock.json
 	npm ci --prefix bench --no-audit --no-fund
 	touch $@
+
+# The read routes through nginx and two gunicorn processes sharing Redis, as a county serves
+# them (bench/api.py; `make bench-api ARGS=--quick` for a smoke run).
+bench-api: setup
+	$(BIN)/python bench/api.py --workers 2 $(ARGS)
 
 # Debian's Chromium (browser tests), a CJK font (Chinese in PDFs and certificates), nginx and
 # redis-server (tests of the production path start their own on a free port).
