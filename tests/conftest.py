@@ -1,5 +1,6 @@
 """Shared fixtures: a real app on a real SQLite file, seeded with one small world."""
 
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,18 +168,39 @@ def db(app) -> Database:
     database.close()
 
 
+@pytest.fixture
+def nodes() -> list:
+    """The anvil nodes (server.chain.anvil.AnvilNode) a test starts; killed at its end."""
+    started: list = []
+    yield started
+    for node in started:
+        node.stop(signal.SIGKILL)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 # --- markers: `make test-fast` leaves out browser, chain and slow tests ----------------------
 
-# A test is `browser` or `chain` when it, a fixture it uses, or a helper of the tests that
-# either calls reaches one of these names, so a new test gets its marker without asking.
+# A test is `browser`, `chain` or `slow` when it, a fixture it uses, or a helper of the tests
+# that either calls reaches one of these names (so a new test gets its marker without asking),
+# and `slow` too when it uses a fixture that builds the demo county (`demo_…`).
 MARKED_BY_NAME = {
     "browser": {"chromium", "open_phone"},
-    "chain": {"AnvilNode", "ANVIL", "ChainService", "connect_pyevm", "EthereumTester"},
+    "chain": {
+        "AnvilNode",
+        "ANVIL",
+        "ChainService",
+        "compile_contract",  # the Vyper compiler
+        "connect_pyevm",
+        "EthereumTester",
+    },
+    # server processes (sipang serve, gunicorn, nginx, a weak-network proxy), Hypothesis
+    # state machines
+    "slow": {"Popen", "ServerProcess", "run_state_machine_as_test"},
 }
+SLOW_FIXTURES = "demo_"
 
 
 TESTS = Path(__file__).parent
@@ -228,3 +250,5 @@ def pytest_collection_modifyitems(items):
         for marker, names in MARKED_BY_NAME.items():
             if reached & names:
                 item.add_marker(marker)
+        if any(name.startswith(SLOW_FIXTURES) for name in getattr(item, "fixturenames", ())):
+            item.add_marker("slow")

@@ -26,14 +26,6 @@ def db(tmp_path):
     database.close()
 
 
-@pytest.fixture
-def nodes():
-    started: list[AnvilNode] = []
-    yield started
-    for node in started:
-        node.stop(signal.SIGKILL)
-
-
 def write_business(db, anchors: int = 20) -> None:
     """What the registry and payouts will write: anchors, issuance, accruals, a settlement."""
     with transaction(db):

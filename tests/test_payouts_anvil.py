@@ -4,7 +4,6 @@ the node killed mid-flow and restarted from its state file, the worker finishing
 
 import signal
 
-import pytest
 from click.testing import CliRunner
 
 from server.chain import outbox
@@ -18,14 +17,6 @@ from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
 from tests.helpers_orders import paid_order
-
-
-@pytest.fixture
-def nodes():
-    started: list[AnvilNode] = []
-    yield started
-    for node in started:
-        node.stop(signal.SIGKILL)
 
 
 def start_node(app, nodes, port=None):

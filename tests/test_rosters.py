@@ -847,6 +847,7 @@ def big_county(app, world):
     return app
 
 
+@pytest.mark.slow  # 100,000 rows, twice
 @pytest.mark.parametrize("bad_line", [None, 77_777], ids=["all good", "one bad row"])
 def test_a_100000_row_roster_imports_all_or_nothing(big_county, db, world, bad_line):
     data = big_roster(bad_line)
