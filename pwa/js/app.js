@@ -4,13 +4,12 @@
 
 import { $, link, notice } from "./dom.js";
 import { language, loadLanguage, t } from "./i18n.js";
-import { getMeta, status } from "./outbox.js";
+import { getMeta, pendingRemeasurements as verifierPending, status } from "./outbox.js";
 import { SyncScheduler } from "./scheduler.js";
 import { screenEnrol, screenHousehold } from "./screens.js";
 import { ago, app, refreshMethod, storageUse } from "./state.js";
 import { clockOffsetMs, syncOnce } from "./sync.js";
 import { screenVillage } from "./village.js";
-import { pendingCount as verifierPending, screenSample, screenSamples, startVerifier } from "./verify.js";
 
 // Screens not needed to start are loaded after the first screen is drawn, from the service
 // worker's copy (on a first visit, once it has taken the page), so the app starts with fewer
@@ -25,6 +24,9 @@ const screenMap = later(() => import("./map.js"), "screenMap");
 const screenTreeForm = later(() => import("./tree-form.js"), "screenTreeForm");
 const screenOutbox = later(() => import("./upload.js"), "screenOutbox");
 const screenRemeasure = later(() => import("./verify-tree.js"), "screenRemeasure");
+const loadVerifier = () => import("./verify.js"); // the verifier's screens, and their sender
+const screenSamples = later(loadVerifier, "screenSamples");
+const screenSample = later(loadVerifier, "screenSample");
 const loadTheRest = () => Promise.all(loaders.map((load) => load().catch(() => null)));
 
 const CLOCK_WARN_MS = 5 * 60 * 1000; // the server flags records from a clock this far off
@@ -184,7 +186,6 @@ async function start() {
   const scheduler = new SyncScheduler({ run: runSync });
   app.scheduler = scheduler;
   scheduler.subscribe(() => refreshBanner());
-  startVerifier(() => { refreshBanner(); current?.refresh?.(); });
   window.addEventListener("online", () => { refreshBanner(); scheduler.kick("online"); });
   window.addEventListener("offline", refreshBanner);
   document.addEventListener("visibilitychange", () => {
@@ -193,6 +194,10 @@ async function start() {
   setInterval(refreshBanner, 30000);
   window.addEventListener("hashchange", route);
   await route();
+  // The verifier's sender starts once the first screen is drawn (a measurer's phone starts
+  // without parsing the verifier's screens).
+  loadVerifier().then(({ startVerifier }) => startVerifier(() => { refreshBanner(); current?.refresh?.(); }))
+    .catch((error) => console.warn("verifier's sender not started", error));
   if (navigator.serviceWorker?.controller || !("serviceWorker" in navigator)) setTimeout(loadTheRest, 0);
   else navigator.serviceWorker.addEventListener("controllerchange", loadTheRest, { once: true });
   refreshBanner();
