@@ -15,6 +15,7 @@ const MAX_BATCH = 64 * 1024;
 const MIN_CHUNK = 16 * 1024;
 const START_CHUNK = 32 * 1024;
 const MAX_CHUNK = 256 * 1024;
+const PULL_LIMIT = 5000; // changes a pull page: over 2G a page more costs a round trip
 const QUICK_MS = 4000; // a batch or chunk answered this fast lets the next one double
 const STATUSES = new Set(["applied", "duplicate", "rejected", "held"]);
 const SYNC_META = ["next_seq", "cursor", "method", "gap", "village", "roster_format"]; // a new device starts these afresh
@@ -46,12 +47,14 @@ const wire = ({ op_id, device_seq, record_id, kind, payload, client_time, base_v
 
 // The next batch: at most 100 operations, halved until its body fits in the link's budget.
 async function nextBatch(ctx) {
-  let ops = (await pendingOps(BATCH_OPS)).map(wire);
+  const waiting = await pendingOps(BATCH_OPS + 1);
+  let ops = waiting.slice(0, BATCH_OPS).map(wire);
   while (ops.length) {
     const sentAt = new Date().toISOString();
-    // pull_cursor asks for the village's changes in the answer, when few are waiting (a
-    // server that does not know it ignores it, and the pull after the photos fetches them).
-    const text = JSON.stringify({ device_id: ctx.deviceId, sent_at: sentAt, ops, pull_cursor: ctx.cursor });
+    // The last batch asks for the village's changes with its answer, when few are waiting (a
+    // server that does not know pull_cursor ignores it; the pull then fetches them).
+    const last = ops.length === waiting.length ? { pull_cursor: ctx.cursor } : {};
+    const text = JSON.stringify({ device_id: ctx.deviceId, sent_at: sentAt, ops, ...last });
     const zipped = await gzip(text);
     const body = zipped ?? new TextEncoder().encode(text);
     if (body.byteLength <= ctx.batch || ops.length === 1) return { ops, body, zipped: !!zipped };
@@ -204,7 +207,7 @@ async function pull(ctx) {
   let cursor = await pullCursor();
   let received = 0;
   for (;;) {
-    const path = `/api/v1/sync/pull?cursor=${cursor}`;
+    const path = `/api/v1/sync/pull?cursor=${cursor}&limit=${PULL_LIMIT}`;
     const page = await callJson(ctx, "GET", path);
     received += await keepPage(page, cursor, `GET ${path}`);
     cursor = page.cursor;

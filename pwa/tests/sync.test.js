@@ -310,7 +310,7 @@ test("the village's changes that come with the push answer are kept, and no pull
     ? { households: [], trees: [{ id: "t9", version: 1 }], cursor: 8, more: false, gap: null, method: { version: "m1", sha256: "abc" } }
     : null);
   const result = await syncOnce({ fetchImpl: server.fetch });
-  assert.equal(server.pushes[0].batch.pull_cursor, 7);
+  assert.equal(server.pushes[0].batch.pull_cursor, 7); // the last (here the only) batch asks
   assert.deepEqual(server.requests.map((r) => r.path), ["/api/v1/sync/push"]); // one round trip
   assert.equal(result.pulled, 1);
   assert.equal(await getMeta("cursor"), 8);
@@ -345,4 +345,17 @@ test("a page that says more, or a photo sent after the push, still pulls after t
   assert.deepEqual(paths, ["POST /api/v1/sync/push", "HEAD /api/v1/blobs", "PUT /api/v1/blobs", "GET /api/v1/sync/pull"]);
   assert.equal(server.requests.at(-1).cursor, "2"); // from where the push's page ended
   assert.deepEqual(await withStore("trees", "readonly", (s) => s.getAll()), [{ id: "t1", version: 3 }]);
+});
+
+test("only the last batch of a round asks for the village's changes", async () => {
+  await enrolled();
+  await setMeta("roster_format", 2);
+  await setMeta("cursor", 3);
+  for (let i = 0; i < 130; i++) await register();
+  const server = fakeServer();
+  server.piggyback = (cursor) => ({ households: [], trees: [], cursor, more: false });
+  await setMeta("batch_size", 64 * 1024);
+  await syncOnce({ fetchImpl: server.fetch });
+  assert.deepEqual(server.pushes.map((p) => [p.batch.ops.length, p.batch.pull_cursor]), [[100, undefined], [30, 3]]);
+  assert.ok(!server.requests.some((r) => r.path === "/api/v1/sync/pull"));
 });
