@@ -4,7 +4,8 @@ Every change is written to a local SQLite outbox (with its photo, by sha256) bef
 is sent. `sync()` pushes pending operations in gzipped batches in sequence order, over one
 kept-alive connection; a batch's size adapts to the link (it starts small, doubles after a
 quick answer up to a byte cap, halves after a failure). The last push asks for the village's
-changes, which come back with its answer when few are waiting (else one pull follows).
+changes, which come back with its answer when few are waiting (else pulls follow); a phone
+that never pulled sends its first pull pipelined behind the last push.
 Photos go in resumable chunks, pipelined, whose size adapts to the link as well.
 `SyncScheduler` retries with full-jitter backoff and honours `Retry-After`. The PWA mirrors
 this behaviour in JavaScript.
@@ -230,22 +231,24 @@ class SyncClient:
 
     def push_once(self, ask_pull: bool = False) -> int:
         """Send one batch; returns how many operations it settled (0: nothing to send).
-        With `ask_pull` on the last batch, the answer may carry the village's changes."""
+        With `ask_pull` on the last batch the village's changes come in the same round trip:
+        in the push's answer (`pull_cursor`), or, for a phone that never pulled (the whole
+        village waits), as a pull pipelined behind the push."""
         ops, body = self._next_batch()
         if not ops:
             return 0
         last = ask_pull and len(ops) == self._waiting()
-        if last:
-            body = self._body(ops, pull_cursor=self._cursor())
+        cursor = self._cursor()
+        if last and cursor:
+            body = self._body(ops, pull_cursor=cursor)
+        gzipped_json = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        requests = [Request("POST", "/api/v1/sync/push", body, gzipped_json)]
+        if last and not cursor:
+            requests.append(Request("GET", f"/api/v1/sync/pull?cursor=0&limit={PULL_LIMIT}"))
         started = time.monotonic()
+        replies = self.connection.exchange(self.base_url, requests)
         try:
-            _, _, data = self._request(
-                "POST",
-                "/api/v1/sync/push",
-                body,
-                {"Content-Type": "application/json", "Content-Encoding": "gzip"},
-            )
-            reply = answer(data)
+            reply = answer(checked(requests[0], replies[0]).data)
         except TransientError:
             self.batch_bytes = max(MIN_BATCH, self.batch_bytes // 2)
             raise
@@ -264,9 +267,15 @@ class SyncClient:
                 [state, json.dumps(result, ensure_ascii=False), result["op_id"]],
             )
             settled += state != "held"
-        self.pulled_with_push = bool(last and reply.get("pull") and not reply["pull"]["more"])
-        if last and reply.get("pull"):
-            self._keep_page(reply["pull"])
+        page = reply.get("pull") if last else None
+        if len(requests) == 2:
+            try:
+                page = answer(checked(requests[1], replies[1]).data)
+            except (TransientError, PermanentError):
+                page = None  # the pull follows on its own
+        if page:
+            self._keep_page(page)
+        self.pulled_with_push = bool(page and not page["more"])
         return settled
 
     def _waiting(self) -> int:
