@@ -120,10 +120,16 @@ function savePhoto(sha256, changes) {
 async function uploadPhoto(ctx, photo, onProgress) {
   const path = `/api/v1/blobs/${photo.sha256}`;
   const report = (sent) => onProgress?.({ sha256: photo.sha256, sent, size: photo.size });
-  const { response } = await call(ctx, "HEAD", path);
-  let offset = Number(response.headers.get("Upload-Offset") ?? 0);
-  let complete = response.headers.get("Upload-Complete") === "true";
-  if (!offsetIn(offset, photo.size)) throw garbled(`HEAD ${path}`);
+  let offset = 0;
+  let complete = false;
+  if (photo.tried) { // resuming: ask how much the server holds
+    const { response } = await call(ctx, "HEAD", path);
+    offset = Number(response.headers.get("Upload-Offset") ?? 0);
+    complete = response.headers.get("Upload-Complete") === "true";
+    if (!offsetIn(offset, photo.size)) throw garbled(`HEAD ${path}`);
+  } else { // a first try goes straight to PUT at 0 (a 409 names what the server holds)
+    await savePhoto(photo.sha256, { tried: true });
+  }
   report(offset);
   let conflicts = 0;
   while (!complete) {

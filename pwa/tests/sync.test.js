@@ -6,7 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { beforeEach, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 
-import { closeDb, withStore } from "../js/idb.js";
+import { closeDb, request, withStore } from "../js/idb.js";
 import { getMeta, opsByState, recordOperation, setMeta, status } from "../js/outbox.js";
 import { enrol, syncOnce } from "../js/sync.js";
 
@@ -187,6 +187,7 @@ test("a photo resumes where the server's copy ends, with chunks that grow and sh
     fault: ({ method }) => (method === "PUT" && --failAt === 0 ? (() => { throw new TypeError("cut"); })() : null),
   });
   server.blobs.set(sha, bytes.subarray(0, 10_000)); // an earlier attempt got this far
+  await withStore("photos", "readwrite", async (s) => s.put({ ...(await request(s.get(sha))), tried: true }));
   const progress = [];
   await assert.rejects(syncOnce({ fetchImpl: server.fetch, onProgress: (p) => progress.push(p) }), /cut/);
   const sizes = () => server.requests.filter((r) => r.method === "PUT").map((r) => r.body.size);
@@ -342,7 +343,7 @@ test("a page that says more, or a photo sent after the push, still pulls after t
   server.piggyback = () => ({ households: [], trees: [{ id: "t1", version: 2 }], cursor: 2, more: false });
   await syncOnce({ fetchImpl: server.fetch });
   const paths = server.requests.map((r) => `${r.method} ${r.path.replace(/blobs\/.*/, "blobs")}`);
-  assert.deepEqual(paths, ["POST /api/v1/sync/push", "HEAD /api/v1/blobs", "PUT /api/v1/blobs", "GET /api/v1/sync/pull"]);
+  assert.deepEqual(paths, ["POST /api/v1/sync/push", "PUT /api/v1/blobs", "GET /api/v1/sync/pull"]);
   assert.equal(server.requests.at(-1).cursor, "2"); // from where the push's page ended
   assert.deepEqual(await withStore("trees", "readonly", (s) => s.getAll()), [{ id: "t1", version: 3 }]);
 });
@@ -358,4 +359,20 @@ test("only the last batch of a round asks for the village's changes", async () =
   await syncOnce({ fetchImpl: server.fetch });
   assert.deepEqual(server.pushes.map((p) => [p.batch.ops.length, p.batch.pull_cursor]), [[100, undefined], [30, 3]]);
   assert.ok(!server.requests.some((r) => r.path === "/api/v1/sync/pull"));
+});
+
+test("a photo's first try goes straight to PUT at offset 0; a retry asks the server first", async () => {
+  await enrolled();
+  const bytes = randomBytes(40_000);
+  await recordOperation({ kind: "tree.measure", recordId: "t", payload: { stems_mm: [100] }, photo: new Blob([bytes]) });
+  let cut = true;
+  const server = fakeServer({ fault: ({ method }) => (method === "PUT" && cut ? ((cut = false), json({}, { status: 503 })) : null) });
+  await assert.rejects(syncOnce({ fetchImpl: server.fetch }), { status: 503 });
+  const first = server.requests.filter((r) => r.path.startsWith("/api/v1/blobs/")).map((r) => r.method);
+  assert.deepEqual(first, ["PUT"]); // no HEAD round trip
+  server.requests.length = 0;
+  await syncOnce({ fetchImpl: server.fetch });
+  const again = server.requests.filter((r) => r.path.startsWith("/api/v1/blobs/")).map((r) => r.method);
+  assert.deepEqual(again, ["HEAD", "PUT", "PUT"]);
+  assert.equal((await status()).photosPending, 0);
 });
