@@ -287,3 +287,18 @@ def test_a_kept_connection_the_server_dropped_is_replaced_without_a_failure(serv
         pass
     assert client.connection.opened == 2
     assert_exactly_once(server, client, device_id)
+
+
+def test_a_new_phones_first_pull_rides_behind_its_last_push(server, tmp_path):
+    device_id, token = new_device(server)
+    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
+    queue_trees(client, server.world.household_a, 3)
+    with WeakNetworkProxy(("127.0.0.1", server.port), profile="none") as proxy:
+        client.base_url = proxy.url
+        status = client.sync()
+        connections = proxy.stats.connections
+    assert status["pending"] == 0
+    assert (client.connection.requests, client.connection.exchanges, connections) == (2, 1, 1)
+    mine = {row[0] for row in client.db.execute("SELECT record_id FROM ops")}
+    assert mine <= set(client.village["trees"])  # the page came after the push was applied
+    assert_exactly_once(server, client, device_id)
