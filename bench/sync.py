@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server import create_app, devices, households, users, villages  # noqa: E402
 from server.db import get_db  # noqa: E402
-from server.sync_pull import MAX_PAGE, PIGGYBACK  # noqa: E402
+from server.sync_pull import MAX_PAGE  # noqa: E402
 from sync.client import SyncClient, SyncScheduler  # noqa: E402
 from sync.profiles import PROFILES  # noqa: E402
 from sync.protocol import MAX_BATCH_OPS  # noqa: E402
@@ -288,9 +288,10 @@ def through(
     floor = stats.bytes_up * 8 / (settings.up_kbps * 1000) + stats.bytes_down * 8 / (
         settings.down_kbps * 1000
     )
-    waiting = changes_waiting(server.instance)
-    pulls = 0 if waiting <= PIGGYBACK and not photos else math.ceil(waiting / MAX_PAGE)
-    fewest = 1 + math.ceil(ops / MAX_BATCH_OPS) + photos + pulls  # 1: the TCP handshake
+    # The fewest: the TCP handshake, full pushes, one pipelined round trip a photo; the first
+    # pull page rides with the last request (in the push's answer, or pipelined behind it).
+    pages = math.ceil(changes_waiting(server.instance) / MAX_PAGE)
+    fewest = 1 + math.ceil(ops / MAX_BATCH_OPS) + photos + max(0, pages - 1)
     made = client.connection.exchanges + client.connection.opened
     client.close()
     return {
