@@ -42,7 +42,7 @@ def test_sync_is_described_body_cursor_and_resumable_upload_headers(client):
     assert batch["required"] == ["device_id", "ops"]
     assert "conflict" in str(push["responses"]["200"])
     pull = paths["/api/v1/sync/pull"]["get"]
-    assert [p["name"] for p in pull["parameters"] if p["in"] == "query"] == ["cursor"]
+    assert [p["name"] for p in pull["parameters"] if p["in"] == "query"] == ["cursor", "limit"]
     head = paths["/api/v1/blobs/{sha256}"]["head"]
     assert set(head["responses"]["200"]["headers"]) == {"Upload-Offset", "Upload-Complete"}
     put = paths["/api/v1/blobs/{sha256}"]["put"]
