@@ -114,6 +114,37 @@ def seed(db: Database) -> World:
     return world
 
 
+def _keep_url_builders() -> None:
+    """Most tests build an app, and some 40 % of that is werkzeug compiling, for each of about
+    200 URL rules, a builder function from a syntax tree. The function depends only on the
+    rule's parsed form (no globals; the rule comes in as an argument), so the tests compile
+    each form once per session: the same URLs (checked in tests/test_access.py)."""
+    from werkzeug.routing.rules import Rule
+
+    if getattr(Rule._compile_builder, "kept", False):
+        return
+    compile_builder = Rule._compile_builder
+    kept: dict = {}
+
+    def builder(self, append_unknown: bool = True):
+        converters = tuple(
+            (name, type(c), sorted((k, repr(v)) for k, v in vars(c).items() if k != "map"))
+            for name, c in sorted(self._converters.items())
+        )
+        defaults = sorted((k, repr(v)) for k, v in (self.defaults or {}).items())
+        key = (self.rule, tuple(self._trace), repr(defaults), repr(converters), append_unknown)
+        if key not in kept:
+            kept[key] = compile_builder(self, append_unknown)
+        return kept[key]
+
+    builder.kept, builder.original = True, compile_builder
+    Rule._compile_builder = builder
+
+
+def pytest_configure(config):
+    _keep_url_builders()
+
+
 @pytest.fixture(scope="session")
 def snapshots(tmp_path_factory) -> Snapshots:
     """Worlds built once per session; each test copies the one it needs (helpers_snapshot)."""

@@ -191,6 +191,21 @@ def test_every_route_declares_an_access_rule(app):
     assert missing == []
 
 
+def test_the_tests_kept_url_builders_build_what_werkzeug_compiles(app):
+    """tests/conftest.py keeps each URL rule's compiled builder for the session: every rule
+    builds the same URLs with it as with one compiled afresh."""
+    from werkzeug.routing.rules import Rule
+
+    assert Rule._compile_builder.kept
+    for rule in app.url_map.iter_rules():
+        values = {name: "1" for name in rule.arguments if name not in (rule.defaults or {})}
+        for unknown in (False, True):
+            fresh = Rule._compile_builder.original(rule, unknown).__get__(rule, None)
+            kept = rule._build_unknown if unknown else rule._build
+            extra = {"next": "/a b"} if unknown else {}
+            assert kept(**values, **extra) == fresh(**values, **extra), rule.rule
+
+
 def test_a_route_without_a_rule_is_refused(instance):
     app = create_app({"INSTANCE_PATH": str(instance)})
     app.add_url_rule("/api/v1/forgotten", "forgotten", lambda: "secret")
