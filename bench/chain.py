@@ -21,9 +21,9 @@ from eth_account import Account  # noqa: E402
 
 from server.chain import outbox  # noqa: E402
 from server.chain.anvil import AnvilNode  # noqa: E402
-from server.chain.connection import connect_url  # noqa: E402
 from server.chain.deploy import attach  # noqa: E402
-from server.chain.ledger import household_hash  # noqa: E402
+from server.chain.ledger_items import household_hash  # noqa: E402
+from server.chain.node import connect_url  # noqa: E402
 from server.chain.worker import Worker  # noqa: E402
 from server.db import connect, migrate, transaction  # noqa: E402
 

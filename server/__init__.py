@@ -100,27 +100,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         pages,
         pwa,
         rosters,
+        security,
+        sms,
         sync_api,
         trees,
         users,
         villages,
+        workspace,
     )
-    from server.carbon import pages as methodology
-    from server.carbon import routes as carbon
-    from server.chain import routes as chain
-    from server.dashboards import bureau
-    from server.dashboards import public as village_public
+    from server.carbon import blueprints as carbon
+    from server.chain import blueprints as chain
+    from server.dashboards import blueprints as dashboards
     from server.extensions import csrf, init_compression, limiter, socketio
-    from server.payouts import api as payouts_api
-    from server.payouts import routes as payouts
-    from server.plate import pages as plate
-    from server.push import routes as push
-    from server.registry import api as registry
-    from server.registry import buyers as registry_buyers
-    from server.registry import checkout as registry_checkout
-    from server.registry import finance as registry_finance
-    from server.registry import market
-    from server.registry import pages as registry_pages
+    from server.payouts import blueprints as payouts
+    from server.plate import blueprints as plate
+    from server.push import blueprints as push
+    from server.registry import blueprints as registry
 
     errors.register_error_handlers(app)
     identity.init_app(app)
@@ -128,13 +123,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     init_compression(app)
     socketio.init_app(app, async_mode="threading")
-    from server import security
-
     security.init_app(app)  # after Socket.IO, so the proxy fix wraps it too
-    from server import sms
-
     sms.init_app(app)
-    for module in (
+    for part in (
         pages,
         plate,
         health,
@@ -147,7 +138,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         devices,
         audit,
         carbon,
-        methodology,
         pwa,
         rosters,
         kits,
@@ -155,19 +145,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         sync_api,
         chain,
         registry,
-        market,
-        registry_pages,
-        registry_checkout,
-        registry_buyers,
-        registry_finance,
         payouts,
-        payouts_api,
-        bureau,
-        village_public,
+        dashboards,
         push,
-    ):
-        app.register_blueprint(module.bp)
-    from server import workspace
-
+    ):  # a module's `bp`, or the BLUEPRINTS a package lists (api.py JSON, pages.py HTML)
+        for blueprint in getattr(part, "BLUEPRINTS", None) or (part.bp,):
+            app.register_blueprint(blueprint)
     workspace.init_app(app)  # role homes, navigation, the one formatting helper's filters
     return app

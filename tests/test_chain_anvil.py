@@ -8,9 +8,9 @@ from eth_account import Account
 
 from server.chain import outbox
 from server.chain.anvil import AnvilNode
-from server.chain.connection import connect_url
 from server.chain.deploy import attach
-from server.chain.ledger import household_hash, key32
+from server.chain.ledger_items import household_hash, key32
+from server.chain.node import connect_url
 from server.chain.worker import Worker
 from server.db import connect, migrate, transaction
 

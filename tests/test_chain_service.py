@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from server import create_app
 from server.chain import outbox
 from server.chain.anvil import AnvilNode
-from server.chain.connection import write_keystore
+from server.chain.node import write_keystore
 from server.chain.service import ChainService, anvil_state_path
 from server.cli import main
 from server.db import connect, transaction

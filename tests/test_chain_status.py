@@ -1,7 +1,7 @@
 """`GET /api/v1/chain/status` over the real app."""
 
 from server.chain import outbox
-from server.chain.ledger import household_hash
+from server.chain.ledger_items import household_hash
 from server.db import transaction
 from tests.conftest import bearer
 

@@ -11,9 +11,9 @@ from web3 import HTTPProvider, Web3
 
 from server.chain import outbox
 from server.chain.anvil import free_port
-from server.chain.connection import Chain, connect_pyevm
 from server.chain.deploy import attach
-from server.chain.ledger import ANCHOR_KINDS, household_hash, key32
+from server.chain.ledger_items import ANCHOR_KINDS, household_hash, key32
+from server.chain.node import Chain, connect_pyevm
 from server.chain.worker import Worker
 from server.contracts import load_artifact
 from server.db import connect, migrate, transaction

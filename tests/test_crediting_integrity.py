@@ -577,8 +577,8 @@ def test_every_page_that_sells_or_shows_a_tonne_says_what_it_is(client, field, d
 
 
 def test_cancellations_are_anchored_and_an_edited_one_is_found_by_reconcile(app, db, world):
-    from server.chain.connection import connect_pyevm
     from server.chain.deploy import attach
+    from server.chain.node import connect_pyevm
     from server.chain.worker import Worker
     from server.reconcile import reconcile
     from server.trees import set_status

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from server.chain import outbox
 from server.chain.anvil import AnvilNode
-from server.chain.connection import connect
 from server.chain.deploy import attach
+from server.chain.node import connect
 from server.chain.service import anvil_state_path
 from server.chain.worker import Worker
 from server.cli import main

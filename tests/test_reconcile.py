@@ -4,8 +4,8 @@ tampering (database or chain) named by its table and row."""
 import pytest
 
 from server.chain import outbox
-from server.chain.connection import connect_pyevm
 from server.chain.deploy import attach
+from server.chain.node import connect_pyevm
 from server.chain.worker import Worker
 from server.db import first, transaction
 from server.payouts import settlement

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from server import anchors, audit, households
-from server.chain.connection import connect_pyevm
 from server.chain.deploy import attach
+from server.chain.node import connect_pyevm
 from server.chain.worker import Worker
 from server.db import first
 from server.payouts import settlement

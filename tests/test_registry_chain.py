@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from server.chain.connection import connect_pyevm
 from server.chain.deploy import attach
-from server.chain.ledger import key32
+from server.chain.ledger_items import key32
+from server.chain.node import connect_pyevm
 from server.chain.worker import Worker
 from server.db import first
-from server.registry import ledger, orders
+from server.registry import chain_hooks, orders
 from tests import registry_world as rw
 
 
@@ -83,7 +83,7 @@ def test_registry_queues_every_hook_and_the_verify_page_shows_the_ledger(
     functions = chain.ledger.functions
     assert functions.split_policies(key32("360423-0001-v1")).call().hex() == bundle["rules_sha256"]
 
-    app.extensions[ledger.LEDGER_EXTENSION] = chain.ledger
+    app.extensions[chain_hooks.LEDGER_EXTENSION] = chain.ledger
     page = client.get(f"/verify/{cert['id']}")
     assert 'data-ledger="confirmed"' in page.text
     assert retire_row["tx_hash"] in page.text and f"区块 {retire_row['block_number']}" in page.text

@@ -10,11 +10,11 @@ from openpyxl import load_workbook
 
 from server import units
 from server.chain import outbox
-from server.chain.connection import connect_pyevm
 from server.chain.deploy import attach
+from server.chain.node import connect_pyevm
 from server.chain.worker import Worker
 from server.registry import orders
-from server.registry.ledger import LEDGER_EXTENSION
+from server.registry.chain_hooks import LEDGER_EXTENSION
 from server.workspace import trends
 from tests import registry_world as rw
 from tests.workspace_helpers import post_form, sign_in_form

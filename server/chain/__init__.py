@@ -4,7 +4,7 @@ Callers queue ledger writes with the functions of `server.chain.outbox` (re-expo
 inside their own database transaction; `server.chain.worker.Worker` sends them.
 """
 
-from server.chain.ledger import ANCHOR_KINDS, county_salt, household_hash
+from server.chain.ledger_items import ANCHOR_KINDS, county_salt, household_hash
 from server.chain.outbox import (
     OutboxConflict,
     accrue,

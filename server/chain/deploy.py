@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from server.chain.connection import Chain
+from server.chain.node import Chain
 from server.clock import now_iso
 from server.contracts import LEDGER, load_artifact
 from server.db import first, insert, transaction

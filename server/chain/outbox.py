@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from server.chain.ledger import ANCHOR_KINDS, KINDS, bytes32, hex32, validate
+from server.chain.ledger_items import ANCHOR_KINDS, KINDS, bytes32, hex32, validate
 from server.clock import now_iso
 from server.db import first, insert
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from web3.exceptions import Web3RPCError
 
-from server.chain.ledger import DONE, KINDS
+from server.chain.ledger_items import DONE, KINDS
 from server.chain.rows import MAX_REVERTED_ATTEMPTS, OutboxRows, hex_bytes, iso_at
 from server.db import first, insert, transaction
 

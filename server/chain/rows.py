@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from server.chain.connection import Chain
-from server.chain.ledger import CONFLICT, DONE, KINDS
+from server.chain.ledger_items import CONFLICT, DONE, KINDS
+from server.chain.node import Chain
 from server.clock import iso
 from server.db import first, transaction
 

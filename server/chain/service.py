@@ -12,8 +12,8 @@ from typing import Any
 from server.anchors import anchor_audit_head
 from server.backup import forget_node, record_node
 from server.chain.anvil import AnvilNode
-from server.chain.connection import DEV_KEY_FILE, Chain, connect
 from server.chain.deploy import LedgerMissing, attach
+from server.chain.node import DEV_KEY_FILE, Chain, connect
 from server.chain.worker import Worker
 from server.db import connect as connect_db
 

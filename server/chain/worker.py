@@ -18,8 +18,8 @@ from typing import Any
 from sqlite_utils import Database
 from web3.exceptions import Web3Exception
 
-from server.chain.connection import Chain
-from server.chain.ledger import KINDS, ORDERED_WITH
+from server.chain.ledger_items import KINDS, ORDERED_WITH
+from server.chain.node import Chain
 from server.chain.recovery import Recovery
 from server.chain.rows import OutboxRows, hex_bytes, iso_at, revert_reason
 from server.db import first, insert, transaction

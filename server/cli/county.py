@@ -146,8 +146,8 @@ def carbon_estimate(species, dbh, stems, height, age, count, as_json) -> None:
     """Estimate a tree's carbon stock (or project it from age) with the current methodology."""
     import json
 
+    from server.carbon.api import estimate_from
     from server.carbon.estimate import EstimateError
-    from server.carbon.routes import estimate_from
 
     try:
         result = estimate_from(

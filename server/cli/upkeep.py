@@ -17,8 +17,8 @@ def reconcile_command(app) -> None:
 
     from server.backup import running_node
     from server.chain.anvil import AnvilNode
-    from server.chain.connection import connect
     from server.chain.deploy import attach, current_deployment
+    from server.chain.node import connect
     from server.chain.service import anvil_state_path
     from server.db import get_db
     from server.reconcile import reconcile

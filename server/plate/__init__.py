@@ -5,9 +5,6 @@ what that factor unlocks: the "money sent" text messages and Web Push notices.
 - `pages`: the routes (the page, a tree's photo, the unlock form, the text-message switch);
 - `second_factor`: the unlock, its limits and lockouts, and the push token it allows;
 - `timeline`: the money earned and paid, newest first, and the payments once unlocked;
-- `tree_map`: the household's trees drawn from their own coordinates.
+- `tree_map`: the household's trees drawn from their own coordinates;
+- `blueprints`: what `create_app` registers.
 """
-
-from server.plate.pages import bp
-
-blueprints = (bp,)

@@ -23,7 +23,7 @@ from server.anchors import (
     settlement_bank_root,
 )
 from server.audit import verify_chain
-from server.chain.ledger import ANCHOR_KINDS, bytes32, chain_key, hex32, key32
+from server.chain.ledger_items import ANCHOR_KINDS, bytes32, chain_key, hex32, key32
 from server.reconcile.items import Check, Difference
 
 

@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from server.chain.connection import HTTPProvider  # web3, imported the way the chain does
-from server.chain.ledger import (
+from server.chain.ledger_items import (
     ANCHOR_KINDS,
     ZERO,
     bytes32,
@@ -16,11 +15,12 @@ from server.chain.ledger import (
     household_hash,
     key32,
 )
+from server.chain.node import HTTPProvider  # web3, imported the way the chain does
 from server.payouts.accruals import accrual_reference
 from server.payouts.settlement import batch_reference, batch_root, settlement_reference
 from server.reconcile import anchored
 from server.reconcile.items import Check, Difference, as_hex
-from server.registry import ledger as registry_ledger
+from server.registry import chain_hooks
 
 BATCH_CALLS = 250
 
@@ -63,7 +63,7 @@ class Reconciler:
             "SELECT id, report_sha256 FROM verifications "
             "WHERE report_sha256 IS NOT NULL ORDER BY id"
         ):
-            reference = registry_ledger.report_reference(row["id"])
+            reference = chain_hooks.report_reference(row["id"])
             yield Check(
                 "verifications",
                 row["id"],
@@ -85,18 +85,18 @@ class Reconciler:
         last = {bundle_id: 0 for (bundle_id,) in self.db.execute("SELECT id FROM bundles")}
         for (bundle_id, batch), serials in batches.items():
             last[bundle_id] = max(last.get(bundle_id, 0), batch)
-            reference = registry_ledger.cancellation_reference(bundle_id, batch)
+            reference = chain_hooks.cancellation_reference(bundle_id, batch)
             yield Check(
                 "loss_cancellations",
                 bundle_id,
                 f"cancellation anchor {reference}",
                 chain_key("anchor", kind="buffer_cancellation", reference=reference),
-                bytes32(registry_ledger.cancellation_root(bundle_id, batch, serials)),
+                bytes32(chain_hooks.cancellation_root(bundle_id, batch, serials)),
                 self.functions.anchors(kind, key32(reference)),
                 bytes,
             )
         for bundle_id, batch in last.items():  # a batch deleted from the database
-            reference = registry_ledger.cancellation_reference(bundle_id, batch + 1)
+            reference = chain_hooks.cancellation_reference(bundle_id, batch + 1)
             yield Check(
                 "loss_cancellations",
                 bundle_id,
@@ -129,7 +129,7 @@ class Reconciler:
             """SELECT b.id, b.seq, b.version, b.rules_sha256, c.code FROM bundles b
                JOIN counties c ON c.id = b.county_id ORDER BY b.id"""
         ):
-            reference = registry_ledger.bundle_reference(row["code"], row["seq"], row["version"])
+            reference = chain_hooks.bundle_reference(row["code"], row["seq"], row["version"])
             yield Check(
                 "bundles",
                 row["id"],
@@ -142,7 +142,7 @@ class Reconciler:
 
     def issuances(self) -> Iterator["Difference | Check"]:
         for row in self.db.query("SELECT id FROM issuances ORDER BY id"):
-            for lot, first, count, buffer, details in registry_ledger.issuance_ranges(
+            for lot, first, count, buffer, details in chain_hooks.issuance_ranges(
                 self.db, row["id"]
             ):
                 yield Check(
@@ -172,7 +172,7 @@ class Reconciler:
                     "SELECT serial FROM retirements WHERE certificate_id = ?", [cert["id"]]
                 )
             ]
-            for lot, first, count in registry_ledger.runs(serials):
+            for lot, first, count in chain_hooks.runs(serials):
                 yield Check(
                     "certificates",
                     cert["id"],

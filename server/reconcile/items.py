@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from server.chain.ledger import hex32
+from server.chain.ledger_items import hex32
 
 
 def _same(value: Any) -> Any:

@@ -17,7 +17,7 @@ from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
 from server.photos import blob_paths
-from server.registry import ledger, losses, serials
+from server.registry import chain_hooks, losses, serials
 
 RULE_FIELDS = (
     "name",
@@ -93,7 +93,7 @@ def _insert(db, county, rules, seq, version, previous_id, user_id) -> int:
         "created_at": now_iso(),
     }
     bundle_id = db["bundles"].insert(row).last_pk
-    ledger.queue_split_policy(db, county["code"], seq, version, row["rules_sha256"])
+    chain_hooks.queue_split_policy(db, county["code"], seq, version, row["rules_sha256"])
     return bundle_id
 
 

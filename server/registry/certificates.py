@@ -17,7 +17,7 @@ from server.clock import now_iso
 from server.db import first, insert
 from server.errors import ApiError
 from server.push import triggers as push
-from server.registry import ledger
+from server.registry import chain_hooks
 
 CERT_ID = re.compile(r"SPC-\d{4}-\d{6}")
 # A court's case number (案号, 最高人民法院《关于人民法院案件案号的若干规定》): （year）court
@@ -155,7 +155,7 @@ def create(
         "INSERT INTO retirements (serial, certificate_id, retired_at) VALUES (?, ?, ?)",
         [(s, cert_id, now) for s in retired],
     )
-    ledger.queue_retirement(db, row["sha256"], retired)
+    chain_hooks.queue_retirement(db, row["sha256"], retired)
     return row
 
 

@@ -19,7 +19,7 @@ from server.carbon.crediting import GRAMS_PER_TONNE, _share_out
 from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
-from server.registry import baseline, bundles, ledger, losses, serials
+from server.registry import baseline, bundles, chain_hooks, losses, serials
 
 
 def _check_entry(db: Database, bundle: dict, calc: dict, village: dict, vintage: int) -> None:
@@ -210,7 +210,7 @@ def _issue(db, calc, village, verification, bundle, vintage, user_id) -> int:
     db["issuance_households"].insert_all(
         {"issuance_id": issuance_id, "household_id": h, "grams": g} for h, g in grams.items()
     )
-    ledger.queue_issuance(db, issuance_id)
+    chain_hooks.queue_issuance(db, issuance_id)
     audit.record(
         db,
         "issuance.issued",

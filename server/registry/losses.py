@@ -16,7 +16,7 @@ from server.carbon.crediting import GRAMS_PER_TONNE
 from server.carbon.records import credit_balance_g
 from server.clock import now_iso
 from server.db import first
-from server.registry import ledger, serials
+from server.registry import chain_hooks, serials
 
 
 def _owed_tonnes(db: Database, bundle_id: int) -> int:
@@ -71,7 +71,7 @@ def _cancel(db: Database, bundle_id: int, loss_id: int) -> list[str]:
         }
         for s in cancelled
     )
-    ledger.queue_cancellation(db, bundle_id, batch, cancelled)
+    chain_hooks.queue_cancellation(db, bundle_id, batch, cancelled)
     return cancelled
 
 

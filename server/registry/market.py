@@ -12,8 +12,8 @@ from server.registry import (
     bundles,
     card,
     certificates,
+    chain_hooks,
     checkout,
-    ledger,
     orders,
     payments,
     serials,
@@ -324,7 +324,7 @@ def show_certificate(cert_id: str):
     return jsonify(
         certificate=certificates.public_view(cert, _shows_beneficiary(cert)),
         check=certificates.check(get_db(), cert),
-        ledger=ledger.certificate_record(get_db(), cert, ledger.ledger_reader()),
+        ledger=chain_hooks.certificate_record(get_db(), cert, chain_hooks.ledger_reader()),
     )
 
 

@@ -12,7 +12,7 @@ from server.access import PUBLIC, allow
 from server.db import first, get_db
 from server.errors import ApiError
 from server.photos import blob_paths
-from server.registry import artwork, bundles, certificates, checkout, ledger, market, orders
+from server.registry import artwork, bundles, certificates, chain_hooks, checkout, market, orders
 from server.validation import StrictValidator
 
 bp = Blueprint("registry_pages", __name__)
@@ -170,7 +170,7 @@ def verify_page(cert_id: str):
         text = artwork.lines(cert, shown)
     except (ValueError, KeyError, TypeError, IndexError):
         text = None
-    record = ledger.certificate_record(get_db(), cert, ledger.ledger_reader())
+    record = chain_hooks.certificate_record(get_db(), cert, chain_hooks.ledger_reader())
     return render_template(
         "registry/verify.html",
         cert=cert,

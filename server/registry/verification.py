@@ -250,7 +250,7 @@ def decide(
     db: Database, verification: dict[str, Any], note: str | None, actor_name: str
 ) -> dict[str, Any]:
     """Close a fully re-measured sample: outcome, scale, and the signed PDF report."""
-    from server.registry import ledger, reports
+    from server.registry import chain_hooks, reports
 
     if verification["status"] != "assigned":
         raise ApiError(409, "already_decided", "This verification is already decided.")
@@ -304,7 +304,7 @@ def decide(
         ).rowcount
         if not changed:
             raise ApiError(409, "already_decided", "This verification is already decided.")
-        ledger.queue_report(db, verification["id"], digest)
+        chain_hooks.queue_report(db, verification["id"], digest)
         audit.record(
             db,
             f"verification.{status}",

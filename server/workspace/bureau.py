@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, g
 
 from server.access import allow
 from server.dashboards import exports
-from server.dashboards.bureau import WATCHERS, county_for_request
+from server.dashboards.county_board import WATCHERS, county_for_request
 from server.db import get_db
 from server.errors import ApiError
 from server.workspace import geometry, ledger_check, trends

@@ -1,5 +1,5 @@
 """Finance screens: enterprise invoice requests to issue. (确认收款, refunds and statements
-live in server/registry/finance.py; T+1 batches in server/payouts/routes.py.)"""
+live in server/registry/finance_pages.py; T+1 batches in server/payouts/pages.py.)"""
 
 from flask import Blueprint, g, request
 

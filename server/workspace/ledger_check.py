@@ -28,7 +28,7 @@ def run(db: Database, code_key: str) -> dict[str, Any]:
     """Compare now; {ok, checked, differences: [...], waiting, message, at}."""
     from server.clock import now_iso
     from server.reconcile import reconcile
-    from server.registry.ledger import ledger_reader
+    from server.registry.chain_hooks import ledger_reader
 
     at = units.when(now_iso())
     try:

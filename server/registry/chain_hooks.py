@@ -13,7 +13,7 @@ from flask import current_app
 from sqlite_utils import Database
 
 from server import anchors, chain
-from server.chain.ledger import bytes32, chain_key, key32
+from server.chain.ledger_items import bytes32, chain_key, key32
 from server.contracts import LEDGER, load_artifact
 from server.db import get_db
 
