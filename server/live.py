@@ -16,7 +16,7 @@ from server import events, identity, users
 from server.extensions import socketio
 
 NAMESPACE = "/live"
-WATCHERS = ("admin", "bureau", "finance")
+WATCHERS = ("admin", "bureau", "finance")  # who watches the money: /live and the dashboards
 
 
 def _watcher(auth: Any) -> dict[str, Any] | None:

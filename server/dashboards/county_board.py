@@ -11,10 +11,10 @@ from server.access import allow
 from server.dashboards import charts, exports, figures, money
 from server.db import first, get_db
 from server.errors import ApiError
+from server.live import WATCHERS
 from server.workspace.nav import routed
 
 bp = Blueprint("bureau", __name__)
-WATCHERS = ("admin", "bureau", "finance")
 
 
 def county_for_request() -> dict[str, Any]:
