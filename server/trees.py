@@ -281,50 +281,11 @@ def apply_operation(
     clock_offset_s: float | None = None,
 ) -> dict[str, Any]:
     """Turn one operation pushed by a phone into a tree event (inside the caller's
-    transaction); OperationRejected says why it cannot be applied."""
-    p = op.payload
+    transaction); OperationRejected says why it cannot be applied. A refused operation
+    leaves nothing, not even dashboard news of a part of it (its own savepoint)."""
     try:
-        if op.kind == "tree.register":
-            _register(db, op, device, user_id)
-            return {"version": 1}
-        tree = _tree_in_village(db, op.record_id, device["village_id"])
-        if op.kind == "tree.measure":
-            stems = p.get("stems_mm") or ([p["dbh_mm"]] if "dbh_mm" in p else None)
-            if not isinstance(stems, list) or not all(type(d) is int for d in stems):
-                raise OperationRejected("invalid", "stems_mm: whole millimetres")
-            raised = record_measurement(
-                db,
-                op.record_id,
-                measurement_id=str(p.get("measurement_id", "")),
-                stems_mm=stems,
-                height_cm=p.get("height_cm"),
-                client_time=op.client_time,
-                latitude=p.get("latitude"),
-                longitude=p.get("longitude"),
-                gps_accuracy_m=p.get("gps_accuracy_m"),
-                photo_sha256=p.get("photo_sha256"),
-                user_id=user_id,
-                device_id=device["id"],
-                clock_offset_s=clock_offset_s,
-            )
-            _flag_stale_edit(db, op, tree, p.get("measurement_id"))
-        else:  # tree.status
-            set_status(
-                db,
-                op.record_id,
-                str(p.get("status", "")),
-                op.client_time,
-                reason=p.get("reason"),
-                photo_sha256=p.get("photo_sha256"),
-            )
-            raised = []
-            latest = db.execute(
-                "SELECT id FROM measurements WHERE tree_id = ? ORDER BY client_time DESC LIMIT 1",
-                [op.record_id],
-            ).fetchone()
-            _flag_stale_edit(db, op, tree, latest[0] if latest else None)
-        db.execute("UPDATE trees SET version = version + 1 WHERE id = ?", [op.record_id])
-        return {"version": tree["version"] + 1, "flags": [f["code"] for f in raised]}
+        with transaction(db):
+            return _tree_event(db, op, device, user_id, clock_offset_s)
     except ApiError as error:
         raise OperationRejected(error.code, error.message) from error
     except (TypeError, ValueError, OverflowError) as error:
@@ -332,6 +293,53 @@ def apply_operation(
     except sqlite3.IntegrityError as error:  # a value the schema's checks refuse: this op only
         code = "conflict" if "UNIQUE" in str(error) else "invalid"
         raise OperationRejected(code, str(error)[:200]) from error
+
+
+def _tree_event(
+    db: Database, op: Operation, device: dict[str, Any], user_id: int, offset: float | None
+) -> dict[str, Any]:
+    p = op.payload
+    if op.kind == "tree.register":
+        _register(db, op, device, user_id)
+        return {"version": 1}
+    tree = _tree_in_village(db, op.record_id, device["village_id"])
+    if op.kind == "tree.measure":
+        stems = p.get("stems_mm") or ([p["dbh_mm"]] if "dbh_mm" in p else None)
+        if not isinstance(stems, list) or not all(type(d) is int for d in stems):
+            raise OperationRejected("invalid", "stems_mm: whole millimetres")
+        raised = record_measurement(
+            db,
+            op.record_id,
+            measurement_id=str(p.get("measurement_id", "")),
+            stems_mm=stems,
+            height_cm=p.get("height_cm"),
+            client_time=op.client_time,
+            latitude=p.get("latitude"),
+            longitude=p.get("longitude"),
+            gps_accuracy_m=p.get("gps_accuracy_m"),
+            photo_sha256=p.get("photo_sha256"),
+            user_id=user_id,
+            device_id=device["id"],
+            clock_offset_s=offset,
+        )
+        _flag_stale_edit(db, op, tree, p.get("measurement_id"))
+    else:  # tree.status
+        set_status(
+            db,
+            op.record_id,
+            str(p.get("status", "")),
+            op.client_time,
+            reason=p.get("reason"),
+            photo_sha256=p.get("photo_sha256"),
+        )
+        raised = []
+        latest = db.execute(
+            "SELECT id FROM measurements WHERE tree_id = ? ORDER BY client_time DESC LIMIT 1",
+            [op.record_id],
+        ).fetchone()
+        _flag_stale_edit(db, op, tree, latest[0] if latest else None)
+    db.execute("UPDATE trees SET version = version + 1 WHERE id = ?", [op.record_id])
+    return {"version": tree["version"] + 1, "flags": [f["code"] for f in raised]}
 
 
 def tree_view(row: dict[str, Any]) -> dict[str, Any]:
