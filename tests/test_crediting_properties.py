@@ -16,6 +16,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from crediting_field import FIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,8 @@ from server.db import first
 from server.errors import ApiError
 from server.registry import baseline, bundles, issuance, serials, verification
 from tests.registry_world import pass_baseline
+
+pytestmark = pytest.mark.slow  # Hypothesis runs whole crediting histories
 
 TREES = 5
 START = datetime(2020, 1, 1, tzinfo=UTC)
