@@ -7,7 +7,7 @@ from server import auth, villages
 from server.access import PUBLIC, SIGNED_IN, allow
 from server.db import first, get_db
 from server.errors import ApiError
-from server.workspace import home_for
+from server.workspace.nav import home_for
 from village_kits import codes
 
 bp = Blueprint("pages", __name__)

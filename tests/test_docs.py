@@ -61,9 +61,10 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_methodology_doc_embeds_the_current_parameter_tables():
-    from server.carbon.method import load_method, parameter_tables
+    from server.carbon.method import load_method
+    from server.carbon.method_tables import parameter_tables
 
     text = (DOCS / "methodology.md").read_text()
     assert parameter_tables(load_method()) in text, (
-        "docs/methodology.md is out of date: paste server.carbon.method.parameter_tables()"
+        "docs/methodology.md is out of date: paste server.carbon.method_tables.parameter_tables()"
     )

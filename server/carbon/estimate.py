@@ -14,21 +14,24 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from server.carbon.allometry import (
+    EstimateError,
+    biomass,
+    equivalent_dbh,
+    estimated_height_m,
+    needs_height,
+    species_for,
+    stem_biomass,
+    to_grams,
+)
 from server.carbon.method import Method, load_method
+from server.carbon.uncertainty import stock_u90_pct
 
 CO2_PER_C = 44 / 12
 DBH_RANGE_CM = (0.1, 300.0)
 HEIGHT_RANGE_M = (0.3, 80.0)
 AGE_RANGE = (1, 300)
 COUNT_RANGE = (1, 1_000_000)
-
-
-class EstimateError(ValueError):
-    """Inputs the methodology cannot use; `problems` name each field and its accepted range."""
-
-    def __init__(self, problems: list[dict[str, str]]):
-        super().__init__("; ".join(f"{p['field']}: {p['problem']}" for p in problems))
-        self.problems = problems
 
 
 @dataclass
@@ -54,96 +57,6 @@ class TreeEstimate:
         return asdict(self)
 
 
-def to_grams(kilograms: float) -> int:
-    """Kilograms to whole grams, halves rounded up (as JavaScript's Math.round does)."""
-    return math.floor(kilograms * 1000 + 0.5)
-
-
-def equivalent_dbh(stems_cm: list[float]) -> float:
-    """One DBH for a multi-stem tree: D = √(Σ dᵢ²)."""
-    return math.sqrt(sum(d * d for d in stems_cm))
-
-
-def _terms(terms: list[dict[str, float]], dbh: float, height: float | None) -> float:
-    """Σ CF·a·D^b·H^c over a published equation's terms (a given as a or as ln a)."""
-    total = 0.0
-    for term in terms:
-        a = math.exp(term["ln_a"]) if "ln_a" in term else term["a"]
-        value = a * dbh ** term["b"]
-        if term.get("c"):
-            value = value * height ** term["c"]
-        total += term.get("bias_factor", 1) * value
-    return total
-
-
-def _power_model(branches: list[dict[str, float]], dbh: float, height: float) -> float:
-    """B = a·D^b·H^c on the DBH branch (listed largest first). A standard's separately fitted
-    branches need not meet at the switch (LY/T 2264's fir gives a few grams more just below 5 cm
-    than at 5 cm), so below a switch the value is capped at the next branch's value at the
-    switch: biomass never falls as DBH grows, and nothing changes away from the switch."""
-    index = next(i for i, b in enumerate(branches) if dbh >= b["dbh_min_cm"])
-    branch = branches[index]
-    value = branch["a"] * dbh ** branch["b"] * height ** branch["c"]
-    if index > 0:
-        above = branches[index - 1]
-        switch = above["dbh_min_cm"]
-        value = min(value, above["a"] * switch ** above["b"] * height ** above["c"])
-    return value
-
-
-def _biomass(species: dict[str, Any], dbh: float, height: float | None):
-    """(AGB kg, BGB kg, carbon kg) of one tree by the species' route."""
-    route = species["route"]
-    if route == "species_model":
-        agb = _power_model(species["agb"], dbh, height)
-        bgb = _power_model(species["bgb"], dbh, height)
-        return (
-            agb,
-            bgb,
-            agb * species["carbon_fraction_above"] + bgb * species["carbon_fraction_below"],
-        )
-    if route == "species_equation":
-        params = species["equation"]
-        agb = _terms(params["agb_terms"], dbh, height)
-    elif route == "volume_route":
-        params = species["volume"]
-        volume = params["c"] * dbh ** params["a"] * height ** params["b"]
-        agb = volume * params["wood_density"] * params["bef"] * 1000
-    else:  # generic: AGB = a·ρ·D^b, DBH only
-        params = species["generic"]
-        agb = params["a"] * params["wood_density"] * dbh ** params["b"]
-    bgb = agb * params["root_shoot"]
-    return agb, bgb, (agb + bgb) * params["carbon_fraction"]
-
-
-def needs_height(species: dict[str, Any]) -> bool:
-    """Whether the species' route uses tree height."""
-    if species["route"] == "species_model":
-        return any(branch["c"] != 0 for branch in species["agb"] + species["bgb"])
-    if species["route"] == "species_equation":
-        return any(term.get("c") for term in species["equation"]["agb_terms"])
-    return species["route"] == "volume_route"
-
-
-def estimated_height_m(method: Method, species_id: str, dbh_cm: float) -> float:
-    """Height from the species' height–diameter curve, H = 1.3 + (Hmax − 1.3)·(1 − e^(−k·D)),
-    for a tree measured without height. Crediting uses the same curve at both ends of a
-    period, so height noise never becomes growth."""
-    model = method.species[species_id]["height_model"]
-    return 1.3 + (model["h_max_m"] - 1.3) * (1 - math.exp(-model["rate"] * dbh_cm))
-
-
-def stem_biomass(
-    species: dict[str, Any], stems_cm: list[float], height: float | None
-) -> tuple[float, float, float]:
-    """(AGB, BGB, carbon) in kg of a tree as the sum over its stems (one height for all)."""
-    agb = bgb = carbon = 0.0
-    for stem in stems_cm:
-        parts = _biomass(species, stem, height)
-        agb, bgb, carbon = agb + parts[0], bgb + parts[1], carbon + parts[2]
-    return agb, bgb, carbon
-
-
 def fitted_range_flags(species: dict[str, Any], stems_cm: list[float]) -> list[dict[str, str]]:
     """A stem whose DBH is outside the range the species' equation was fitted on: the stock
     is the equation extrapolated, with a larger uncertainty; crediting holds growth inside."""
@@ -167,22 +80,6 @@ def fitted_range_flags(species: dict[str, Any], stems_cm: list[float]) -> list[d
 def _check_range(problems, name: str, value, low, high, unit: str) -> None:
     if value is not None and not (low <= value <= high):
         problems.append({"field": name, "problem": f"must be between {low} and {high} {unit}"})
-
-
-def _species(method: Method, species_id: str) -> dict[str, Any]:
-    species = method.species.get(species_id)
-    if species is None:
-        raise EstimateError(
-            [
-                {
-                    "field": "species",
-                    "problem": f"unknown species {species_id!r}; see GET /api/v1/species",
-                }
-            ]
-        )
-    if species["route"] == "excluded":
-        raise EstimateError([{"field": "species", "problem": species["excluded_reason"]}])
-    return species
 
 
 def shape_flags(species: dict[str, Any], dbh: float, height: float | None) -> list[dict[str, str]]:
@@ -230,7 +127,7 @@ def estimate_tree(
 ) -> TreeEstimate:
     """The carbon stock of one measured tree (and of `count` such trees)."""
     method = method or load_method()
-    species = _species(method, species_id)
+    species = species_for(method, species_id)
     problems: list[dict[str, str]] = []
     if stems_cm:
         for index, stem in enumerate(stems_cm):
@@ -268,13 +165,11 @@ def estimate_tree(
     if method.sums_stems:
         agb, bgb, carbon = stem_biomass(species, list(stems_cm or [dbh_cm]), height_used)
     else:
-        agb, bgb, carbon = _biomass(species, dbh_cm, height_used)
+        agb, bgb, carbon = biomass(species, dbh_cm, height_used)
     co2e_g = to_grams(carbon * CO2_PER_C)
     flags = shape_flags(species, dbh_cm, height_m)
     flags += fitted_range_flags(species, list(stems_cm or [dbh_cm]))
     if "model_error" in species:
-        from server.carbon.uncertainty import stock_u90_pct
-
         sizes = {"dbh_cm": dbh_cm, "height_m": height_m, "stems_cm": stems_cm}
         uncertainty = stock_u90_pct(method, species_id, sizes)
     else:
@@ -317,20 +212,18 @@ def project_tree(
 ) -> TreeEstimate:
     """An age-only projection: stock at `age` and growth over its last year. Never credited."""
     method = method or load_method()
-    species = _species(method, species_id)
+    species = species_for(method, species_id)
     problems: list[dict[str, str]] = []
     _check_range(problems, "age", age, *AGE_RANGE, "years")
     _check_range(problems, "count", count, *COUNT_RANGE, "trees")
     if problems:
         raise EstimateError(problems)
     dbh, height = projected_size(species, age)
-    agb, bgb, carbon = _biomass(species, dbh, height)
+    agb, bgb, carbon = biomass(species, dbh, height)
     before_dbh, before_height = projected_size(species, age - 1)
-    before = _biomass(species, before_dbh, before_height)[2] if before_dbh > 0 else 0.0
+    before = biomass(species, before_dbh, before_height)[2] if before_dbh > 0 else 0.0
     route = species["route"]
     if "model_error" in species:
-        from server.carbon.uncertainty import stock_u90_pct
-
         sizes = {"dbh_cm": dbh, "height_m": height, "stems_cm": None}
         uncertainty = stock_u90_pct(method, species_id, sizes)
     else:

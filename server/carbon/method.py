@@ -73,10 +73,3 @@ def available_versions() -> list[str]:
         for entry in resources.files(__package__).joinpath("methods").iterdir()
         if entry.name.endswith(".json")
     )
-
-
-def parameter_tables(method: Method) -> str:
-    """The parameter set as Markdown tables (docs/methodology.md embeds this verbatim)."""
-    from server.carbon.method_tables import parameter_tables as tables
-
-    return tables(method)

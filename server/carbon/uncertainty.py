@@ -25,11 +25,11 @@ with √n: `period_parts` + `combined_u90_pct` give the U90 of a village's or sp
 import math
 from typing import Any
 
-from server.carbon.estimate import (
+from server.carbon.allometry import (
     EstimateError,
-    _species,
     estimated_height_m,
     needs_height,
+    species_for,
     stem_biomass,
 )
 from server.carbon.method import Method
@@ -61,7 +61,7 @@ def _height_sd(method: Method, height: float) -> float:
 
 def _reading(method: Method, species_id: str, sizes: dict[str, Any]) -> dict[str, Any]:
     """One reading's carbon (kg), its model sd, and its measurement terms."""
-    species = _species(method, species_id)
+    species = species_for(method, species_id)
     stems = _stems(sizes)
     height = sizes.get("height_m")
     estimated = height is None and needs_height(species)

@@ -31,9 +31,16 @@ from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
 from server.registry import ratio
-from server.registry.sampling import check_verifier, draw_sample, receipt, remeasured_row
+from server.registry.sampling import (
+    DBH_TOLERANCE_CM,
+    HEIGHT_TOLERANCE_M,
+    HEIGHT_TOLERANCE_SHARE,
+    check_verifier,
+    draw_sample,
+    receipt,
+    remeasured_row,
+)
 
-DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M, HEIGHT_TOLERANCE_SHARE = 0.3, 0.5, 0.05
 FAIL_ABOVE_RATIO = 1 / ratio.REJECT_RATIO
 
 FIELDS = """b.id, b.village_id, b.method_version, b.seed, b.population, b.sample_size,

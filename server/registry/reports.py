@@ -12,8 +12,7 @@ from sqlite_utils import Database
 
 from server import units
 from server.registry.ratio import REJECT_RATIO
-from server.registry.sampling import OUTCOMES
-from server.registry.verification import DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M
+from server.registry.sampling import DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M, OUTCOMES
 from village_kits.kit import SIMPLIFIED_CHINESE, _font_path
 
 STATUS_ZH = {"passed": "通过", "partial": "部分通过（按比例核减）", "failed": "未通过（不予签发）"}

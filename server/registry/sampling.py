@@ -17,6 +17,9 @@ from server.db import first
 from server.errors import ApiError
 
 SAMPLE_PCT, SAMPLE_MIN = 5, 30
+# A re-measured size is "the same" within the tape's or clinometer's error (a verification
+# widens these by half a year of the tree's own claimed growth).
+DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M, HEIGHT_TOLERANCE_SHARE = 0.3, 0.5, 0.05
 OUTCOMES = {"measured": "复测", "not_found": "找不到", "dead": "已死亡", "felled": "已砍伐"}
 
 

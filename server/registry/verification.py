@@ -24,12 +24,16 @@ from server.clock import now_iso
 from server.db import first, transaction
 from server.errors import ApiError
 from server.push import triggers as push
-from server.registry import ratio
-from server.registry.sampling import check_verifier, draw_sample, receipt, remeasured_row
-
-# A re-measured size is "the same" within tape / clinometer error or half a year of the
-# tree's own claimed growth, whichever is larger.
-DBH_TOLERANCE_CM, HEIGHT_TOLERANCE_M, HEIGHT_TOLERANCE_SHARE = 0.3, 0.5, 0.05
+from server.registry import chain_hooks, ratio, reports
+from server.registry.sampling import (
+    DBH_TOLERANCE_CM,
+    HEIGHT_TOLERANCE_M,
+    HEIGHT_TOLERANCE_SHARE,
+    check_verifier,
+    draw_sample,
+    receipt,
+    remeasured_row,
+)
 
 
 def tolerances(claimed: dict[str, Any]) -> tuple[float, float]:
@@ -250,8 +254,6 @@ def decide(
     db: Database, verification: dict[str, Any], note: str | None, actor_name: str
 ) -> dict[str, Any]:
     """Close a fully re-measured sample: outcome, scale, and the signed PDF report."""
-    from server.registry import chain_hooks, reports
-
     if verification["status"] != "assigned":
         raise ApiError(409, "already_decided", "This verification is already decided.")
     results = reports.sample_results(db, verification["id"])

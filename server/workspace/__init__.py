@@ -8,46 +8,8 @@ from flask import Flask, g
 
 from server import english, units
 from server.workspace import labels, nav
-
-HOMES = {
-    "admin": "/admin",
-    "bureau": "/bureau",
-    "finance": "/finance",
-    "verifier": "/verifier",
-    "enterprise": "/enterprise",
-}
-
-
-def home_for(user: dict | None) -> str:
-    """Where a signed-in person lands: their role's home."""
-    return HOMES.get((user or {}).get("role", ""), "/")
-
-
-def blueprints() -> list:
-    """The workspace's blueprints, one per screen group."""
-    from server.workspace import (
-        admin_baseline,
-        admin_bundles,
-        admin_carbon,
-        admin_places,
-        bureau,
-        enterprise,
-        finance,
-        homes,
-        methods,
-    )
-
-    return [
-        homes.bp,
-        admin_places.bp,
-        admin_carbon.bp,
-        admin_baseline.bp,
-        admin_bundles.bp,
-        methods.bp,
-        finance.bp,
-        enterprise.bp,
-        bureau.bp,
-    ]
+from server.workspace.blueprints import BLUEPRINTS
+from server.workspace.nav import home_for
 
 
 def init_app(app: Flask) -> None:
@@ -60,5 +22,5 @@ def init_app(app: Flask) -> None:
         user = g.get("user")
         return {"nav_links": nav.links_for(user), "home_url": home_for(user)} | labels.all_labels()
 
-    for blueprint in blueprints():
+    for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

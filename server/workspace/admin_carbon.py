@@ -12,6 +12,7 @@ from server import villages
 from server.access import allow
 from server.carbon import records
 from server.db import first, get_db
+from server.photos import blob_paths
 from server.registry import bundles, issuance, verification
 from server.tree_reasons import reason_zh
 from server.workspace import geometry
@@ -76,8 +77,6 @@ def review_flag(flag_id: int):
 def photo(sha256: str):
     """A measurement photo for review, re-encoded small (no metadata); a placeholder while
     it is still uploading."""
-    from server.photos import blob_paths
-
     path = blob_paths(sha256)[0] if len(sha256) == 64 and sha256.isalnum() else None
     if path is None or not path.exists():
         return Response(geometry.PHOTO_MISSING_SVG, mimetype="image/svg+xml")

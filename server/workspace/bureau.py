@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g
 from server.access import allow
 from server.dashboards import exports
 from server.dashboards.county_board import WATCHERS, county_for_request
+from server.dashboards.figures import chain_summary
 from server.db import get_db
 from server.errors import ApiError
 from server.workspace import geometry, ledger_check, trends
@@ -71,8 +72,6 @@ def map_page():
 @allow(*WATCHERS)
 def ledger_page():
     """The ledger check: what has reached the chain, and a button to compare."""
-    from server.dashboards.figures import chain_summary
-
     return page("ledger.html", chain=chain_summary(get_db()), result=None)
 
 
@@ -80,7 +79,5 @@ def ledger_page():
 @allow(*WATCHERS)
 def ledger_run():
     """Compare the database with the ledger now and show the result."""
-    from server.dashboards.figures import chain_summary
-
     result = ledger_check.run(get_db(), current_app.config["CODE_KEY"])
     return page("ledger.html", chain=chain_summary(get_db()), result=result)

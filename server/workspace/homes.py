@@ -3,6 +3,7 @@
 from flask import Blueprint, g, redirect
 
 from server.access import SIGNED_IN, allow
+from server.clock import now_iso
 from server.db import get_db
 from server.workspace import nav
 from server.workspace.common import page
@@ -27,9 +28,7 @@ def _todo(count: int, text: str, href: str, done: str) -> dict:
 @allow(SIGNED_IN)
 def work():
     """The signed-in person's home, by role."""
-    from server.workspace import home_for
-
-    return redirect(home_for(g.user), code=303)
+    return redirect(nav.home_for(g.user), code=303)
 
 
 @bp.get("/admin")
@@ -197,8 +196,6 @@ def enterprise_home():
 
 
 def _now() -> str:
-    from server.clock import now_iso
-
     return now_iso()
 
 

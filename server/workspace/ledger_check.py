@@ -6,6 +6,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from server import units
+from server.clock import now_iso
+from server.reconcile import reconcile
+from server.registry.chain_hooks import ledger_reader
 
 TABLES = {
     "audit_heads": "审计日志",
@@ -26,10 +29,6 @@ TABLES = {
 
 def run(db: Database, code_key: str) -> dict[str, Any]:
     """Compare now; {ok, checked, differences: [...], waiting, message, at}."""
-    from server.clock import now_iso
-    from server.reconcile import reconcile
-    from server.registry.chain_hooks import ledger_reader
-
     at = units.when(now_iso())
     try:
         contract = ledger_reader()

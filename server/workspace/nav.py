@@ -2,6 +2,20 @@
 
 from flask import current_app, request
 
+HOMES = {
+    "admin": "/admin",
+    "bureau": "/bureau",
+    "finance": "/finance",
+    "verifier": "/verifier",
+    "enterprise": "/enterprise",
+}
+
+
+def home_for(user: dict | None) -> str:
+    """Where a signed-in person lands: their role's home."""
+    return HOMES.get((user or {}).get("role", ""), "/")
+
+
 LINKS: dict[str, list[tuple[str, str]]] = {
     "admin": [
         ("/admin", "待办"),
