@@ -3,12 +3,15 @@
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sync.connection import TransientError
 
-if TYPE_CHECKING:
-    from sync.client import SyncClient
+
+class Syncing(Protocol):
+    """What the scheduler drives (sync.client.SyncClient): one sync round, its status."""
+
+    def sync(self) -> dict[str, Any]: ...
 
 
 class SyncScheduler:
@@ -16,7 +19,7 @@ class SyncScheduler:
 
     def __init__(
         self,
-        client: "SyncClient",
+        client: Syncing,
         *,
         base: float = 2.0,
         cap: float = 300.0,
