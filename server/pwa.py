@@ -125,9 +125,9 @@ def app_shell():
 def map_tile(z: int, x: int, y: int):
     """One of the county's map tiles (server/tiles.py); 404 when no tile service is set."""
     data, kind = tiles.tile(z, x, y)
-    response = Response(data, mimetype=kind)
-    response.headers["Cache-Control"] = "public, max-age=604800"
-    return _lean(response)
+    response = _lean(Response(data, mimetype=kind))
+    response.headers["Cache-Control"] = "public, max-age=604800"  # a tile changes rarely
+    return response
 
 
 @bp.get("/app")
