@@ -180,10 +180,22 @@ def call(role_apps, endpoint, method, rule, caller, *, own=True):
     sample = sample or payout_sample(app, world, endpoint, rule, caller, restore)
     sample = sample or workspace_sample(app, world, endpoint, rule, caller, restore)
     sample = sample or plate_sample(app, client, world, endpoint)
+    sample = sample or tile_sample(app, endpoint)
     body = sample[1] if sample else request_body(app, client, endpoint, world)
     headers |= body.pop("headers", {})
     url = sample[0] if sample else url_for_world(rule, world, own=own)
     return app, client.open(url, method=method, headers=headers, **body)
+
+
+def tile_sample(app: Flask, endpoint: str) -> tuple[str, dict] | None:
+    """A county map tile already kept on disk, with a tile service configured (never asked)."""
+    if endpoint != "pwa.map_tile":
+        return None
+    app.config["MAP_TILE_URL"] = "http://127.0.0.1:9/{z}/{x}/{y}.png"
+    kept = Path(app.config["INSTANCE_PATH"]) / "tiles" / "1" / "0" / "0"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+    return "/app/tiles/1/0/0.png", {}
 
 
 def test_every_route_declares_an_access_rule(app):
