@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+from eth_utils.exceptions import ValidationError
 from web3.exceptions import Web3RPCError
 
 from server.chain.ledger_items import DONE, KINDS
@@ -128,18 +129,27 @@ class Recovery:
             if eth.get_transaction_count(self.chain.address, "latest") > tx["nonce"]:
                 self._dropped(tx)  # its nonce was used by another transaction
                 return
-            self.broadcast(tx)
+            if not self.broadcast(tx):
+                return  # it waits for its lower nonces (filled by fill_nonce_gaps)
         if receipt is None and timeout > 0:
             receipt = self._wait_receipt(tx["tx_hash"], timeout)
         if receipt is not None:
             self.mined(tx, receipt)
 
-    def broadcast(self, tx: dict[str, Any]) -> None:
-        """Hand a recorded transaction to the node (a node that already has it is fine)."""
+    def broadcast(self, tx: dict[str, Any]) -> bool:
+        """Hand a recorded transaction to the node (a node that already has it is fine);
+        False when the node cannot take it yet because lower nonces are missing (lost blocks
+        took them: anvil queues such a transaction, the in-process py-evm refuses it)."""
         try:
             self.chain.w3.eth.send_raw_transaction(tx["raw_tx"])
         except Web3RPCError as error:
             self._refused_by_node(tx, error)
+        except ValidationError:
+            pending = self.chain.w3.eth.get_transaction_count(self.chain.address, "pending")
+            if pending >= tx["nonce"]:
+                raise
+            return False
+        return True
 
     def _refused_by_node(self, tx: dict[str, Any], error: Web3RPCError) -> None:
         """The node rejected the transaction itself (fees, funds, nonce): re-sign it later."""
