@@ -272,3 +272,9 @@ def test_the_admin_assigns_a_baseline_check_and_reads_its_outcome(app, client, d
     page = client.get("/admin/baseline").get_data(as_text=True)
     assert "通过" in page and "100.0%" in page and "0.00% 登记碳储量" in page
     assert grown["village"]["name"] in page
+
+
+def test_a_village_of_one_tree_passes_its_check_as_a_census(db, world, ctx):
+    grown = rw.grow_village(db, world.village_b, trees_per_household=1)
+    check = rw.pass_baseline(db, grown["village"]["id"], world.user_ids["verifier"])
+    assert (check["status"], check["found_trees"], check["excess_ppm"]) == ("passed", 1, 0)
