@@ -35,10 +35,19 @@ from server.registry.sampling import (
     DBH_TOLERANCE_CM,
     HEIGHT_TOLERANCE_M,
     HEIGHT_TOLERANCE_SHARE,
+    Remeasurements,
     check_verifier,
     draw_sample,
-    receipt,
-    remeasured_row,
+    store_remeasurement,
+)
+
+REMEASUREMENTS = Remeasurements(
+    table="baseline_remeasurements",
+    owner="check_id",
+    subject="baseline_check",
+    decided="这次基线复核已经结束。",
+    outside="这棵树不在本次基线复核的样本里。",
+    noun="check",
 )
 
 FAIL_ABOVE_RATIO = 1 / ratio.REJECT_RATIO
@@ -199,41 +208,15 @@ def remeasure(
     db: Database, check: dict[str, Any], data: dict[str, Any], verifier_id: int
 ) -> tuple[dict[str, Any], bool]:
     """Store one blind re-measurement; the same `client_id` again returns the stored one."""
-    stored = first(
-        db, "SELECT * FROM baseline_remeasurements WHERE client_id = ?", [data["client_id"]]
+    return store_remeasurement(
+        db,
+        REMEASUREMENTS,
+        check,
+        data,
+        verifier_id,
+        lambda: claimed(db, check["id"], data["tree_id"]),
+        mismatches,
     )
-    if stored is not None:
-        if stored["check_id"] != check["id"] or stored["tree_id"] != data["tree_id"]:
-            raise ApiError(409, "conflict", "This client_id was used for another tree.")
-        return receipt(stored), False
-    if check["status"] != "assigned":
-        raise ApiError(409, "already_decided", "这次基线复核已经结束。")
-    reading = claimed(db, check["id"], data["tree_id"])
-    if reading is None:
-        raise ApiError(
-            422,
-            "not_in_sample",
-            "这棵树不在本次基线复核的样本里。",
-            [{"field": "tree_id", "problem": "not in this check's sample"}],
-        )
-    row = remeasured_row(db, data, verifier_id) | {"check_id": check["id"]}
-    reasons = mismatches(reading, row)
-    row |= {"within_tolerance": int(not reasons), "reason": ",".join(reasons) or None}
-    with transaction(db):
-        if first(
-            db,
-            "SELECT 1 FROM baseline_remeasurements WHERE check_id = ? AND tree_id = ?",
-            [check["id"], data["tree_id"]],
-        ):
-            raise ApiError(409, "already_remeasured", "This tree was already re-measured.")
-        db["baseline_remeasurements"].insert(row)
-        audit.record(
-            db,
-            "baseline_check.remeasured",
-            f"baseline_check:{check['id']}",
-            {"tree": data["tree_id"], "client_id": data["client_id"]},
-        )
-    return receipt(row), True
 
 
 def mismatches(reading: dict[str, Any], row: dict[str, Any]) -> list[str]:

@@ -8,12 +8,15 @@ seed stored; anyone holding the seed and the tree list can redraw it.
 
 import math
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
+from server import audit
 from server.clock import now_iso, parse_client_time
-from server.db import first
+from server.db import first, transaction
 from server.errors import ApiError
 
 SAMPLE_PCT, SAMPLE_MIN = 5, 30
@@ -95,3 +98,65 @@ def receipt(row: dict[str, Any]) -> dict[str, Any]:
         "tree_id": row["tree_id"],
         "received_at": row["received_at"],
     }
+
+
+@dataclass(frozen=True)
+class Remeasurements:
+    """Where one kind of sample keeps its re-measurements, and what it says when refusing."""
+
+    table: str  # the re-measurements' table (names from code, never from a request)
+    owner: str  # its column naming the sample
+    subject: str  # the audit subject's prefix
+    decided: str  # the message once the sample is decided
+    outside: str  # the message for a tree outside the sample
+    noun: str  # what the sample is called in that error's detail
+
+
+def store_remeasurement(
+    db: Database,
+    kind: Remeasurements,
+    sample: dict[str, Any],
+    data: dict[str, Any],
+    verifier_id: int,
+    claim: Callable[[], dict[str, Any] | None],
+    mismatches: Callable[[dict[str, Any], dict[str, Any]], list[str]],
+) -> tuple[dict[str, Any], bool]:
+    """Store one blind re-measurement of a sampled tree (`claim()` is what it is checked
+    against); the same `client_id` again returns the stored one. Returns (receipt, created)."""
+    stored = first(
+        db,
+        f"SELECT * FROM {kind.table} WHERE client_id = ?",  # noqa: S608 - names from code
+        [data["client_id"]],
+    )
+    if stored is not None:
+        if stored[kind.owner] != sample["id"] or stored["tree_id"] != data["tree_id"]:
+            raise ApiError(409, "conflict", "This client_id was used for another tree.")
+        return receipt(stored), False
+    if sample["status"] != "assigned":
+        raise ApiError(409, "already_decided", kind.decided)
+    claimed = claim()
+    if claimed is None:
+        raise ApiError(
+            422,
+            "not_in_sample",
+            kind.outside,
+            [{"field": "tree_id", "problem": f"not in this {kind.noun}'s sample"}],
+        )
+    row = remeasured_row(db, data, verifier_id) | {kind.owner: sample["id"]}
+    reasons = mismatches(claimed, row)
+    row |= {"within_tolerance": int(not reasons), "reason": ",".join(reasons) or None}
+    with transaction(db):
+        if first(
+            db,
+            f"SELECT 1 FROM {kind.table} WHERE {kind.owner} = ? AND tree_id = ?",  # noqa: S608
+            [sample["id"], data["tree_id"]],
+        ):
+            raise ApiError(409, "already_remeasured", "This tree was already re-measured.")
+        db[kind.table].insert(row)
+        audit.record(
+            db,
+            f"{kind.subject}.remeasured",
+            f"{kind.subject}:{sample['id']}",
+            {"tree": data["tree_id"], "client_id": data["client_id"]},
+        )
+    return receipt(row), True

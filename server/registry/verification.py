@@ -29,10 +29,19 @@ from server.registry.sampling import (
     DBH_TOLERANCE_CM,
     HEIGHT_TOLERANCE_M,
     HEIGHT_TOLERANCE_SHARE,
+    Remeasurements,
     check_verifier,
     draw_sample,
-    receipt,
-    remeasured_row,
+    store_remeasurement,
+)
+
+REMEASUREMENTS = Remeasurements(
+    table="remeasurements",
+    owner="verification_id",
+    subject="verification",
+    decided="This verification is already decided.",
+    outside="This tree is not in the verification sample.",
+    noun="verification",
 )
 
 
@@ -171,39 +180,15 @@ def remeasure(
     """Store one blind re-measurement; the same `client_id` again returns the stored one.
 
     Returns (receipt, created). The receipt does not say whether the tree passed."""
-    stored = first(db, "SELECT * FROM remeasurements WHERE client_id = ?", [data["client_id"]])
-    if stored is not None:
-        if stored["verification_id"] != verification["id"] or stored["tree_id"] != data["tree_id"]:
-            raise ApiError(409, "conflict", "This client_id was used for another tree.")
-        return receipt(stored), False
-    if verification["status"] != "assigned":
-        raise ApiError(409, "already_decided", "This verification is already decided.")
-    claimed = claimed_line(db, verification["id"], data["tree_id"])
-    if claimed is None:
-        raise ApiError(
-            422,
-            "not_in_sample",
-            "This tree is not in the verification sample.",
-            [{"field": "tree_id", "problem": "not in this verification's sample"}],
-        )
-    row = remeasured_row(db, data, verifier_id) | {"verification_id": verification["id"]}
-    reasons = mismatches(claimed, row)
-    row |= {"within_tolerance": int(not reasons), "reason": ",".join(reasons) or None}
-    with transaction(db):
-        if first(
-            db,
-            "SELECT 1 FROM remeasurements WHERE verification_id = ? AND tree_id = ?",
-            [verification["id"], data["tree_id"]],
-        ):
-            raise ApiError(409, "already_remeasured", "This tree was already re-measured.")
-        db["remeasurements"].insert(row)
-        audit.record(
-            db,
-            "verification.remeasured",
-            f"verification:{verification['id']}",
-            {"tree": data["tree_id"], "client_id": data["client_id"]},
-        )
-    return receipt(row), True
+    return store_remeasurement(
+        db,
+        REMEASUREMENTS,
+        verification,
+        data,
+        verifier_id,
+        lambda: claimed_line(db, verification["id"], data["tree_id"]),
+        mismatches,
+    )
 
 
 def claimed_line(db: Database, verification_id: int, tree_id: str) -> dict[str, Any] | None:
