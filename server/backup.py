@@ -7,8 +7,8 @@ folder (photos under `blobs/`, every key: `secret_key`, `pii.key`, `code.key`, `
 `chain.key`, `vapid_private.pem`, payment provider keys), the local ledger node's state
 (dumped from the running node when `sipang serve` recorded one, so the chain is as new as
 the database), and `manifest.json`: each file's sha256 and size, which keys were there and
-the ledger deployments the database records. The manifest is written last: a folder
-without one is not a backup.
+the ledger deployments the database records (not `locks/`: lock files of uploads under way).
+The manifest is written last: a folder without one is not a backup.
 
 A restore checks every file against the manifest, refuses when a key is missing (and says
 which) or the target folder is not empty, and writes the folder 0700 with files 0600.
@@ -155,7 +155,7 @@ def make_backup(instance: Path, database: Path, out: Path) -> dict[str, Any]:
         chain_state = "copied from the state file"
     for path in sorted(instance.rglob("*")):
         relative = path.relative_to(instance).as_posix()
-        if not path.is_file() or relative in SKIPPED:
+        if not path.is_file() or relative in SKIPPED or relative.startswith("locks/"):
             continue
         if relative == ANVIL_STATE and chain_state.startswith("dumped"):
             continue

@@ -55,6 +55,7 @@ CHINESE = {
     "already_recorded": "这笔转账已经记录过。",
     "exceeds_owed": "金额超过应付。",
     "no_access_rule": "这个页面没有设置访问规则。",
+    "upload_busy": "这张照片正在接收中，请稍后再试。",
 }
 
 

@@ -1,9 +1,13 @@
 """Tree photos: kept whole under their sha256 (content-addressed, uploaded in resumable
 chunks), and shown on public pages re-encoded small, with no metadata (no GPS, no camera)."""
 
+import fcntl
 import hashlib
 import io
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +22,8 @@ from server.db import transaction
 from server.errors import ApiError
 
 MAX_BYTES = 4 * 1024 * 1024
+LOCKS = "locks/photos"
+LOCK_WAIT_S = 20.0  # then 503: the phone tries again later
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -53,32 +59,65 @@ def receive_chunk(
     db: Database, sha256: str, offset: int, length: int, size: int | None, stream: IO[bytes]
 ) -> tuple[int, bool]:
     """Append a chunk at `offset` (fsynced, kept even when the link drops); once `length`
-    bytes are held, check the hash and keep the photo. Returns (bytes held, whole)."""
-    final, partial = blob_paths(sha256)
-    if final.exists():
-        return final.stat().st_size, True
+    bytes are held, check the hash and keep the photo. Returns (bytes held, whole).
+
+    One request at a time per photo: a phone that lost its link resumes on a new connection
+    while the server may still be reading the old request's body, and two writers appending
+    to one file would interleave their bytes."""
     if not 0 < length <= MAX_BYTES:
         raise ApiError(413, "payload_too_large", f"A photo is at most {MAX_BYTES} bytes.")
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    have = partial.stat().st_size if partial.exists() else 0
-    if offset != have:
-        raise OffsetMismatch(have)
-    if have + (size or 0) > length:
-        raise ApiError(422, "past_the_end", "This chunk goes past Upload-Length.")
-    have += _append_what_arrives(partial, stream)
-    if have < length:
-        return have, False
-    digest = hashlib.sha256()
-    with open(partial, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
-        partial.unlink()
-        raise ApiError(422, "hash_mismatch", "The bytes do not match their sha256; send again.")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, final)
+    final, partial = blob_paths(sha256)
+    with _upload_lock(sha256):
+        if final.exists():
+            return final.stat().st_size, True
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        have = partial.stat().st_size if partial.exists() else 0
+        if offset != have:
+            raise OffsetMismatch(have)
+        if have + (size or 0) > length:
+            raise ApiError(422, "past_the_end", "This chunk goes past Upload-Length.")
+        have += _append_what_arrives(partial, stream)
+        if have < length:
+            return have, False
+        if _sha256_of(partial) != sha256:
+            partial.unlink()
+            raise ApiError(422, "hash_mismatch", "The bytes do not match their sha256; send again.")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
     _received(db, sha256, length, final)
     return have, True
+
+
+@contextmanager
+def _upload_lock(sha256: str) -> Iterator[None]:
+    """An exclusive lock for uploads of this photo, across threads and worker processes
+    (one lock file per first byte of the hash, so the files stay few; never backed up)."""
+    locks = Path(current_app.config["INSTANCE_PATH"]) / LOCKS
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / sha256[:2], "a") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ApiError(
+                        503, "upload_busy", "This photo is being received; try again shortly."
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _received(db: Database, sha256: str, size: int, final: Path) -> None:

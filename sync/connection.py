@@ -40,6 +40,12 @@ class PermanentError(Exception):
         self.status = status
         self.body = body
 
+    @property
+    def code(self) -> str | None:
+        """The error's code in the one error shape (None for a body of another shape)."""
+        error = self.body.get("error")
+        return error.get("code") if isinstance(error, dict) else None
+
 
 @dataclass
 class Request:
