@@ -99,7 +99,9 @@ bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 @allow(PUBLIC)
 def csrf_token():
     """A CSRF token for cookie-authenticated writes (send it as X-CSRFToken)."""
-    return jsonify(csrf_token=generate_csrf())
+    response = jsonify(csrf_token=generate_csrf())
+    response.headers["Cache-Control"] = "no-store"  # this browser's token, for no one else
+    return response
 
 
 @bp.post("/login")

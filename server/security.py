@@ -5,6 +5,8 @@ the configured proxies.
   that many `X-Forwarded-*` entries (werkzeug's ProxyFix) and no more, so a client cannot
   pick its own address by sending the header itself, and every per-address limit sees the
   client, not nginx.
+- Pages a shared cache keeps render their forms' CSRF token only for a browser that holds a
+  session (server/form_tokens.py).
 - Every response: a Content-Security-Policy (scripts from this site only, plus inline
   scripts carrying the request's nonce; no framing), `X-Content-Type-Options: nosniff`,
   `Referrer-Policy` and `Permissions-Policy` (camera and location for this site only);
@@ -16,6 +18,8 @@ import secrets
 from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
+
+from server import form_tokens
 
 # Styles allow inline attributes: bar widths and map pins are set in `style="..."`. Images
 # and media allow blob: and data: for photos the phone has not sent yet and QR images.
@@ -67,3 +71,4 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.after_request(add_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    form_tokens.init_app(app)

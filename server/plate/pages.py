@@ -6,11 +6,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, redirect, render_template, request
 from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
 
-from server import farmer_sms, households, photos, trees
+from server import farmer_sms, form_tokens, households, photos, trees
 from server.access import PUBLIC, allow
 from server.db import first, get_db
-from server.errors import ApiError
+from server.errors import ApiError, error_response
 from server.plate import second_factor, timeline, tree_map
 
 bp = Blueprint("farmer", __name__)
@@ -117,3 +118,17 @@ def locked_out(_error: RateLimitExceeded):
         message = second_factor.LOCKED_MESSAGE
         return render_template("error.html", status=429, message=message), 429
     return household_response(household, second_factor.LOCKED_MESSAGE, 429)
+
+
+@bp.errorhandler(CSRFError)
+def unlock_form_again(error: CSRFError):
+    """The unlock form posted without its token (no scripts, an old page): the page again with
+    a token for the second try; no digits were checked or counted."""
+    code = str((request.view_args or {}).get("code", ""))[:40]
+    household = households.resolve_plate(code)[0] if request.endpoint == "farmer.unlock" else None
+    if household is None:
+        return error_response(400, "csrf_failed", error.description)
+    form_tokens.hand_out_token()
+    response = household_response(household, form_tokens.AGAIN, 400)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

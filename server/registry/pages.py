@@ -4,13 +4,23 @@ certificates by its link, an enterprise's certificates, and the public verify pa
 import io
 import uuid
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+from flask_wtf.csrf import CSRFError
 from PIL import Image, ImageOps
 
-from server import units
+from server import form_tokens, units
 from server.access import PUBLIC, allow
 from server.db import first, get_db
-from server.errors import ApiError
+from server.errors import ApiError, error_response
 from server.photos import blob_paths
 from server.registry import artwork, bundles, certificates, chain_hooks, checkout, market, orders
 from server.validation import StrictValidator
@@ -42,7 +52,8 @@ def _bundle_page(bundle: dict, error: str | None = None, form: dict | None = Non
             b=view,
             error=error,
             form=form or {},
-            request_id=uuid.uuid4().hex,
+            # an anonymous page is shared by a cache: its script makes the buyer's own id
+            request_id=uuid.uuid4().hex if form_tokens.personal() else "",
             user=g.user,
         ),
         status,
@@ -78,16 +89,34 @@ def bundle_photo(bundle_id: int, sha256: str):
     )
 
 
+BUY_FIELDS = ("tonnes", "beneficiary", "reason", "phone", "show_beneficiary")
+
+
+@bp.errorhandler(CSRFError)
+def buy_form_again(error: CSRFError):
+    """The buy form posted without its token (no scripts, an old page): the form again,
+    filled in, with a token for the second click; nothing was reserved."""
+    bundle_id = (request.view_args or {}).get("bundle_id")
+    found = bundle_id is not None and bundles.get_bundle(get_db(), bundle_id)
+    if request.endpoint != "registry_pages.buy" or not found or not bundles.sellable(found):
+        return error_response(400, "csrf_failed", error.description)
+    form_tokens.hand_out_token()
+    form = {key: request.form.get(key, "").strip() for key in BUY_FIELDS}
+    response = make_response(_bundle_page(found, form_tokens.AGAIN, form, 400))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 @bp.post("/bundles/<int:bundle_id>/buy")
 @market.limit_orders
 @allow(PUBLIC)
 def buy(bundle_id: int):
     """The buy form: reserve tonnes and go to the order's pay instructions."""
     bundle = _page_bundle(bundle_id)
-    keys = ("tonnes", "beneficiary", "reason", "phone", "show_beneficiary")
-    form = {key: request.form.get(key, "").strip() for key in keys}
+    form = {key: request.form.get(key, "").strip() for key in BUY_FIELDS}
     data = {
-        "request_id": request.form.get("request_id", "")[:64],
+        # without the page's script the form brings none: this post is its own request
+        "request_id": request.form.get("request_id", "")[:64] or uuid.uuid4().hex,
         "bundle_id": bundle_id,
         "tonnes": int(form["tonnes"]) if form["tonnes"].isdigit() else form["tonnes"],
     }
