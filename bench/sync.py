@@ -8,6 +8,7 @@ possible. Prints a table, then one JSON line. `--profile-ingestion` runs the ser
 of ingestion in this process under cProfile and prints the top lines instead.
 
     .venv/bin/python bench/sync.py [--quick] [--networks edge,3g-slow] [--profile-ingestion]
+    .venv/bin/python bench/sync.py --ingestion-only [--repeat 3]
 """
 
 import argparse
@@ -307,15 +308,44 @@ def through(
     }
 
 
+def ingestion_only(phones: int, trees_per_phone: int) -> None:
+    """One ingestion run on a fresh instance, beside the bare SQLite rate (a JSON line)."""
+    with tempfile.TemporaryDirectory() as folder:
+        instance = Path(folder) / "instance"
+        households, enrolled = prepare(instance, phones)
+        with ServerProcess(instance) as server:
+            rate = ingestion(server, households, enrolled, trees_per_phone)
+        bare = bare_sqlite(instance / "sipang.db")
+    print(
+        json.dumps(
+            {
+                "ingest_records_per_s": round(rate),
+                "bare_sqlite_records_per_s": round(bare),
+                "ratio": round(bare / rate, 1),
+                "phones": phones,
+            }
+        ),
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run under 30 s")
     parser.add_argument("--networks", help="comma-separated proxy profiles (default: all four)")
     parser.add_argument("--profile-ingestion", action="store_true", help="cProfile ingestion")
+    parser.add_argument(
+        "--ingestion-only", action="store_true", help="only the ingestion row (no networks)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="ingestion runs (--ingestion-only)")
     args = parser.parse_args()
     if args.profile_ingestion:
         with tempfile.TemporaryDirectory() as folder:
             profile_ingestion(Path(folder))
+        return
+    if args.ingestion_only:
+        for _ in range(args.repeat):
+            ingestion_only(4, 500)
         return
     phones_for_ingest = 2 if args.quick else 4
     profiles = ["gprs"] if args.quick else ["gprs", "edge", "3g-slow", "lossy-2g"]

@@ -8,6 +8,8 @@ deleting any row breaks the chain at that row; triggers refuse UPDATE and DELETE
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
@@ -18,6 +20,9 @@ from server.clock import now_iso
 from server.db import get_db, insert, transaction
 
 GENESIS = "0" * 64
+COLUMNS = ("seq", "at", "actor", "action", "subject", "detail", "prev_hash", "hash")
+_INSERT = """INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def _row_hash(key: bytes, prev_hash: str, row: dict[str, Any]) -> str:
@@ -41,20 +46,56 @@ def record(
     actor: str | None = None,
 ) -> None:
     """Append one entry, inside the transaction of the change it records (or its own)."""
+    batch = db.__dict__.get("_audit_batch")
+    if batch is not None:
+        batch.append(_chained(batch, action, subject, detail, actor))
+        return
     with transaction(db):
+        row = _chained(_Head(db), action, subject, detail, actor)
+        insert(db, "audit_log", dict(zip(COLUMNS, row, strict=True)))
+
+
+class _Head(list):
+    """The chain's end: rows chained but not yet written, after the last row in the table."""
+
+    def __init__(self, db: Database):
+        super().__init__()
         last = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        row = {
-            "seq": seq,
-            "at": now_iso(),
-            "actor": actor or current_actor(),
-            "action": action,
-            "subject": subject,
-            "detail": json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
-        }
-        row["prev_hash"] = prev_hash
-        row["hash"] = _row_hash(audit_key(), prev_hash, row)
-        insert(db, "audit_log", row)
+        self.seq, self.hash = (last[0], last[1]) if last else (0, GENESIS)
+        self.key = audit_key()
+
+
+def _chained(
+    head: _Head, action: str, subject: str, detail: dict[str, Any] | None, actor: str | None
+) -> tuple:
+    row = {
+        "seq": head.seq + 1,
+        "at": now_iso(),
+        "actor": actor or current_actor(),
+        "action": action,
+        "subject": subject,
+        "detail": json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
+    }
+    row["prev_hash"] = head.hash
+    row["hash"] = _row_hash(head.key, head.hash, row)
+    head.seq, head.hash = row["seq"], row["hash"]
+    return tuple(row[c] for c in COLUMNS)
+
+
+@contextmanager
+def batched(db: Database) -> Iterator[None]:
+    """Entries recorded inside are chained as they come (the same seq, time and hash) and
+    written together at the end, in one statement; an exception discards them. For one
+    writer holding the transaction (a sync push), where nothing reads the log meanwhile."""
+    if "_audit_batch" in db.__dict__:
+        yield
+        return
+    db._audit_batch = batch = _Head(db)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        del db._audit_batch  # type: ignore[attr-defined]
+    db.conn.executemany(_INSERT, batch)
 
 
 def verify_chain(db: Database, key: bytes) -> dict[str, Any]:

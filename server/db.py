@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app, g
 from sqlite_utils import Database
+from sqlite_utils.utils import dedupe_keys
 
 from server import events
 from server.migrations import migrations
@@ -30,8 +31,15 @@ def migrate(db: Database) -> None:
 
 
 def first(db: Database, sql: str, params: list[Any] | None = None) -> dict[str, Any] | None:
-    """The first row of a query as a dict, or None."""
-    return next(iter(db.query(sql, params or [])), None)
+    """The first row of a query as a dict, or None (one statement: not `db.query`, which
+    wraps each in a savepoint of its own; a statement that returns no rows is refused)."""
+    cursor = db.conn.execute(sql, params or [])
+    if cursor.description is None:
+        raise ValueError("first() can only be used with SQL that returns rows")
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip(dedupe_keys(d[0] for d in cursor.description), row, strict=True))
 
 
 def get_db() -> Database:
@@ -54,14 +62,26 @@ def transaction(db: Database) -> Iterator[Database]:
     Nested calls become savepoints; any exception rolls back everything inside. Dashboard
     announcements made inside are sent after the commit and dropped on a rollback.
     """
-    if db.conn.in_transaction:
-        held = events.mark(db)
-        try:
-            with db.atomic():
-                yield db
+    conn = db.conn
+    if conn.in_transaction and db.__dict__.get("_unguarded"):
+        try:  # see `unguarded`: the caller undoes the whole run if anything fails inside
+            yield db
         except BaseException:
+            db._unguarded_failed = True  # type: ignore[attr-defined]
+            raise
+        return
+    if conn.in_transaction:
+        held = events.mark(db)
+        conn.execute("SAVEPOINT nested")  # one name, one cached statement: they nest by name
+        try:
+            yield db
+        except BaseException:
+            if conn.in_transaction:  # a RAISE(ROLLBACK) trigger leaves no savepoint to undo
+                conn.execute("ROLLBACK TO nested")
+                conn.execute("RELEASE nested")
             events.rolled_back(db, held)
             raise
+        conn.execute("RELEASE nested")
         return
     db.conn.execute("BEGIN IMMEDIATE")
     try:
@@ -72,6 +92,27 @@ def transaction(db: Database) -> Iterator[Database]:
         raise
     db.conn.execute("COMMIT")
     events.committed(db)
+
+
+class Unguarded(Exception):
+    """An exception passed through a transaction run without its savepoint (`unguarded`)."""
+
+
+@contextmanager
+def unguarded(db: Database) -> Iterator[None]:
+    """Inside an open transaction, run nested `transaction` blocks without their savepoints;
+    raises `Unguarded` at the end if an exception went through one of them, even one caught
+    later, so the caller rolls back the whole run and does it again guarded. For many
+    changes that nearly always succeed (a push of 25 operations)."""
+    if not db.conn.in_transaction:
+        raise RuntimeError("unguarded() needs an open transaction to fall back on")
+    db._unguarded, db._unguarded_failed = True, False  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        db._unguarded = False  # type: ignore[attr-defined]
+    if db._unguarded_failed:  # type: ignore[attr-defined]
+        raise Unguarded("a nested transaction failed: roll back and run guarded")
 
 
 def insert(db: Database, table: str, row: dict[str, Any]) -> int:

@@ -9,15 +9,17 @@ import io
 import json
 import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from server import live, photos, sync_openapi, sync_pull, trees
+from server import audit, events, live, photos, sync_openapi, sync_pull, trees
 from server.access import allow
 from server.clock import iso, now_iso
-from server.db import get_db, transaction
+from server.db import get_db, transaction, unguarded
 from server.errors import ApiError
 from server.openapi import describe
 from server.thread_db import use_thread_connection
@@ -65,6 +67,20 @@ def _clock_offset(sent_at: str | None) -> float | None:
     return (moment - datetime.now(UTC)).total_seconds()
 
 
+@contextmanager
+def _all_at_once(db) -> Iterator[None]:
+    """A push's optimistic run: no savepoint per operation or per nested change, the audit
+    entries written together; any failure drops its dashboard news (the engine then rolls
+    the run back and applies the operations one by one)."""
+    held = events.mark(db)
+    try:
+        with unguarded(db), audit.batched(db):
+            yield
+    except BaseException:
+        events.rolled_back(db, held)
+        raise
+
+
 bp = Blueprint("sync", __name__, url_prefix="/api/v1")
 use_thread_connection(bp)  # phones push in bursts over kept-alive connections
 
@@ -97,6 +113,7 @@ def push():
             batch.operations,
             lambda op: trees.apply_operation(db, op, device, user_id, offset),
             now_iso(),
+            optimistic=lambda: _all_at_once(db),
         )
     last_seq = db.execute("SELECT last_seq FROM devices WHERE id = ?", [device["id"]]).fetchone()
     applied = [r for r in results if r["status"] == "applied"]

@@ -6,11 +6,16 @@ kept and the device recorded in `sync_replay_conflicts`. A
 device's operations apply in `device_seq` order: one that arrives after a gap is held until
 the missing one comes. Each operation runs in its own savepoint, so a rejected one leaves
 nothing behind; the caller wraps the whole push in one transaction.
+
+Given `optimistic` (a context manager), a push first runs inside it without a savepoint per
+operation; the first operation refused, or any error, rolls that run back and the push runs
+again one savepoint per operation, so the results and rows are the same either way.
 """
 
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlite_utils import Database
@@ -30,6 +35,10 @@ class OperationRejected(Exception):
 Apply = Callable[[Operation], dict[str, Any]]
 
 
+class _Refused(Exception):
+    """An operation refused in an optimistic run: undo the run, apply one by one."""
+
+
 def _stored_result(row: dict[str, Any], status: str | None = None) -> dict[str, Any]:
     result = json.loads(row["result"])
     return {
@@ -47,24 +56,37 @@ _INSERT_OP = """INSERT INTO sync_ops (op_id, device_id, device_seq, record_id, k
 
 
 def _process(
-    db: Database, device_id: str, op: Operation, apply: Apply, received_at: str, now: str
+    db: Database,
+    device_id: str,
+    op: Operation,
+    apply: Apply,
+    received_at: str,
+    now: str,
+    guarded: bool = True,
 ) -> dict[str, Any]:
     conn = db.conn
-    conn.execute("SAVEPOINT sync_op")  # a rejected operation leaves nothing behind
-    try:
-        outcome = apply(op)
-    except OperationRejected as rejected:
-        conn.execute("ROLLBACK TO sync_op")
-        status, reason = "rejected", rejected.reason
-        outcome = {"code": rejected.code, "reason": rejected.reason}
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK TO sync_op")
-            conn.execute("RELEASE sync_op")
-        raise
-    else:
+    if not guarded:
+        try:
+            outcome = apply(op)
+        except OperationRejected as rejected:
+            raise _Refused from rejected
         status, reason = "applied", None
-    conn.execute("RELEASE sync_op")
+    else:
+        conn.execute("SAVEPOINT sync_op")  # a rejected operation leaves nothing behind
+        try:
+            outcome = apply(op)
+        except OperationRejected as rejected:
+            conn.execute("ROLLBACK TO sync_op")
+            status, reason = "rejected", rejected.reason
+            outcome = {"code": rejected.code, "reason": rejected.reason}
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO sync_op")
+                conn.execute("RELEASE sync_op")
+            raise
+        else:
+            status, reason = "applied", None
+        conn.execute("RELEASE sync_op")
     encoded = json.dumps(outcome, ensure_ascii=False)
     server_seq = conn.execute(
         _INSERT_OP,
@@ -172,9 +194,45 @@ def _rows(db: Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
 
 
 def push(
-    db: Database, device_id: str, operations: list[Operation], apply: Apply, now: str
+    db: Database,
+    device_id: str,
+    operations: list[Operation],
+    apply: Apply,
+    now: str,
+    optimistic: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Apply a batch; one result per operation given and per held one that now applied."""
+    """Apply a batch; one result per operation given and per held one that now applied.
+    With `optimistic`, first all at once inside it, then one by one if anything fails."""
+    if optimistic is None:
+        return _push(db, device_id, operations, apply, now, guarded=True)
+    conn = db.conn
+    conn.execute("SAVEPOINT sync_batch")
+    try:
+        with optimistic():
+            results = _push(db, device_id, operations, apply, now, guarded=False)
+    except Exception:  # refused or failed: the guarded run gives the answer (or the error)
+        if not conn.in_transaction:
+            raise  # the error ended the transaction itself: nothing to run again inside
+        conn.execute("ROLLBACK TO sync_batch")
+        conn.execute("RELEASE sync_batch")
+        return _push(db, device_id, operations, apply, now, guarded=True)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO sync_batch")
+            conn.execute("RELEASE sync_batch")
+        raise
+    conn.execute("RELEASE sync_batch")
+    return results
+
+
+def _push(
+    db: Database,
+    device_id: str,
+    operations: list[Operation],
+    apply: Apply,
+    now: str,
+    guarded: bool,
+) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     conn = db.conn
     last_seq = conn.execute("SELECT last_seq FROM devices WHERE id = ?", [device_id]).fetchone()[0]
@@ -239,7 +297,7 @@ def push(
                 }
             )
             continue
-        results.append(_process(db, device_id, op, apply, now, now))
+        results.append(_process(db, device_id, op, apply, now, now, guarded))
         last_seq = op.device_seq
         while has_held and (
             held := next(
@@ -254,7 +312,7 @@ def push(
             )
         ):
             conn.execute("DELETE FROM sync_held WHERE op_id = ?", [held["op_id"]])
-            result = _process(db, device_id, _held(held), apply, held["received_at"], now)
+            result = _process(db, device_id, _held(held), apply, held["received_at"], now, guarded)
             results = [r for r in results if r["op_id"] != held["op_id"]] + [result]
             last_seq += 1
     conn.execute("UPDATE devices SET last_seq = ? WHERE id = ?", [last_seq, device_id])

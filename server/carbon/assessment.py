@@ -90,22 +90,24 @@ def _previous(db: Database, row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _neighbours(db: Database, row: dict[str, Any], radius_m: float) -> list[dict[str, Any]]:
-    """Other trees of the village with a reading inside a box of `radius_m` around this one."""
+    """Other trees of the village with a reading inside a box of `radius_m` around this one,
+    each distinct reading once, in village order (household, tree, reading)."""
     lat, lon = row["latitude"], row["longitude"]
     dlat = radius_m / 111_000
     dlon = dlat / max(0.05, abs(math.cos(math.radians(lat))))
-    return list(
-        db.query(
-            """SELECT DISTINCT m.tree_id, t.species_id, t.household_id, s.name_zh AS species_name,
-                      m.latitude, m.longitude, m.gps_accuracy_m, m.dbh_mm / 10.0 AS dbh_cm
-               FROM measurements m JOIN trees t ON t.id = m.tree_id
-               JOIN households h ON h.id = t.household_id
-               JOIN species s ON s.id = t.species_id
-               WHERE m.latitude BETWEEN ? AND ? AND m.longitude BETWEEN ? AND ?
-                 AND h.village_id = ? AND m.tree_id != ? AND t.status = 'alive'""",
-            [lat - dlat, lat + dlat, lon - dlon, lon + dlon, row["village_id"], row["tree_id"]],
-        )
+    cursor = db.execute(  # the box by its index (`+`: not every reading of the village)
+        """SELECT m.tree_id, t.species_id, t.household_id, s.name_zh AS species_name,
+                  m.latitude, m.longitude, m.gps_accuracy_m, m.dbh_mm / 10.0 AS dbh_cm
+           FROM measurements m JOIN trees t ON t.id = m.tree_id
+           JOIN households h ON h.id = t.household_id
+           JOIN species s ON s.id = t.species_id
+           WHERE m.latitude BETWEEN ? AND ? AND m.longitude BETWEEN ? AND ?
+             AND +h.village_id = ? AND m.tree_id != ? AND t.status = 'alive'
+           ORDER BY h.seq, t.rowid, m.client_time, m.rowid""",
+        [lat - dlat, lat + dlat, lon - dlon, lon + dlon, row["village_id"], row["tree_id"]],
     )
+    keys = [d[0] for d in cursor.description]
+    return [dict(zip(keys, found, strict=True)) for found in dict.fromkeys(cursor)]
 
 
 def _growth_flags(db, method, species, row, current: dict, current_g: int) -> list[dict]:
