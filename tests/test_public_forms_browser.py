@@ -1,0 +1,53 @@
+"""The door plate's unlock form in Debian's Chromium now that the page carries no CSRF token
+(tests/test_public_forms.py): reading the plate sets no cookie; with scripts the form fetches
+its token when used and posts once; without scripts the farmer is asked to click again."""
+
+from tests.browser import serving
+from tests.conftest import PHONE
+from tests.test_field_plate import paid_household  # noqa: F401 — fixture
+from tests.test_pwa_bad_input import browser, playwright  # noqa: F401 — fixtures
+
+
+def test_the_unlock_form_fetches_its_token_when_used_and_posts_once(
+    app,
+    world,
+    paid_household,  # noqa: F811
+    browser,  # noqa: F811
+):
+    code, _ = paid_household
+    with serving(app) as site:
+        context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+        page = context.new_page()
+        posts = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        page.goto(f"{site}/h/{code}")
+        assert context.cookies() == []  # reading the plate set no cookie
+
+        page.fill("#phone-tail", PHONE[-4:])
+        page.click("form.unlock button")
+        page.wait_for_selector("#timeline li.paid")
+
+        assert [url.split("#")[0] for url in posts] == [f"{site}/h/{code}/unlock"]
+        assert [c["name"] for c in context.cookies()] == ["session"]
+
+
+def test_without_scripts_the_unlock_form_takes_a_second_click(
+    app,
+    world,
+    paid_household,  # noqa: F811
+    browser,  # noqa: F811
+):
+    code, _ = paid_household
+    with serving(app) as site:
+        context = browser.new_context(java_script_enabled=False, locale="zh-CN")
+        page = context.new_page()
+        page.goto(f"{site}/h/{code}")
+
+        page.fill("#phone-tail", PHONE[-4:])
+        page.click("form.unlock button")
+        page.wait_for_selector("form.unlock .error")
+        assert "请再点一次" in page.inner_text("form.unlock .error")
+        assert page.locator("#timeline li.paid").count() == 0  # nothing was checked
+        page.fill("#phone-tail", PHONE[-4:])
+        page.click("form.unlock button")
+        page.wait_for_selector("#timeline li.paid")
