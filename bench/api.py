@@ -168,6 +168,7 @@ class Recorder:
         self.routes = [name for name in mix if not name.startswith("_")]
         self.latencies: dict[str, list[float]] = {name: [] for name in self.routes}
         self.errors: dict[str, int] = dict.fromkeys(self.routes, 0)
+        self.statuses: dict[int, int] = {}  # what the errors were (0: the connection failed)
         self.dropped = 0  # open loop: still unanswered GRACE_SECONDS after the run
         token = mix["_token"].encode()
         self.headers = {
@@ -186,6 +187,7 @@ class Recorder:
             self.latencies[name].append(time.perf_counter() - due)
         else:
             self.errors[name] += 1
+            self.statuses[status] = self.statuses.get(status, 0) + 1
 
 
 async def closed_loop(port: int, mix: dict, clients: int, seconds: float) -> Recorder:
@@ -278,6 +280,11 @@ def measure(stack: Stack, mix: dict, label: str, run) -> dict:
                 f"{percentile(values, 95):>8.1f} {percentile(values, 99):>8.1f} "
                 f"{recorder.errors.get(name, 0):>7}"
             )
+    if recorder.statuses:
+        kinds = ", ".join(
+            f"{n} × {status or 'no answer'}" for status, n in recorder.statuses.items()
+        )
+        print(f"errors: {kinds}")
     app_ms = (cpu_after["app"] - cpu_before["app"]) / max(1, done) * 1000
     nginx_ms = (cpu_after["nginx"] - cpu_before["nginx"]) / max(1, done) * 1000
     share = generator / (elapsed * cores)
