@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, help="buyers at once (default 4, quick; 8 full)")
     parser.add_argument("--workers", type=int, help="nginx and N gunicorn processes instead")
     args = parser.parse_args()
-    orders, buyers, trees = (60, 4, 50) if args.quick else (400, 8, 300)
+    orders, buyers, trees = (60, 4, 50) if args.quick else (400, 8, 1000)
     buyers = args.buyers or buyers
     with tempfile.TemporaryDirectory() as folder:
         instance = Path(folder) / "instance"
