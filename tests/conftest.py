@@ -6,12 +6,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlite_utils import Database
 
 from server import devices, households, trees, users, villages
 from server.carbon import records as carbon_records
 from server.db import connect, get_db
 from tests.helpers_snapshot import Snapshot, Snapshots
+
+# No test passes or fails on wall-clock time: Hypothesis's per-example deadline (200 ms by
+# default) would fail a property test on a busy machine or a parallel run.
+settings.register_profile("sipang", deadline=None)
+settings.load_profile("sipang")
 
 PASSWORD = "correct horse battery"
 STAFF_ROLES = ("admin", "bureau", "finance", "verifier", "enterprise")
@@ -37,6 +43,9 @@ class World:
     device_id: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
     user_ids: dict[str, int] = field(default_factory=dict)
+    # What a bigger world built on this one adds (a bundle, an order…), by name: see
+    # tests/helpers_snapshot.py.
+    built: dict = field(default_factory=dict)
 
 
 def seed(db: Database) -> World:

@@ -7,6 +7,19 @@ from, and a bigger world is built on top of a smaller one:
 
     registry = snapshots.build("registry", build_sample, on=seeded)
     app = registry.app(tmp_path / "instance")
+
+A test module whose every test needs the same records (a stocked bundle, a paid order…)
+builds them once with `extend` and overrides `app` to start from that world:
+
+    @pytest.fixture(scope="session")
+    def sold_world(snapshots, seeded):
+        return snapshots.extend("push_api.sold", sell_one_tonne, on=seeded)
+
+    @pytest.fixture
+    def app(instance, sold_world):
+        return sold_world.app(instance)
+
+and the test reads the ids from `world.built`.
 """
 
 import copy
@@ -65,6 +78,18 @@ class Snapshots:
             checkpoint(app)
             self._built[name] = Snapshot(folder, data)
         return self._built[name]
+
+    def extend(
+        self, name: str, builder: Callable[[Flask], dict[str, Any]], *, on: Snapshot
+    ) -> Snapshot:
+        """A bigger world on `on`'s (a `World`): `builder(app)` runs once, as for `build`, and
+        returns what it made by name, which each test's `app.world.built` then holds."""
+
+        def build(app: Flask) -> Any:
+            app.world.built |= builder(app)
+            return app.world
+
+        return self.build(name, build, on=on)
 
 
 def checkpoint(app: Flask) -> None:

@@ -9,18 +9,34 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from server.db import get_db
 from server.registry import orders
 from tests import registry_world as rw
 
 
-@pytest.fixture
-def certificate(app, db, world):
-    with app.app_context():
-        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
-        order = rw.order(db, bundle["id"], 1, beneficiary="王小红", reason="抵消一次航班")
-        orders.confirm_payment(db, order, "bank", "ICBC-KEEP-1", "user:3")
+def retire_one_tonne(app) -> dict:
+    db = get_db()
+    bundle, _, _ = rw.stocked_bundle(db, app.world.user_ids["verifier"])
+    order = rw.order(db, bundle["id"], 1, beneficiary="王小红", reason="抵消一次航班")
+    orders.confirm_payment(db, order, "bank", "ICBC-KEEP-1", "user:3")
     cert = db.execute("SELECT id FROM certificates").fetchone()[0]
-    return cert, db.execute("SELECT public_id FROM orders").fetchone()[0]
+    return {"certificate": (cert, db.execute("SELECT public_id FROM orders").fetchone()[0])}
+
+
+@pytest.fixture(scope="session")
+def retired(snapshots, seeded):
+    return snapshots.extend("certificate_renders.retired", retire_one_tonne, on=seeded)
+
+
+@pytest.fixture
+def app(instance, retired):
+    """Every test here starts from the world with one retired tonne."""
+    return retired.app(instance)
+
+
+@pytest.fixture
+def certificate(world) -> tuple[str, str]:
+    return world.built["certificate"]
 
 
 def kept(app) -> list[Path]:

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 from server import units
 from server.dashboards import figures, money
-from server.db import first
+from server.db import first, get_db
 from server.extensions import socketio
 from server.payouts import settlement
 from tests import registry_world as rw
@@ -26,14 +26,31 @@ def ctx(app):
         yield
 
 
-@pytest.fixture
-def sold(app, db, world, ctx):
+def sell_three_tonnes(app) -> dict:
     """Village B grown (3 households), verified, issued and published; 3 tonnes sold."""
+    db = get_db()
     bundle, issued, grown = rw.stocked_bundle(
-        db, world.user_ids["verifier"], households_count=3, trees_per_household=7
+        db, app.world.user_ids["verifier"], households_count=3, trees_per_household=7
     )
     order = paid_order(db, bundle["id"], 3)
-    return {"bundle": bundle, "issuance": issued, "grown": grown, "order": order}
+    return {"sold": {"bundle": bundle, "issuance": issued, "grown": grown, "order": order}}
+
+
+@pytest.fixture(scope="session")
+def sold_world(snapshots, seeded):
+    return snapshots.extend("dashboards.sold", sell_three_tonnes, on=seeded)
+
+
+@pytest.fixture
+def app(request, instance, seeded, sold_world):
+    """Tests that take `sold` start from the world with the sale made."""
+    start = sold_world if "sold" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def sold(world, ctx) -> dict:
+    return world.built["sold"]
 
 
 def county_id(db, code: str = "360423") -> int:

@@ -8,6 +8,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+from server.db import get_db
 from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
@@ -33,32 +34,48 @@ class Links(HTMLParser):
             self.hrefs.append(href)
 
 
-@pytest.fixture
-def busy(app, db, world) -> None:
+def make_busy(app) -> dict:
     """Every kind of record the pages show: a sold and held bundle, a paid transfer batch,
     a sample being re-measured, an invoice request."""
-    with app.app_context():
-        bundle, _, _ = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=12
-        )
-        paid = orders.confirm_payment(db, rw.order(db, bundle["id"], 1), "bank", "BK-1", "user:3")
-        enterprise = db["users"].get(world.user_ids["enterprise"])
-        held = rw.order(db, bundle["id"], 2, enterprise)
-        held = orders.confirm_payment(db, held, "bank", "BK-2", "user:3")
-        rw.order(db, bundle["id"], 1, enterprise)  # waiting for its transfer
-        batch, _ = settlement.create_batch(db, "2099-01-01", 1, "user:3")
-        row = db.execute("SELECT id FROM settlements WHERE batch_id = ?", [batch["id"]]).fetchone()
-        settlement.record_transfer(db, row[0], "BK-T-0001", "user:3")
-        calc = db["credit_calculations"].get(world.calculation_id)
-        from server.registry import verification
+    from server.registry import verification
+    from server.workspace import invoices
 
-        verification.assign(db, calc, world.user_ids["verifier"], world.user_ids["admin"])
-        from server.workspace import invoices
+    db, world = get_db(), app.world
+    bundle, _, _ = rw.stocked_bundle(
+        db, world.user_ids["verifier"], households_count=2, trees_per_household=12
+    )
+    paid = orders.confirm_payment(db, rw.order(db, bundle["id"], 1), "bank", "BK-1", "user:3")
+    enterprise = db["users"].get(world.user_ids["enterprise"])
+    held = rw.order(db, bundle["id"], 2, enterprise)
+    held = orders.confirm_payment(db, held, "bank", "BK-2", "user:3")
+    rw.order(db, bundle["id"], 1, enterprise)  # waiting for its transfer
+    batch, _ = settlement.create_batch(db, "2099-01-01", 1, "user:3")
+    row = db.execute("SELECT id FROM settlements WHERE batch_id = ?", [batch["id"]]).fetchone()
+    settlement.record_transfer(db, row[0], "BK-T-0001", "user:3")
+    calc = db["credit_calculations"].get(world.calculation_id)
+    verification.assign(db, calc, world.user_ids["verifier"], world.user_ids["admin"])
+    invoices.request_invoice(
+        db, enterprise, held["public_id"], "某化工有限公司", "91360423MA35XXXX0Y"
+    )
+    assert paid["paid_at"]
+    return {}
 
-        invoices.request_invoice(
-            db, enterprise, held["public_id"], "某化工有限公司", "91360423MA35XXXX0Y"
-        )
-        assert paid["paid_at"]
+
+@pytest.fixture(scope="session")
+def busy_world(snapshots, seeded):
+    return snapshots.extend("i18n_crawl.busy", make_busy, on=seeded)
+
+
+@pytest.fixture
+def app(request, instance, seeded, busy_world):
+    """Tests that take `busy` start from the busy world."""
+    start = busy_world if "busy" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def busy(app) -> None:
+    """The app holds every kind of record the pages show (`make_busy`)."""
 
 
 def crawl(client, start: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from server.db import get_db
 from server.push.owners import household_token
 from tests import registry_world as rw
 from tests.conftest import PHONE, bearer
@@ -32,11 +33,27 @@ def subscription(**changes) -> dict:
     return sub | changes | {"keys": sub["keys"] | keys}
 
 
+def reserve_one_tonne(app) -> dict:
+    bundle, _, _ = rw.stocked_bundle(get_db(), app.world.user_ids["verifier"])
+    return {"order_id": rw.order(get_db(), bundle["id"], 1)["public_id"]}
+
+
+@pytest.fixture(scope="session")
+def ordered(snapshots, seeded):
+    """The seeded world with a stocked bundle and one reserved tonne, built once."""
+    return snapshots.extend("push_api.ordered", reserve_one_tonne, on=seeded)
+
+
 @pytest.fixture
-def order_id(app, db, world) -> str:
-    with app.app_context():
-        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
-        return rw.order(db, bundle["id"], 1)["public_id"]
+def app(request, instance, seeded, ordered):
+    """Tests that take `order_id` start from the world with the order in it."""
+    start = ordered if "order_id" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def order_id(world) -> str:
+    return world.built["order_id"]
 
 
 def token_for(app, code: str) -> str:

@@ -12,19 +12,36 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from server.db import get_db
 from server.registry import orders, payments
 from tests import registry_world as rw
 from tests.conftest import bearer
 
 
-@pytest.fixture
-def certificate(app, db, world):
+def retire_one_tonne(app) -> dict:
     """One retired tonne with its certificate id."""
-    with app.app_context():
-        bundle, _, _ = rw.stocked_bundle(db, world.user_ids["verifier"])
-        order = rw.order(db, bundle["id"], 1, beneficiary="王小红", reason="抵消一次航班")
-        orders.confirm_payment(db, order, "bank", "ICBC-CERT-1", "user:3")
-    return db.execute("SELECT id FROM certificates").fetchone()[0]
+    db = get_db()
+    bundle, _, _ = rw.stocked_bundle(db, app.world.user_ids["verifier"])
+    order = rw.order(db, bundle["id"], 1, beneficiary="王小红", reason="抵消一次航班")
+    orders.confirm_payment(db, order, "bank", "ICBC-CERT-1", "user:3")
+    return {"certificate": db.execute("SELECT id FROM certificates").fetchone()[0]}
+
+
+@pytest.fixture(scope="session")
+def retired(snapshots, seeded):
+    return snapshots.extend("registry_certificates.retired", retire_one_tonne, on=seeded)
+
+
+@pytest.fixture
+def app(request, instance, seeded, retired):
+    """Tests that take `certificate` start from the world with it retired."""
+    start = retired if "certificate" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def certificate(world) -> str:
+    return world.built["certificate"]
 
 
 def verify_result(client, path: str) -> str:

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from server import households, pii, units
+from server.db import get_db
 from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
@@ -16,22 +17,38 @@ from tests.helpers_auth import sign_in_page
 OTHER_BANK = "6217000010001234563"
 
 
-@pytest.fixture
-def batch(app, db, world):
+def make_batch(app) -> dict:
     """A T+1 batch of two households, each with a bank account."""
-    with app.app_context():
-        bundle, _, grown = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=4
+    db = get_db()
+    bundle, _, grown = rw.stocked_bundle(
+        db, app.world.user_ids["verifier"], households_count=2, trees_per_household=4
+    )
+    orders.confirm_payment(db, rw.order(db, bundle["id"], 2), "bank", "REC-1", "user:3")
+    for code in grown["households"]:
+        columns = households.personal_columns(code, bank_account=BANK)
+        db.execute(
+            "UPDATE households SET bank_account_enc = ? WHERE code = ?",
+            [columns["bank_account_enc"], code],
         )
-        orders.confirm_payment(db, rw.order(db, bundle["id"], 2), "bank", "REC-1", "user:3")
-        for code in grown["households"]:
-            columns = households.personal_columns(code, bank_account=BANK)
-            db.execute(
-                "UPDATE households SET bank_account_enc = ? WHERE code = ?",
-                [columns["bank_account_enc"], code],
-            )
-        made, _ = settlement.create_batch(db, "2099-01-01", 100, "user:3")
-    return {"id": made["id"], "codes": grown["households"]}
+    made, _ = settlement.create_batch(db, "2099-01-01", 100, "user:3")
+    return {"batch": {"id": made["id"], "codes": grown["households"]}}
+
+
+@pytest.fixture(scope="session")
+def batched(snapshots, seeded):
+    return snapshots.extend("security_finance.batched", make_batch, on=seeded)
+
+
+@pytest.fixture
+def app(request, instance, seeded, batched):
+    """Tests that take `batch` start from the world with the batch made."""
+    start = batched if "batch" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def batch(world) -> dict:
+    return world.built["batch"]
 
 
 def test_one_unreadable_household_is_shown_as_such_and_the_rest_still_listed(

@@ -13,6 +13,7 @@ from server.chain import outbox
 from server.chain.deploy import attach
 from server.chain.node import connect_pyevm
 from server.chain.worker import Worker
+from server.db import get_db
 from server.registry import orders
 from server.registry.chain_hooks import LEDGER_EXTENSION
 from server.workspace import trends
@@ -20,16 +21,32 @@ from tests import registry_world as rw
 from tests.workspace_helpers import post_form, sign_in_form
 
 
-@pytest.fixture
-def sold(app, db, world) -> dict:
+def sell_two_tonnes(app) -> dict:
     """A published bundle of village B with one paid individual order of 2 tonnes."""
-    with app.app_context():
-        bundle, issued, grown = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=2, trees_per_household=12
-        )
-        made = rw.order(db, bundle["id"], 2)
-        paid = orders.confirm_payment(db, made, "bank", "ICBC-TREND-0001", "user:3")
-    return {"bundle": bundle, "issued": issued, "grown": grown, "order": paid}
+    db = get_db()
+    bundle, issued, grown = rw.stocked_bundle(
+        db, app.world.user_ids["verifier"], households_count=2, trees_per_household=12
+    )
+    made = rw.order(db, bundle["id"], 2)
+    paid = orders.confirm_payment(db, made, "bank", "ICBC-TREND-0001", "user:3")
+    return {"sold": {"bundle": bundle, "issued": issued, "grown": grown, "order": paid}}
+
+
+@pytest.fixture(scope="session")
+def sold_world(snapshots, seeded):
+    return snapshots.extend("workspace_bureau.sold", sell_two_tonnes, on=seeded)
+
+
+@pytest.fixture
+def app(request, instance, seeded, sold_world):
+    """Tests that take `sold` start from the world with the sale made."""
+    start = sold_world if "sold" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def sold(world) -> dict:
+    return world.built["sold"]
 
 
 def test_the_month_of_a_sale_is_its_beijing_month(db, sold):

@@ -7,7 +7,7 @@ import json
 import pytest
 from openpyxl import load_workbook
 
-from server.db import first
+from server.db import first, get_db
 from server.registry import orders
 from tests import registry_world as rw
 from tests.workspace_helpers import post_form, sign_in_form
@@ -15,16 +15,31 @@ from tests.workspace_helpers import post_form, sign_in_form
 CASE = "（2026）赣0423刑初12号"
 
 
-@pytest.fixture
-def held(app, db, world) -> dict:
+def hold_three_tonnes(app) -> dict:
     """An enterprise order of 3 tonnes, paid by bank transfer and held."""
-    with app.app_context():
-        bundle, _, _ = rw.stocked_bundle(
-            db, world.user_ids["verifier"], households_count=3, trees_per_household=12
-        )
-        enterprise = db["users"].get(world.user_ids["enterprise"])
-        made = rw.order(db, bundle["id"], 3, enterprise)
-        return orders.confirm_payment(db, made, "bank", "ICBC-20261207-01", "user:3")
+    db, world = get_db(), app.world
+    bundle, _, _ = rw.stocked_bundle(
+        db, world.user_ids["verifier"], households_count=3, trees_per_household=12
+    )
+    enterprise = db["users"].get(world.user_ids["enterprise"])
+    made = rw.order(db, bundle["id"], 3, enterprise)
+    return {"held": orders.confirm_payment(db, made, "bank", "ICBC-20261207-01", "user:3")}
+
+
+@pytest.fixture(scope="session")
+def holding(snapshots, seeded):
+    return snapshots.extend("workspace_buyers.holding", hold_three_tonnes, on=seeded)
+
+
+@pytest.fixture
+def app(instance, holding):
+    """Every test here starts from the world with the enterprise's held order."""
+    return holding.app(instance)
+
+
+@pytest.fixture
+def held(world) -> dict:
+    return world.built["held"]
 
 
 def test_the_enterprise_home_counts_held_tonnes(client, held):
