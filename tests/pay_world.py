@@ -4,6 +4,7 @@ checked against the merchant's (app's) public key; answers and notifications are
 (and, for WeChat, encrypted) exactly as the providers do. Only the host is local."""
 
 import base64
+import functools
 import gzip
 import hashlib
 import json
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
+from server.db import get_db
 from server.registry import bundles, issuance
 from tests import registry_world as rw
 
@@ -35,6 +37,14 @@ ALIPAY_APPID = "2021000000000001"
 
 def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@functools.cache
+def shared_key(role: str) -> rsa.RSAPrivateKey:
+    """One key per role ("merchant", "wechat platform", …) for the whole run: making a
+    2,048-bit key takes a tenth of a second, and each test has its own app and servers, so
+    no test needs keys of its own; a forgery is signed with a fresh `rsa_key()`."""
+    return rsa_key()
 
 
 def private_pem(key: rsa.RSAPrivateKey) -> str:
@@ -94,6 +104,14 @@ def stocked(db, world) -> dict[str, Any]:
     return bundles.publish(db, bundles.get_bundle(db, made["id"]))
 
 
+def stocked_world(snapshots, seeded):
+    """The seeded world with the `stocked` bundle (`world.built["bundle"]`), built once per
+    run for every payment test module."""
+    return snapshots.extend(
+        "pay.stocked", lambda app: {"bundle": stocked(get_db(), app.world)}, on=seeded
+    )
+
+
 class _Local:
     """A threading HTTP server whose handler calls `self.handle(request, body)`."""
 
@@ -118,7 +136,8 @@ class _Local:
             do_GET = do_POST = _any
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # Polled every 20 ms rather than 0.5 s, so `close` returns at once.
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -137,7 +156,7 @@ class WeChatPay(_Local):
     def __init__(self, merchant_key: rsa.RSAPrivateKey, *, certificate: bool = False):
         super().__init__()
         self.merchant_public = merchant_key.public_key()
-        self.platform_key = rsa_key()
+        self.platform_key = shared_key("wechat platform")
         self.certificate = certificate
         self.cert_serial = secrets.randbits(64)
         self.serial = format(self.cert_serial, "X") if certificate else PUBLIC_KEY_ID
@@ -338,7 +357,7 @@ class Alipay(_Local):
     def __init__(self, app_key: rsa.RSAPrivateKey):
         super().__init__()
         self.app_public = app_key.public_key()
-        self.alipay_key = rsa_key()
+        self.alipay_key = shared_key("alipay")
         self.trades: dict[str, dict[str, Any]] = {}
         self.refunds: list[dict[str, Any]] = []
         self.closed: list[str] = []
@@ -597,7 +616,7 @@ def pay_route_sample(app, world, endpoint: str, url: str, order: str):
         url = url.replace(placeholder, value)
     app.config.update(TESTPAY_ENABLED=True, BANK_PAYEE_ACCOUNT="6222020200112233")
     if "merchant" not in _KEYS:
-        _KEYS["merchant"], _KEYS["app"] = rsa_key(), rsa_key()
+        _KEYS["merchant"], _KEYS["app"] = shared_key("merchant"), shared_key("app")
         _KEYS["wechat"], _KEYS["alipay"] = WeChatPay(_KEYS["merchant"]), Alipay(_KEYS["app"])
     wechat, alipay = _KEYS["wechat"], _KEYS["alipay"]
     app.config.update(wechat.settings(_KEYS["merchant"]) | alipay.settings(_KEYS["app"]))

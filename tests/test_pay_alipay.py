@@ -15,9 +15,9 @@ from tests.conftest import bearer
 from tests.test_pay_wechat import buy, choose, counts, order_row, out_trade_no
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def app_key():
-    return pw.rsa_key()
+    return pw.shared_key("app")
 
 
 @pytest.fixture
@@ -28,10 +28,21 @@ def alipay(app, app_key):
     server.close()
 
 
+@pytest.fixture(scope="session")
+def stocked_world(snapshots, seeded):
+    return pw.stocked_world(snapshots, seeded)
+
+
 @pytest.fixture
-def bundle(app, db, world):
-    with app.app_context():
-        return pw.stocked(db, world)
+def app(request, instance, seeded, stocked_world):
+    """Tests that take `bundle` start from the world with the stocked bundle."""
+    start = stocked_world if "bundle" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def bundle(world):
+    return world.built["bundle"]
 
 
 def open_cashier(alipay, location: str) -> dict[str, str]:

@@ -16,11 +16,22 @@ PAYEE = {
 }
 
 
+@pytest.fixture(scope="session")
+def stocked_world(snapshots, seeded):
+    return pw.stocked_world(snapshots, seeded)
+
+
 @pytest.fixture
-def bundle(app, db, world):
+def app(request, instance, seeded, stocked_world):
+    """Tests that take `bundle` start from the world with the stocked bundle."""
+    start = stocked_world if "bundle" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def bundle(app, world):
     app.config.update(PAYEE)
-    with app.app_context():
-        return pw.stocked(db, world)
+    return world.built["bundle"]
 
 
 def test_no_provider_configured_offers_transfer_only(app, client, bundle):

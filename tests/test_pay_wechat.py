@@ -16,9 +16,9 @@ from tests import pay_world as pw
 from tests.conftest import bearer
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def merchant_key():
-    return pw.rsa_key()
+    return pw.shared_key("merchant")
 
 
 @pytest.fixture
@@ -29,10 +29,21 @@ def wechat(app, merchant_key):
     server.close()
 
 
+@pytest.fixture(scope="session")
+def stocked_world(snapshots, seeded):
+    return pw.stocked_world(snapshots, seeded)
+
+
 @pytest.fixture
-def bundle(app, db, world):
-    with app.app_context():
-        return pw.stocked(db, world)
+def app(request, instance, seeded, stocked_world):
+    """Tests that take `bundle` start from the world with the stocked bundle."""
+    start = stocked_world if "bundle" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def bundle(world):
+    return world.built["bundle"]
 
 
 def csrf(client) -> str:
