@@ -281,12 +281,16 @@ def _names_reached(functions) -> set[str]:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items):
+    reached_by: dict[tuple, set[str]] = {}  # the cases of a parametrized test share theirs
     for item in items:
         fixtures = getattr(item, "_fixtureinfo", None)
         definitions = fixtures.name2fixturedefs.values() if fixtures else ()
         functions = [getattr(item, "function", None)]
         functions += [definition.func for defs in definitions for definition in defs]
-        reached = _names_reached(f for f in functions if f is not None)
+        key = tuple(f for f in functions if f is not None)
+        if key not in reached_by:
+            reached_by[key] = _names_reached(key)
+        reached = reached_by[key]
         for marker, names in MARKED_BY_NAME.items():
             if reached & names:
                 item.add_marker(marker)
