@@ -5,6 +5,8 @@
 // form back with a token and the second click goes through.
 (function () {
   "use strict";
+  // an old browser without these posts the form as it is and gets the second click
+  if (typeof fetch !== "function" || !window.crypto || !crypto.getRandomValues) return;
 
   function randomId() {
     const bytes = new Uint8Array(16);
