@@ -16,15 +16,21 @@ run: setup
 	$(BIN)/sipang demo > /dev/null
 	$(BIN)/sipang serve --host $(HOST) --port $(PORT)
 
+# pytest-xdist runs the tests in JOBS worker processes (one per core; `JOBS=1` for one
+# process); each test file runs whole on one worker, so its session snapshots and module
+# fixtures are built once.
+JOBS ?= auto
+PYTEST := $(BIN)/pytest -n $(JOBS) --dist loadfile
+
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	node --test pwa/tests/
-	$(BIN)/pytest
+	$(PYTEST)
 
 # Markers (pyproject.toml; tests/conftest.py marks browser and chain tests by what they use).
 test-fast: setup
-	$(BIN)/pytest -m "not browser and not chain and not slow"
+	$(PYTEST) -m "not browser and not chain and not slow"
 
 setup: $(VENV)/.installed $(ANVIL) $(NODE_DEPS) system-packages
 

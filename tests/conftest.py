@@ -1,5 +1,6 @@
 """Shared fixtures: a real app on a real SQLite file, seeded with one small world."""
 
+import copy
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -150,8 +151,42 @@ def _keep_url_builders() -> None:
     Rule._compile_builder = builder
 
 
+def _keep_parsed_rules() -> None:
+    """The other half of building an app's URL map is werkzeug parsing each rule's text into
+    regular-expression parts. The parts depend only on the text and the map's converter
+    classes, so the tests parse each text once per session and give every later rule the same
+    parts, trace, arguments and its own copies of the converters (bound to its own map)."""
+    from werkzeug.routing.rules import Rule
+
+    if getattr(Rule._parse_rule, "kept", False):
+        return
+    parse_rule = Rule._parse_rule
+    kept: dict = {}
+
+    def parse(self, rule: str):
+        key = (rule, tuple(self.map.converters.items()))
+        if key not in kept:
+            trace_from, before = len(self._trace), dict(self._converters)
+            parts = list(parse_rule(self, rule))
+            added = {n: c for n, c in self._converters.items() if before.get(n) is not c}
+            kept[key] = (parts, self._trace[trace_from:], added)
+            return parts
+        parts, trace, converters = kept[key]
+        self._trace.extend(trace)
+        for name, converter in converters.items():
+            own = copy.copy(converter)
+            own.map = self.map
+            self._converters[name] = own
+            self.arguments.add(name)
+        return list(parts)
+
+    parse.kept, parse.original = True, parse_rule
+    Rule._parse_rule = parse
+
+
 def pytest_configure(config):
     _keep_url_builders()
+    _keep_parsed_rules()
 
 
 @pytest.fixture(scope="session")
