@@ -1,6 +1,7 @@
 """The SQLite database: one connection per request, WAL mode, numbered migrations."""
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,11 +14,24 @@ from sqlite_utils.utils import dedupe_keys
 from server import events
 from server.migrations import migrations
 
+WRITER_WAIT_S = 30  # the same as SQLite's own busy timeout below
+_writers: dict[str, threading.Lock] = {}
+_writers_guard = threading.Lock()
 
-def connect(path: str | Path) -> Database:
+
+def _writer_lock(path: str | Path) -> threading.Lock:
+    """One lock per database file in this process: its writers queue in turn (SQLite makes
+    a waiting writer sleep 1–100 ms between tries, long after the lock is free)."""
+    key = str(Path(path).resolve())
+    with _writers_guard:
+        return _writers.setdefault(key, threading.Lock())
+
+
+def connect(path: str | Path, kind: type[Database] = Database) -> Database:
     """Open the database file with the pragmas every connection needs."""
     conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-    db = Database(conn)
+    db = kind(conn)
+    db._writer = _writer_lock(path)  # type: ignore[attr-defined]
     with db.ensure_autocommit_on():
         db.execute("PRAGMA journal_mode=wal")
     db.execute("PRAGMA foreign_keys=on")
@@ -83,14 +97,20 @@ def transaction(db: Database) -> Iterator[Database]:
             raise
         conn.execute("RELEASE nested")
         return
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.rollback()
-        events.rolled_back(db)
-        raise
-    db.conn.execute("COMMIT")
+    writer = db.__dict__.get("_writer")
+    queued = writer is not None and writer.acquire(timeout=WRITER_WAIT_S)
+    try:  # without the lock (not ours, or waited too long) SQLite's own waiting still holds
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            events.rolled_back(db)
+            raise
+        db.conn.execute("COMMIT")
+    finally:
+        if queued:
+            writer.release()
     events.committed(db)
 
 

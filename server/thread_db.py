@@ -44,7 +44,7 @@ def thread_connection(path: str) -> KeptDatabase:
         return kept[1]
     if kept is not None:
         kept[1].close_for_good()
-    db = KeptDatabase(connect(path).conn)
+    db = connect(path, KeptDatabase)
     _local.kept = ((path, _identity(path)), db)
     return db
 
