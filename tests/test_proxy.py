@@ -207,7 +207,8 @@ def test_stall_holds_the_response_back(server):
         faults = proxy.stats.faults
     assert stalled.endswith(b"\r\n\r\n" + b"x" * 100)
     assert normal.endswith(b"\r\n\r\n" + b"x" * 100)
-    assert stalled_s >= 1.0 > normal_s
+    assert stalled_s >= 1.0  # held back at least the stall
+    assert normal_s < stalled_s  # the next connection is not
     assert faults == {"stall_down": 1}
 
 
@@ -268,7 +269,7 @@ def test_stop_closes_open_connections_at_once(server):
     time.sleep(0.2)
     started = time.monotonic()
     proxy.stop()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # not the stall's 60 s
     assert sock.recv(65536) == b""
     sock.close()
     assert not proxy.stats.per_connection[0].open
@@ -290,7 +291,7 @@ def test_set_profile_changes_the_rate(server):
         proxy.set_profile("none")
         started = time.monotonic()
         _raw_request(proxy, _get("/size/25000"))
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0  # GPRS would need 4 s for these bytes
         assert proxy.profile.name == "none"
 
 
