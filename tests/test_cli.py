@@ -12,6 +12,7 @@ from conftest import PASSWORD
 from server import create_app
 from server.cli import main
 from server.db import connect
+from server.registry.demo import demo_seed
 
 STAFF_ROLES = ("admin", "bureau", "finance", "verifier", "enterprise")
 DEMO_COUNTY = "360423"
@@ -323,6 +324,25 @@ def test_demo_passwords_and_codes_work(demo_runs):
     credentials = json.loads((instance / "demo-credentials.json").read_text())
     assert set(credentials["staff"]) == {username for _, username, _ in staff}
     assert (instance / "demo-credentials.json").stat().st_mode & 0o077 == 0
+
+
+def test_demo_draws_its_samples_from_fixed_seeds(demo_runs):
+    """The samples decide the tonnes a check deducts and a verification issues, and so how
+    much the demo can sell: a random draw made the payout history differ from run to run."""
+    db = connect(demo_runs["instance"] / "sipang.db")
+    try:
+        periods = db.execute(
+            """SELECT v.seed, c.village_id FROM verifications v
+               JOIN credit_calculations c ON c.id = v.calculation_id"""
+        ).fetchall()
+        baselines = db.execute(
+            "SELECT b.seed, v.code FROM baseline_checks b JOIN villages v ON v.id = b.village_id"
+        ).fetchall()
+    finally:
+        db.close()
+    assert len(periods) >= 3 and len(baselines) >= 3
+    assert all(seed == demo_seed("period", {"village_id": v}) for seed, v in periods)
+    assert all(seed == demo_seed("baseline", {"code": code}) for seed, code in baselines)
 
 
 def test_demo_has_payout_history(demo_runs):

@@ -123,9 +123,14 @@ def _covered(db: Database, tree_id: str, measurement_id: str) -> dict | None:
 
 
 def assign(
-    db: Database, village: dict[str, Any], verifier_id: int, user_id: int | None
+    db: Database,
+    village: dict[str, Any],
+    verifier_id: int,
+    user_id: int | None,
+    seed: str | None = None,
 ) -> dict[str, Any]:
-    """Draw a sample of the village's unchecked registration readings for a verifier."""
+    """Draw a sample of the village's unchecked registration readings for a verifier (a
+    fresh random seed unless one is given: the demo's draws are the same every time)."""
     check_verifier(db, verifier_id, village)
     if first(
         db,
@@ -136,7 +141,7 @@ def assign(
     population = unchecked_trees(db, village["id"])
     if not population:
         raise ApiError(409, "nothing_to_check", "这个村没有待复核基线的树。")
-    seed = secrets.token_hex(16)
+    seed = seed or secrets.token_hex(16)
     sample = set(draw_sample(list(population), seed))
     with transaction(db):
         check_id = (

@@ -2,6 +2,8 @@
 sale, an individual's certificate and an enterprise lot partly retired. Idempotent: it does
 nothing once the county has a bundle."""
 
+import hashlib
+
 from sqlite_utils import Database
 
 from server.carbon import records
@@ -15,10 +17,17 @@ PERIOD = ("2024-10-01", "2025-12-31")
 ISSUED_VILLAGES = 3  # each verification renders a PDF report (about a second)
 
 
+def demo_seed(kind: str, row: dict) -> str:
+    """The demo's sample seeds (32 hex digits like a drawn one): fixed, so every build
+    issues the same tonnes."""
+    name = f"demo-{kind}-{row.get('code') or row['village_id']}"
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
 def _verify(db: Database, calc: dict, verifier: dict, off_by_mm: int) -> dict:
     """The verifier's visit: every sampled tree re-measured as claimed, the first one
     `off_by_mm` away."""
-    found = verification.assign(db, calc, verifier["id"], None)
+    found = verification.assign(db, calc, verifier["id"], None, demo_seed("period", calc))
     sample = db.query(
         """SELECT vs.tree_id, m.dbh_mm, m.height_cm, t.species_id FROM verification_samples vs
            JOIN measurements m ON m.id = vs.claimed_measurement_id
@@ -45,7 +54,7 @@ def _verify(db: Database, calc: dict, verifier: dict, off_by_mm: int) -> dict:
 def _check_baselines(db: Database, village: dict, verifier: dict) -> dict:
     """The verifier's visit after the registration census: every sampled tree found as it
     was registered, one of them 4 mm thicker (what the check's upper bound then deducts)."""
-    check = baseline.assign(db, village, verifier["id"], None)
+    check = baseline.assign(db, village, verifier["id"], None, demo_seed("baseline", village))
     for index, tree in enumerate(baseline.blind_trees(db, check["id"])):
         registered = baseline.claimed(db, check["id"], tree["tree_id"])
         baseline.remeasure(
@@ -105,8 +114,8 @@ def add_registry_history(db: Database) -> None:
             issuance.issue(db, decided, bundles.get_bundle(db, bundle["id"]), None)
             issued += 1
         elif not assigned:  # samples waiting on the verifier's phone
-            verification.assign(db, calc, verifier["id"], None)
-            baseline.assign(db, village, verifier["id"], None)
+            verification.assign(db, calc, verifier["id"], None, demo_seed("period", calc))
+            baseline.assign(db, village, verifier["id"], None, demo_seed("baseline", village))
             assigned += 1
     try:
         bundles.publish(db, bundles.get_bundle(db, bundle["id"]))

@@ -98,9 +98,14 @@ def get_verification(db: Database, verification_id: int) -> dict[str, Any] | Non
 
 
 def assign(
-    db: Database, calculation: dict[str, Any], verifier_id: int, user_id: int | None
+    db: Database,
+    calculation: dict[str, Any],
+    verifier_id: int,
+    user_id: int | None,
+    seed: str | None = None,
 ) -> dict[str, Any]:
-    """Draw the sample of a credit calculation's trees and assign it to a verifier."""
+    """Draw the sample of a credit calculation's trees and assign it to a verifier (a fresh
+    random seed unless one is given: the demo's draws are the same every time)."""
     village = first(db, "SELECT * FROM villages WHERE id = ?", [calculation["village_id"]])
     check_verifier(db, verifier_id, village)
     if calculation["status"] != "draft":
@@ -115,7 +120,7 @@ def assign(
             [calculation["id"]],
         )
     }
-    seed = secrets.token_hex(16)
+    seed = seed or secrets.token_hex(16)
     sample = draw_sample(list(lines), seed)
     with transaction(db):
         verification_id = (
