@@ -1,5 +1,5 @@
 # Sipang: `make run` sets up and serves the demo county; `make test` sets up and runs every test;
-# `make test-fast` runs the tests that need no browser, no chain and no long run (about two minutes).
+# `make test-fast` runs the tests that need no browser, no chain and no long run (about three minutes on 2 cores).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
