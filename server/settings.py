@@ -30,6 +30,18 @@ SETTINGS: tuple[Setting, ...] = (
         "(`secret_key`) on first run when not given; kept there from then on.",
     ),
     Setting(
+        "PASSWORD_HASH_TIME_COST",
+        3,
+        "Argon2id passes over memory for a new password hash (with PASSWORD_HASH_MEMORY_KIB: "
+        "RFC 9106's second recommended option, argon2-cffi's default). A stored hash is "
+        "verified at the cost it records.",
+    ),
+    Setting(
+        "PASSWORD_HASH_MEMORY_KIB",
+        65536,
+        "Argon2id memory in KiB for a new password hash (64 MiB).",
+    ),
+    Setting(
         "PII_KEY",
         None,
         "32-byte key (hex) encrypting names, phones, ID and bank numbers at rest. Generated "

@@ -3,6 +3,7 @@
 import hashlib
 import re
 import secrets
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -17,9 +18,21 @@ from server.db import first, get_db, transaction
 from server.errors import ApiError
 from server.validation import json_body
 
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+@cache
+def _hasher_with(time_cost: int, memory_kib: int) -> tuple[PasswordHasher, str]:
+    """Argon2id at this cost, and a hash to verify against when the username is unknown (so
+    both cases take the same time)."""
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    return hasher, hasher.hash(secrets.token_hex(16))
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    """The instance's password hasher (a stored hash is verified at the cost it records)."""
+    config = current_app.config
+    return _hasher_with(config["PASSWORD_HASH_TIME_COST"], config["PASSWORD_HASH_MEMORY_KIB"])
+
+
 MIN_PASSWORD_LENGTH = 10
 USERNAME = re.compile(r"[A-Za-z0-9._-]{3,64}")
 
@@ -98,7 +111,7 @@ def create_user(
                 {
                     "username": username,
                     "display_name": display_name,
-                    "password_hash": _hasher.hash(password) if password else None,
+                    "password_hash": _hasher()[0].hash(password) if password else None,
                     "role": role,
                     "county_id": county_id,
                     "village_id": village_id,
@@ -119,8 +132,9 @@ def authenticate(username: str, password: str) -> dict[str, Any] | None:
         .execute("SELECT id, password_hash, active FROM users WHERE username = ?", [username])
         .fetchone()
     )
+    hasher, dummy = _hasher()
     try:
-        _hasher.verify(user[1] if user and user[1] else _DUMMY_HASH, password)
+        hasher.verify(user[1] if user and user[1] else dummy, password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user[2]:

@@ -1,6 +1,7 @@
 """Shared fixtures: a real app on a real SQLite file, seeded with one small world."""
 
 import copy
+import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +20,12 @@ from tests.helpers_snapshot import Snapshot, Snapshots
 # default) would fail a property test on a busy machine or a parallel run.
 settings.register_profile("sipang", deadline=None)
 settings.load_profile("sipang")
+
+# Passwords hashed with Argon2id at a test's cost (one pass, 8 MiB: ~5 ms instead of ~0.25 s of
+# CPU a hash or sign-in); the same code and format. Servers the tests start inherit it.
+# tests/test_auth.py checks the production cost separately.
+os.environ.setdefault("SIPANG_PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("SIPANG_PASSWORD_HASH_MEMORY_KIB", "8192")
 
 PASSWORD = "correct horse battery"
 STAFF_ROLES = ("admin", "bureau", "finance", "verifier", "enterprise")

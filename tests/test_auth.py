@@ -7,7 +7,8 @@ import pytest
 from argon2 import PasswordHasher
 from conftest import PASSWORD, bearer
 
-from server import create_app
+from server import create_app, users
+from server.settings import defaults
 from tests.helpers_auth import csrf_token, form_token, sign_in
 
 WRONG = "not the password"
@@ -506,3 +507,18 @@ def test_users_created_through_the_api_get_argon2_hashes(client, world, db):
     stored = next(db["users"].rows_where("username = 'finance.li'"))
     assert stored["password_hash"].startswith("$argon2")
     assert sign_in(client, "finance.li").status_code == 200
+
+
+def test_a_new_password_is_hashed_at_the_instance_cost_and_production_asks_rfc_9106s(app, db):
+    assert (defaults()["PASSWORD_HASH_TIME_COST"], defaults()["PASSWORD_HASH_MEMORY_KIB"]) == (
+        3,
+        65536,
+    )
+    app.config.update(PASSWORD_HASH_TIME_COST=2, PASSWORD_HASH_MEMORY_KIB=16384)
+    with app.app_context():
+        user = users.create_user(
+            db, username="finance.zhao", display_name="赵会计", role="finance", password=PASSWORD
+        )
+    assert "$m=16384,t=2," in user["password_hash"]
+    client = app.test_client()
+    assert sign_in(client, "finance.zhao").status_code == 200
