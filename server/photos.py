@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 from sqlite_utils import Database
 from werkzeug.exceptions import ClientDisconnected
 
+from server.backup import sha256_file
 from server.carbon import evidence
 from server.clock import now_iso
 from server.db import transaction
@@ -79,7 +80,7 @@ def receive_chunk(
         have += _append_what_arrives(partial, stream)
         if have < length:
             return have, False
-        if _sha256_of(partial) != sha256:
+        if sha256_file(partial) != sha256:
             partial.unlink()
             raise ApiError(422, "hash_mismatch", "The bytes do not match their sha256; send again.")
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -110,14 +111,6 @@ def _upload_lock(sha256: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _received(db: Database, sha256: str, size: int, final: Path) -> None:

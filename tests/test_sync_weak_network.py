@@ -168,14 +168,20 @@ def test_a_restarted_server_loses_and_doubles_nothing(server, tmp_path):
     assert_exactly_once(server, client, device_id)
 
 
-def test_a_photo_cut_every_20_kb_arrives_with_little_resent(server, tmp_path):
+def pushed_with_photo(server, tmp_path, seed: int, size: int) -> tuple[SyncClient, bytes, str]:
+    """A new phone that has pushed one tree whose photo it has yet to send: (client, the
+    photo's bytes, its sha256)."""
     device_id, token = new_device(server)
     client = SyncClient(server.url, token, device_id, tmp_path / "phone")
-    photo = random.Random(7).randbytes(200_000)
+    photo = random.Random(seed).randbytes(size)
     queue_trees(client, server.world.household_a, 1, photo=photo)
     while client.push_once():
         pass
-    sha = hashlib.sha256(photo).hexdigest()
+    return client, photo, hashlib.sha256(photo).hexdigest()
+
+
+def test_a_photo_cut_every_20_kb_arrives_with_little_resent(server, tmp_path):
+    client, photo, sha = pushed_with_photo(server, tmp_path, 7, 200_000)
     cuts = [FaultSpec(cut_after=20_000, cut_direction="up")] * 40
     with WeakNetworkProxy(("127.0.0.1", server.port), schedule=cuts) as proxy:
         client.base_url = proxy.url
@@ -195,13 +201,7 @@ def test_a_photo_cut_every_20_kb_arrives_with_little_resent(server, tmp_path):
 
 
 def test_a_server_restart_mid_upload_resumes_from_the_stored_offset(server, tmp_path):
-    device_id, token = new_device(server)
-    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
-    photo = random.Random(8).randbytes(120_000)
-    queue_trees(client, server.world.household_a, 1, photo=photo)
-    while client.push_once():
-        pass
-    sha = hashlib.sha256(photo).hexdigest()
+    client, photo, sha = pushed_with_photo(server, tmp_path, 8, 120_000)
     client.chunk_size = 16_384
     with WeakNetworkProxy(  # the chunks go pipelined over one connection: cut it at 30 KB
         ("127.0.0.1", server.port), schedule=[FaultSpec(cut_after=30_000, cut_direction="up")]
@@ -309,13 +309,7 @@ def test_a_new_phones_first_pull_rides_behind_its_last_push(server, tmp_path):
 
 
 def test_a_photo_whose_server_copy_went_bad_is_sent_again_from_the_start(server, tmp_path):
-    device_id, token = new_device(server)
-    client = SyncClient(server.url, token, device_id, tmp_path / "phone")
-    photo = random.Random(9).randbytes(90_000)
-    queue_trees(client, server.world.household_a, 1, photo=photo)
-    while client.push_once():
-        pass
-    sha = hashlib.sha256(photo).hexdigest()
+    client, photo, sha = pushed_with_photo(server, tmp_path, 9, 90_000)
     # The server holds 30 KB that are not the photo's (a disk fault, an old bug's leftovers).
     partial = server.instance / "blobs" / "partial" / f"{sha}.part"
     partial.parent.mkdir(parents=True, exist_ok=True)
