@@ -14,7 +14,7 @@ from server.registry import baseline, bundles, issuance, orders, verification
 
 COUNTY = "360423"
 PERIOD = ("2024-10-01", "2025-12-31")
-ISSUED_VILLAGES = 3  # each verification renders a PDF report (about a second)
+ISSUED_VILLAGES = 4  # each verification renders a PDF report (about a second)
 
 
 def demo_seed(kind: str, row: dict) -> str:
