@@ -1,5 +1,5 @@
 # Sipang: `make run` sets up and serves the demo county; `make test` sets up and runs every test;
-# `make test-fast` runs the tests that need no browser, no chain and no long run (about three minutes on 2 cores).
+# `make test-fast` runs the tests that need no browser, no chain and no long run (about two minutes on 2 cores).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,6 +9,12 @@ ANVIL := $(TOOLS)/node_modules/.bin/anvil
 NODE_DEPS := node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
+
+# Python keeps its compiled bytecode (pytest's rewritten test modules too) in .venv/pycache,
+# even where the environment says not to write it: a run does not compile everything again,
+# and the checkout gets no __pycache__ folders.
+export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test test-fast setup system-packages bench-tools bench-api lint format clean
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a real app on a real SQLite file, seeded with one small world."""
 
 import copy
+import functools
 import os
 import signal
 import sys
@@ -288,14 +289,21 @@ SLOW_FIXTURES = "demo_"
 TESTS = Path(__file__).parent
 
 
-def _code_names(code) -> set[str]:
+@functools.cache
+def _code_names(code) -> frozenset[str]:
     """The global names a code object and the functions nested in it refer to."""
     names, codes = set(), [code]
     while codes:
         current = codes.pop()
         names.update(current.co_names)
         codes += [c for c in current.co_consts if hasattr(c, "co_names")]
-    return names
+    return frozenset(names)
+
+
+@functools.cache
+def _is_tests_module(name: str) -> bool:
+    module = sys.modules.get(name)
+    return Path(getattr(module, "__file__", None) or "/").parent == TESTS
 
 
 def _names_reached(functions) -> set[str]:
@@ -311,8 +319,8 @@ def _names_reached(functions) -> set[str]:
         reached |= names
         for name in names:
             found = function.__globals__.get(name)
-            module = sys.modules.get(getattr(found, "__module__", None) or "")
-            if Path(getattr(module, "__file__", None) or "/").parent != TESTS:
+            module_name = getattr(found, "__module__", None)
+            if not isinstance(module_name, str) or not _is_tests_module(module_name):
                 continue
             if isinstance(found, type):  # a test helper class: its methods
                 todo += [v for v in vars(found).values() if hasattr(v, "__code__")]
