@@ -201,6 +201,7 @@ def test_verifier_cannot_remeasure_outside_the_sample_or_anothers_sample(client,
     url = f"/api/v1/verifications/{found['id']}/remeasurements"
     response = client.post(url, headers=bearer(world.tokens["verifier"]), json=body)
     assert (response.status_code, response.json["error"]["code"]) == (422, "not_in_sample")
+    assert response.json["error"]["message"] == "这棵树不在本次核查的样本里。"  # the phone shows it
     decision = client.post(
         f"/api/v1/verifications/{found['id']}/decision",
         headers=bearer(world.tokens["verifier"]),

@@ -265,7 +265,7 @@ def stock_pairs(db: Database, check: dict[str, Any]) -> list[tuple[int, int]]:
 def decide(db: Database, check: dict[str, Any], note: str | None) -> dict[str, Any]:
     """Close a fully re-measured sample: passed (with its excess) or failed."""
     if check["status"] != "assigned":
-        raise ApiError(409, "already_decided", "这次基线复核已经结束。")
+        raise ApiError(409, "already_decided", REMEASUREMENTS.decided)
     missing = db.execute(
         """SELECT count(*) FROM baseline_check_trees bt WHERE bt.check_id = ? AND bt.sampled = 1
            AND NOT EXISTS (SELECT 1 FROM baseline_remeasurements r
@@ -296,7 +296,7 @@ def decide(db: Database, check: dict[str, Any], note: str | None) -> dict[str, A
             [*decided.values(), check["id"]],
         ).rowcount
         if not changed:
-            raise ApiError(409, "already_decided", "这次基线复核已经结束。")
+            raise ApiError(409, "already_decided", REMEASUREMENTS.decided)
         audit.record(
             db,
             f"baseline_check.{decided['status']}",

@@ -39,8 +39,8 @@ REMEASUREMENTS = Remeasurements(
     table="remeasurements",
     owner="verification_id",
     subject="verification",
-    decided="This verification is already decided.",
-    outside="This tree is not in the verification sample.",
+    decided="这次核查已经结束。",
+    outside="这棵树不在本次核查的样本里。",
     noun="verification",
 )
 
@@ -245,7 +245,7 @@ def decide(
 ) -> dict[str, Any]:
     """Close a fully re-measured sample: outcome, scale, and the signed PDF report."""
     if verification["status"] != "assigned":
-        raise ApiError(409, "already_decided", "This verification is already decided.")
+        raise ApiError(409, "already_decided", REMEASUREMENTS.decided)
     results = reports.sample_results(db, verification["id"])
     missing = [r["tree_id"] for r in results if not r["remeasured"]]
     if missing:
@@ -295,7 +295,7 @@ def decide(
             ],
         ).rowcount
         if not changed:
-            raise ApiError(409, "already_decided", "This verification is already decided.")
+            raise ApiError(409, "already_decided", REMEASUREMENTS.decided)
         chain_hooks.queue_report(db, verification["id"], digest)
         audit.record(
             db,
