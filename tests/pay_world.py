@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -26,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from server.db import get_db
 from server.registry import bundles, issuance
 from tests import registry_world as rw
+from tests.helpers_snapshot import Snapshot
 
 MCHID = "1900000109"
 APPID = "wxd678efh567hg6787"
@@ -104,12 +106,29 @@ def stocked(db, world) -> dict[str, Any]:
     return bundles.publish(db, bundles.get_bundle(db, made["id"]))
 
 
-def stocked_world(snapshots, seeded):
+# The payment test modules' fixtures: a module that names them (`app, bundle, stocked_world =
+# pw.app, pw.bundle, pw.stocked_world`) overrides conftest's `app` for its own tests only.
+
+
+@pytest.fixture(scope="session")
+def stocked_world(snapshots, seeded) -> Snapshot:
     """The seeded world with the `stocked` bundle (`world.built["bundle"]`), built once per
     run for every payment test module."""
     return snapshots.extend(
         "pay.stocked", lambda app: {"bundle": stocked(get_db(), app.world)}, on=seeded
     )
+
+
+@pytest.fixture
+def app(request, instance, seeded, stocked_world):
+    """Tests that take `bundle` start from the world with the stocked bundle."""
+    start = stocked_world if "bundle" in request.fixturenames else seeded
+    return start.app(instance)
+
+
+@pytest.fixture
+def bundle(world) -> dict[str, Any]:
+    return world.built["bundle"]
 
 
 class _Local:

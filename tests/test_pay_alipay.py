@@ -14,6 +14,9 @@ from tests import pay_world as pw
 from tests.conftest import bearer
 from tests.test_pay_wechat import buy, choose, counts, order_row, out_trade_no
 
+# pay_world's fixtures: a test that takes `bundle` starts from the stocked world
+app, bundle, stocked_world = pw.app, pw.bundle, pw.stocked_world
+
 
 @pytest.fixture(scope="session")
 def app_key():
@@ -26,23 +29,6 @@ def alipay(app, app_key):
     app.config.update(server.settings(app_key))
     yield server
     server.close()
-
-
-@pytest.fixture(scope="session")
-def stocked_world(snapshots, seeded):
-    return pw.stocked_world(snapshots, seeded)
-
-
-@pytest.fixture
-def app(request, instance, seeded, stocked_world):
-    """Tests that take `bundle` start from the world with the stocked bundle."""
-    start = stocked_world if "bundle" in request.fixturenames else seeded
-    return start.app(instance)
-
-
-@pytest.fixture
-def bundle(world):
-    return world.built["bundle"]
 
 
 def open_cashier(alipay, location: str) -> dict[str, str]:

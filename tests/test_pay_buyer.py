@@ -12,25 +12,17 @@ from server import sms
 from tests import pay_world as pw
 from tests.test_pay_wechat import buy, choose, csrf, order_row
 
+# pay_world's fixtures: a test that takes `bundle` starts from the stocked world
+app, bundle, stocked_world = pw.app, pw.bundle, pw.stocked_world
+
 PHONE = "13812345678"
 
 
-@pytest.fixture(scope="session")
-def stocked_world(snapshots, seeded):
-    return pw.stocked_world(snapshots, seeded)
-
-
 @pytest.fixture
-def app(instance, stocked_world):
-    """Every test here starts from the world with the stocked bundle."""
-    return stocked_world.app(instance)
-
-
-@pytest.fixture
-def paid(app, client, db, world):
-    """An order bought with a phone number and paid through the local test provider."""
+def paid(app, client, db, bundle):
+    """An order bought with a phone number and paid through the local test provider (taking
+    `bundle`, every test here starts from the world with the stocked bundle)."""
     app.config.update(TESTPAY_ENABLED=True)
-    bundle = world.built["bundle"]
     public_id = buy(client, bundle, phone=PHONE, beneficiary="王小红")
     went = choose(client, public_id, "testpay")
     assert went.status_code == 303 and went.headers["Location"].startswith("/pay/testpay/")

@@ -9,23 +9,14 @@ from tests import pay_world as pw
 from tests.conftest import bearer
 from tests.test_pay_wechat import buy, choose, csrf, order_row
 
+# pay_world's fixtures: a test that takes `bundle` starts from the stocked world
+app, stocked_world = pw.app, pw.stocked_world
+
 PAYEE = {
     "BANK_PAYEE_NAME": "武宁县四旁碳汇服务中心",
     "BANK_PAYEE_ACCOUNT": "6222 0202 0011 2233 445",
     "BANK_PAYEE_BANK": "中国工商银行武宁支行",
 }
-
-
-@pytest.fixture(scope="session")
-def stocked_world(snapshots, seeded):
-    return pw.stocked_world(snapshots, seeded)
-
-
-@pytest.fixture
-def app(request, instance, seeded, stocked_world):
-    """Tests that take `bundle` start from the world with the stocked bundle."""
-    start = stocked_world if "bundle" in request.fixturenames else seeded
-    return start.app(instance)
 
 
 @pytest.fixture

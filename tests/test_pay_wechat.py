@@ -15,6 +15,9 @@ from server.registry import orders
 from tests import pay_world as pw
 from tests.conftest import bearer
 
+# pay_world's fixtures: a test that takes `bundle` starts from the stocked world
+app, bundle, stocked_world = pw.app, pw.bundle, pw.stocked_world
+
 
 @pytest.fixture(scope="session")
 def merchant_key():
@@ -27,23 +30,6 @@ def wechat(app, merchant_key):
     app.config.update(server.settings(merchant_key))
     yield server
     server.close()
-
-
-@pytest.fixture(scope="session")
-def stocked_world(snapshots, seeded):
-    return pw.stocked_world(snapshots, seeded)
-
-
-@pytest.fixture
-def app(request, instance, seeded, stocked_world):
-    """Tests that take `bundle` start from the world with the stocked bundle."""
-    start = stocked_world if "bundle" in request.fixturenames else seeded
-    return start.app(instance)
-
-
-@pytest.fixture
-def bundle(world):
-    return world.built["bundle"]
 
 
 def csrf(client) -> str:
