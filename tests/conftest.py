@@ -217,6 +217,28 @@ def registry_sample(snapshots, seeded) -> Snapshot:
     return snapshots.build("registry", build_sample, on=seeded)
 
 
+@pytest.fixture(scope="session")
+def demo_county(snapshots) -> Snapshot:
+    """The county `sipang demo` makes (about 40 s of CPU), made once per session; its data is
+    what the command printed."""
+    from click.testing import CliRunner
+
+    from server.cli import main
+
+    def build(app) -> str:
+        result = CliRunner().invoke(main, ["demo", "--instance", app.config["INSTANCE_PATH"]])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return snapshots.build("demo", build)
+
+
+@pytest.fixture
+def demo_instance(demo_county, tmp_path: Path) -> Path:
+    """A private copy of the demo county's instance folder."""
+    return demo_county.copy_to(tmp_path / "demo")
+
+
 @pytest.fixture
 def instance(tmp_path: Path) -> Path:
     """The test's instance folder: empty, unless the test also uses `app`."""

@@ -226,24 +226,23 @@ def test_demo_refuses_a_county_it_did_not_make(app, instance, db):
 
 
 @pytest.fixture(scope="module")
-def demo_runs(tmp_path_factory):
-    """`sipang demo` run twice into one instance: outputs and table counts after each."""
-    instance = tmp_path_factory.mktemp("demo") / "instance"
-    first = invoke("demo", "--instance", str(instance))
+def demo_runs(tmp_path_factory, demo_county):
+    """`sipang demo` run twice into one instance (the first run is the session's demo county,
+    tests/conftest.py): what each printed and the table counts after each."""
+    instance = demo_county.copy_to(tmp_path_factory.mktemp("demo") / "instance")
     after_first = counts(instance / "sipang.db")
     second = invoke("demo", "--instance", str(instance))
     after_second = counts(instance / "sipang.db")
     return {
         "instance": instance,
-        "outputs": (first, second),
+        "outputs": (demo_county.data, second.output),
+        "exit_codes": (0, second.exit_code),  # the session's build checks its own
         "counts": (after_first, after_second),
     }
 
 
 def test_demo_succeeds(demo_runs):
-    first, second = demo_runs["outputs"]
-    assert first.exit_code == 0, first.output
-    assert second.exit_code == 0, second.output
+    assert demo_runs["exit_codes"] == (0, 0), demo_runs["outputs"][1]
 
 
 def test_demo_creates_the_county_and_its_villages(demo_runs):
@@ -300,7 +299,7 @@ def test_demo_is_idempotent(demo_runs):
 
 
 def test_demo_prints_the_same_passwords_twice(demo_runs):
-    first, second = (result.output for result in demo_runs["outputs"])
+    first, second = demo_runs["outputs"]
     passwords = re.findall(r"password: (\S+)", first)
     assert len(passwords) == 5
     assert re.findall(r"password: (\S+)", second) == passwords
@@ -308,7 +307,7 @@ def test_demo_prints_the_same_passwords_twice(demo_runs):
 
 
 def test_demo_output_lists_every_role(demo_runs):
-    output = demo_runs["outputs"][0].output
+    output = demo_runs["outputs"][0]
     for role in STAFF_ROLES:
         assert re.search(rf"^\s+{role}\s+\S+\s+password: \S+$", output, re.MULTILINE), role
     assert len(re.findall(r"^\s+measurer\.\d{3}\s.*code: \S+", output, re.MULTILINE)) == 8
@@ -316,7 +315,7 @@ def test_demo_output_lists_every_role(demo_runs):
 
 def test_demo_passwords_and_codes_work(demo_runs):
     instance = demo_runs["instance"]
-    output = demo_runs["outputs"][0].output
+    output = demo_runs["outputs"][0]
     staff = re.findall(r"^\s+(\w+)\s+(\w+)\s+password: (\S+)$", output, re.MULTILINE)
     assert {role for role, _, _ in staff} == set(STAFF_ROLES)
     for _, username, password in staff:

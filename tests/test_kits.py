@@ -2,7 +2,6 @@
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pypdfium2 as pdfium
@@ -290,14 +289,6 @@ def test_an_unknown_village_has_no_kit(client, world):
 
 
 # --- the demo county, through the command line ----------------------------------------------
-
-
-@pytest.fixture
-def demo_instance(tmp_path) -> Path:
-    folder = tmp_path / "demo"
-    result = CliRunner().invoke(main, ["demo", "--instance", str(folder)])
-    assert result.exit_code == 0, result.output
-    return folder
 
 
 def test_the_demo_village_kit_built_by_the_command(demo_instance, tmp_path):

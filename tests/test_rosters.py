@@ -543,14 +543,6 @@ def test_editing_one_phone_updates_that_household_only(app, db, world):
     assert revealed(app, row["code"], "id_number") == people[3]["id_number"]
 
 
-@pytest.fixture
-def demo_instance(tmp_path) -> Path:
-    folder = tmp_path / "demo"
-    result = CliRunner().invoke(main, ["demo", "--instance", str(folder)])
-    assert result.exit_code == 0, result.output
-    return folder
-
-
 def demo_roster(instance: Path, out: Path) -> Path:
     """The demo village's roster as its committee would keep it, rebuilt from the database
     (the demo leaves no plaintext roster behind)."""
