@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 
 from server import create_app
+from tests.server_process import free_port
 
 ANVIL = Path(__file__).resolve().parent.parent / "tools" / "node_modules" / ".bin" / "anvil"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

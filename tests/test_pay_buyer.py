@@ -10,7 +10,8 @@ from PIL import Image
 
 from server import sms
 from tests import pay_world as pw
-from tests.test_pay_wechat import buy, choose, csrf, order_row
+from tests.helpers_auth import csrf_token
+from tests.test_pay_wechat import buy, choose, order_row
 
 # pay_world's fixtures: a test that takes `bundle` starts from the stocked world
 app, bundle, stocked_world = pw.app, pw.bundle, pw.stocked_world
@@ -28,7 +29,7 @@ def paid(app, client, db, bundle):
     assert went.status_code == 303 and went.headers["Location"].startswith("/pay/testpay/")
     cashier = client.get(went.headers["Location"]).get_data(as_text=True)
     assert "确认付款" in cashier and "¥100.00" in cashier
-    back = client.post(went.headers["Location"], data={"csrf_token": csrf(client)})
+    back = client.post(went.headers["Location"], data={"csrf_token": csrf_token(client)})
     assert back.headers["Location"] == f"/orders/{public_id}"
     assert order_row(db, public_id)["status"] == "retired"
     return {"order": public_id, "bundle": bundle}
@@ -49,7 +50,7 @@ def test_my_certificates_by_phone_and_one_time_code(app, db, paid):
     browser = app.test_client()
     assert "获取验证码" in browser.get("/my/certificates").get_data(as_text=True)
     asked = browser.post(
-        "/my/certificates/code", data={"csrf_token": csrf(browser), "phone": "138-1234-5678"}
+        "/my/certificates/code", data={"csrf_token": csrf_token(browser), "phone": "138-1234-5678"}
     )
     assert asked.status_code == 200 and "138****5678" in asked.get_data(as_text=True)
     code = sent_code(app)
@@ -58,7 +59,7 @@ def test_my_certificates_by_phone_and_one_time_code(app, db, paid):
     wrong = browser.post(
         "/my/certificates/verify",
         data={
-            "csrf_token": csrf(browser),
+            "csrf_token": csrf_token(browser),
             "phone": PHONE,
             "code": f"{(int(code) + 1) % 10**6:06d}",
         },
@@ -66,14 +67,16 @@ def test_my_certificates_by_phone_and_one_time_code(app, db, paid):
     assert wrong.status_code == 422
     assert "王小红" not in browser.get("/my/certificates").get_data(as_text=True)
     right = browser.post(
-        "/my/certificates/verify", data={"csrf_token": csrf(browser), "phone": PHONE, "code": code}
+        "/my/certificates/verify",
+        data={"csrf_token": csrf_token(browser), "phone": PHONE, "code": code},
     )
     assert right.status_code == 303
     listing = browser.get("/my/certificates").get_data(as_text=True)
     cert_id = db.execute("SELECT id FROM certificates").fetchone()[0]
     assert cert_id in listing and f"/orders/{paid['order']}" in listing
     again = browser.post(
-        "/my/certificates/verify", data={"csrf_token": csrf(browser), "phone": PHONE, "code": code}
+        "/my/certificates/verify",
+        data={"csrf_token": csrf_token(browser), "phone": PHONE, "code": code},
     )
     assert again.status_code == 422  # a code works once
 
@@ -81,7 +84,7 @@ def test_my_certificates_by_phone_and_one_time_code(app, db, paid):
 def test_five_wrong_codes_void_it_and_sending_is_rate_limited(app, db, paid):
     app.config.update(BUYER_CODE_RATE_LIMIT="2 per hour")
     browser = app.test_client()
-    token = csrf(browser)
+    token = csrf_token(browser)
     browser.post("/my/certificates/code", data={"csrf_token": token, "phone": PHONE})
     code = sent_code(app)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
@@ -95,9 +98,13 @@ def test_five_wrong_codes_void_it_and_sending_is_rate_limited(app, db, paid):
     assert late.status_code == 422
     other = app.test_client()  # another address cannot get round the number's allowance
     other.environ_base["REMOTE_ADDR"] = "10.1.2.3"
-    second = other.post("/my/certificates/code", data={"csrf_token": csrf(other), "phone": PHONE})
+    second = other.post(
+        "/my/certificates/code", data={"csrf_token": csrf_token(other), "phone": PHONE}
+    )
     assert second.status_code == 200
-    third = other.post("/my/certificates/code", data={"csrf_token": csrf(other), "phone": PHONE})
+    third = other.post(
+        "/my/certificates/code", data={"csrf_token": csrf_token(other), "phone": PHONE}
+    )
     assert third.status_code == 429
     assert db.execute("SELECT count(*) FROM buyer_codes").fetchone()[0] == 2
 
@@ -105,7 +112,7 @@ def test_five_wrong_codes_void_it_and_sending_is_rate_limited(app, db, paid):
 def test_a_number_without_orders_gets_the_same_answer_and_no_text(app, paid):
     browser = app.test_client()
     asked = browser.post(
-        "/my/certificates/code", data={"csrf_token": csrf(browser), "phone": "13900000000"}
+        "/my/certificates/code", data={"csrf_token": csrf_token(browser), "phone": "13900000000"}
     )
     assert asked.status_code == 200 and "如果这个号码买过碳汇" in asked.get_data(as_text=True)
     with app.app_context():
@@ -139,6 +146,6 @@ def test_beneficiary_stays_off_public_views_unless_opted_in(app, client, db, pai
     number = db.execute(
         "SELECT out_trade_no FROM payment_attempts ORDER BY id DESC LIMIT 1"
     ).fetchone()[0]
-    client.post(f"/pay/testpay/{number}", data={"csrf_token": csrf(client)})
+    client.post(f"/pay/testpay/{number}", data={"csrf_token": csrf_token(client)})
     second = db.execute("SELECT id FROM certificates ORDER BY id DESC").fetchone()[0]
     assert "李小明" in stranger.get(f"/verify/{second}").get_data(as_text=True)

@@ -7,7 +7,8 @@ import pytest
 
 from tests import pay_world as pw
 from tests.conftest import bearer
-from tests.test_pay_wechat import buy, choose, csrf, order_row
+from tests.helpers_auth import csrf_token, sign_in_form
+from tests.test_pay_wechat import buy, choose, order_row
 
 # pay_world's fixtures: a test that takes `bundle` starts from the stocked world
 app, stocked_world = pw.app, pw.stocked_world
@@ -53,19 +54,12 @@ def test_finance_confirms_a_transfer_on_the_screen(app, client, db, world, bundl
     choose(client, public_id, "digital_rmb")
     order = order_row(db, public_id)
     finance = client.application.test_client()
-    signed_in = finance.post(
-        "/login",
-        data={
-            "username": "finance",
-            "password": "correct horse battery",
-            "csrf_token": csrf(finance),
-        },
-    )
+    signed_in = sign_in_form(finance, "finance")
     assert signed_in.status_code in (302, 303)
     code = f"SP{order['id']:07d}"
     screen = finance.get(f"/finance/payments?code={code}").get_data(as_text=True)
     assert "确认收款" in screen and code in screen and "¥100.00" in screen
-    token = csrf(finance)
+    token = csrf_token(finance)
     wrong = finance.post(
         f"/finance/payments/{public_id}/confirm",
         data={

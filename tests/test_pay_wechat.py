@@ -14,6 +14,7 @@ from PIL import Image
 from server.registry import orders
 from tests import pay_world as pw
 from tests.conftest import bearer
+from tests.helpers_auth import csrf_token
 
 # pay_world's fixtures: a test that takes `bundle` starts from the stocked world
 app, bundle, stocked_world = pw.app, pw.bundle, pw.stocked_world
@@ -32,12 +33,8 @@ def wechat(app, merchant_key):
     server.close()
 
 
-def csrf(client) -> str:
-    return client.get("/api/v1/auth/csrf").json["csrf_token"]
-
-
 def buy(client, bundle, tonnes: int = 1, **extra) -> str:
-    form = {"csrf_token": csrf(client), "request_id": uuid.uuid4().hex, "tonnes": str(tonnes)}
+    form = {"csrf_token": csrf_token(client), "request_id": uuid.uuid4().hex, "tonnes": str(tonnes)}
     made = client.post(f"/bundles/{bundle['id']}/buy", data=form | extra)
     assert made.status_code == 303, made.get_data(as_text=True)
     return made.headers["Location"].rsplit("/", 1)[1]
@@ -45,7 +42,7 @@ def buy(client, bundle, tonnes: int = 1, **extra) -> str:
 
 def choose(client, public_id: str, method: str):
     return client.post(
-        f"/orders/{public_id}/pay", data={"csrf_token": csrf(client), "method": method}
+        f"/orders/{public_id}/pay", data={"csrf_token": csrf_token(client), "method": method}
     )
 
 

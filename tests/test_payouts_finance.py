@@ -2,7 +2,6 @@
 there, each view audited), transfer references, the bank's return file, live events."""
 
 import io
-import re
 from datetime import date, timedelta
 
 import pytest
@@ -24,10 +23,6 @@ from tests.helpers_auth import sign_in_page
 def ctx(app):
     with app.app_context():
         yield
-
-
-def form_token(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def sold_yesterday(db) -> None:
