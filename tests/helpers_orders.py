@@ -1,4 +1,5 @@
-"""Orders as the tests need them: reserved and paid through the registry's real services."""
+"""Orders as the tests need them: reserved and paid through the registry's real services, or
+bought through the public pages as a buyer does."""
 
 import uuid
 from typing import Any
@@ -7,6 +8,7 @@ from sqlite_utils import Database
 
 from server.registry import orders
 from tests import registry_world as rw
+from tests.helpers_auth import csrf_token
 
 
 def paid_order(
@@ -23,3 +25,39 @@ def paid_order(
     made = rw.order(db, bundle_id, tonnes, user)
     reference = reference or f"BANK-{uuid.uuid4().hex[:12]}"
     return orders.confirm_payment(db, made, "bank", reference, by)
+
+
+def buy(client, bundle, tonnes: int = 1, **extra) -> str:
+    """Buy `tonnes` through the bundle page's form, as a visitor does; the order's public id."""
+    form = {"csrf_token": csrf_token(client), "request_id": uuid.uuid4().hex, "tonnes": str(tonnes)}
+    made = client.post(f"/bundles/{bundle['id']}/buy", data=form | extra)
+    assert made.status_code == 303, made.get_data(as_text=True)
+    return made.headers["Location"].rsplit("/", 1)[1]
+
+
+def choose(client, public_id: str, method: str):
+    """Choose how to pay on the order page (`wechat_native`, `alipay_page`…)."""
+    return client.post(
+        f"/orders/{public_id}/pay", data={"csrf_token": csrf_token(client), "method": method}
+    )
+
+
+def out_trade_no(db, public_id: str) -> str:
+    """The merchant order number of the order's latest payment attempt."""
+    return db.execute(
+        """SELECT a.out_trade_no FROM payment_attempts a JOIN orders o ON o.id = a.order_id
+           WHERE o.public_id = ? ORDER BY a.id DESC""",
+        [public_id],
+    ).fetchone()[0]
+
+
+def order_row(db, public_id: str) -> dict:
+    return next(db.query("SELECT * FROM orders WHERE public_id = ?", [public_id]))
+
+
+def counts(db) -> tuple[int, int, int]:
+    """How many certificates, accruals and refunds there are."""
+    return tuple(
+        db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+        for table in ("certificates", "accruals", "refunds")
+    )

@@ -12,7 +12,7 @@ import pytest
 
 from tests import pay_world as pw
 from tests.conftest import bearer
-from tests.test_pay_wechat import buy, choose, counts, order_row, out_trade_no
+from tests.helpers_orders import buy, choose, counts, order_row, out_trade_no
 
 # pay_world's fixtures: a test that takes `bundle` starts from the stocked world
 app, bundle, stocked_world = pw.app, pw.bundle, pw.stocked_world

@@ -11,7 +11,7 @@ from PIL import Image
 from server import sms
 from tests import pay_world as pw
 from tests.helpers_auth import csrf_token
-from tests.test_pay_wechat import buy, choose, order_row
+from tests.helpers_orders import buy, choose, order_row
 
 # pay_world's fixtures: a test that takes `bundle` starts from the stocked world
 app, bundle, stocked_world = pw.app, pw.bundle, pw.stocked_world

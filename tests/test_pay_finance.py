@@ -8,7 +8,7 @@ import pytest
 from tests import pay_world as pw
 from tests.conftest import bearer
 from tests.helpers_auth import csrf_token, sign_in_form
-from tests.test_pay_wechat import buy, choose, order_row
+from tests.helpers_orders import buy, choose, order_row
 
 # pay_world's fixtures: a test that takes `bundle` starts from the stocked world
 app, stocked_world = pw.app, pw.stocked_world

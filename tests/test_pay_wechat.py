@@ -14,7 +14,7 @@ from PIL import Image
 from server.registry import orders
 from tests import pay_world as pw
 from tests.conftest import bearer
-from tests.helpers_auth import csrf_token
+from tests.helpers_orders import buy, choose, counts, order_row, out_trade_no
 
 # pay_world's fixtures: a test that takes `bundle` starts from the stocked world
 app, bundle, stocked_world = pw.app, pw.bundle, pw.stocked_world
@@ -33,40 +33,8 @@ def wechat(app, merchant_key):
     server.close()
 
 
-def buy(client, bundle, tonnes: int = 1, **extra) -> str:
-    form = {"csrf_token": csrf_token(client), "request_id": uuid.uuid4().hex, "tonnes": str(tonnes)}
-    made = client.post(f"/bundles/{bundle['id']}/buy", data=form | extra)
-    assert made.status_code == 303, made.get_data(as_text=True)
-    return made.headers["Location"].rsplit("/", 1)[1]
-
-
-def choose(client, public_id: str, method: str):
-    return client.post(
-        f"/orders/{public_id}/pay", data={"csrf_token": csrf_token(client), "method": method}
-    )
-
-
-def out_trade_no(db, public_id: str) -> str:
-    return db.execute(
-        """SELECT a.out_trade_no FROM payment_attempts a JOIN orders o ON o.id = a.order_id
-           WHERE o.public_id = ? ORDER BY a.id DESC""",
-        [public_id],
-    ).fetchone()[0]
-
-
 def notify(client, headers, body):
     return client.post("/api/v1/payments/wechat/notify", data=body, headers=headers)
-
-
-def order_row(db, public_id: str) -> dict:
-    return next(db.query("SELECT * FROM orders WHERE public_id = ?", [public_id]))
-
-
-def counts(db) -> tuple[int, int, int]:
-    return tuple(
-        db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
-        for table in ("certificates", "accruals", "refunds")
-    )
 
 
 def test_native_order_qr_then_notification_retires_once(app, client, db, wechat, bundle):
