@@ -18,11 +18,12 @@ from server.db import first, get_db, insert, transaction
 from server.errors import ApiError
 from server.push import triggers
 from server.registry import losses
-from sync.engine import OperationRejected
+from sync.engine import OperationRejected, memo
 from sync.protocol import Operation
 
 POSITIONS = {"house": "宅旁", "village": "村旁", "road": "路旁", "water": "水旁"}
 STATUSES = ("alive", "dead", "felled")
+_UNREAD = object()  # the tree's registration time, not read yet
 # UUID (any version, phones make v7) or ULID: ids made offline never collide.
 _CLIENT_ID = re.compile(
     r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-HJKMNP-TV-Z]{26})$"
@@ -59,7 +60,7 @@ def register_tree(
         raise ApiError(422, "validation_failed", "The tree id must be a UUID or a ULID.")
     if position not in POSITIONS:
         raise ApiError(422, "validation_failed", f"Unknown 四旁 position {position!r}.")
-    if db.execute("SELECT 1 FROM species WHERE id = ?", [species_id]).fetchone() is None:
+    if not _species_known(db, species_id):
         raise ApiError(422, "validation_failed", f"Unknown species {species_id!r}.")
     with transaction(db):
         insert(
@@ -86,6 +87,16 @@ def register_tree(
         )
 
 
+def _species_known(db: Database, species_id: str) -> bool:
+    """Whether the species exists (kept for the push: nothing in one changes species)."""
+    kept = memo(db)
+    key = ("species", species_id)
+    if key not in kept:
+        found = db.execute("SELECT 1 FROM species WHERE id = ?", [species_id]).fetchone()
+        kept[key] = found is not None
+    return kept[key]
+
+
 def record_measurement(
     db: Database,
     tree_id: str,
@@ -101,10 +112,12 @@ def record_measurement(
     user_id: int | None = None,
     device_id: str | None = None,
     clock_offset_s: float | None = None,
+    registered_client_time: Any = _UNREAD,
 ) -> list[dict[str, str]]:
     """Record one measurement of a tree (DBH of each stem in mm, height in cm).
 
     The carbon estimate and plausibility flags are stored with it; returns the flags.
+    `registered_client_time`: the tree's, when the caller has just read it.
     """
     if not valid_client_id(measurement_id):
         raise ApiError(422, "validation_failed", "The measurement id must be a UUID or a ULID.")
@@ -118,7 +131,7 @@ def record_measurement(
             "胸径在 1.3 米高处量：树高不足 1.3 米的树没有胸径，请长高后再登记。",
             [{"field": "height_cm", "problem": "at least 130 when a DBH is given"}],
         )
-    _not_before_registration(db, tree_id, client_time)
+    _not_before_registration(db, tree_id, client_time, registered_client_time)
     with transaction(db):
         insert(
             db,
@@ -167,9 +180,14 @@ def iso_before(moment: str, seconds: int) -> str:
     return iso(datetime.fromisoformat(moment.replace("Z", "+00:00")) - timedelta(seconds=seconds))
 
 
-def _not_before_registration(db: Database, tree_id: str, client_time: str) -> None:
-    tree = db.execute("SELECT registered_client_time FROM trees WHERE id = ?", [tree_id]).fetchone()
-    registered = tree and tree[0]
+def _not_before_registration(
+    db: Database, tree_id: str, client_time: str, registered: Any = _UNREAD
+) -> None:
+    if registered is _UNREAD:
+        tree = db.execute(
+            "SELECT registered_client_time FROM trees WHERE id = ?", [tree_id]
+        ).fetchone()
+        registered = tree and tree[0]
     if registered and client_time < iso_before(registered, rules.REGISTRATION_SLACK_S):
         raise ApiError(
             422,
@@ -186,6 +204,7 @@ def set_status(
     at: Any,
     reason: Any = None,
     photo_sha256: Any = None,
+    registered_client_time: Any = _UNREAD,
 ) -> dict[str, Any] | None:
     """Record that a tree died or was felled (or stands again after a mistake), with the reason
     given and an optional photo (sha256 of its blob). A tree that was credited loses what it
@@ -199,7 +218,7 @@ def set_status(
     ):
         raise ApiError(422, "validation_failed", "photo_sha256: 64 lower-case hex digits.")
     at = client_moment("at", at)
-    _not_before_registration(db, tree_id, at)
+    _not_before_registration(db, tree_id, at, registered_client_time)
     with transaction(db):
         tree = first(db, "SELECT status FROM trees WHERE id = ?", [tree_id])
         if tree is None:
@@ -221,10 +240,12 @@ def set_status(
     return loss
 
 
-def _tree_in_village(db: Database, tree_id: str, village_id: int) -> dict[str, Any]:
+def _tree_in_village(db: Database, tree_id: str, village_id: int) -> tuple[dict[str, Any], Any]:
+    """The tree with its version and village (and its registration time, for the date check
+    that follows: one read instead of two)."""
     cursor = db.execute(
-        "SELECT t.id, t.version, h.village_id FROM trees t JOIN households h "
-        "ON h.id = t.household_id WHERE t.id = ?",
+        "SELECT t.id, t.version, h.village_id, t.registered_client_time FROM trees t "
+        "JOIN households h ON h.id = t.household_id WHERE t.id = ?",
         [tree_id],
     )
     row = cursor.fetchone()
@@ -232,7 +253,7 @@ def _tree_in_village(db: Database, tree_id: str, village_id: int) -> dict[str, A
         raise OperationRejected("unknown_tree", f"no tree {tree_id[:40]}")
     if row[2] != village_id:
         raise OperationRejected("out_of_scope", "the tree is in another village")
-    return dict(zip(("id", "version", "village_id"), row, strict=True))
+    return {"id": row[0], "version": row[1], "village_id": row[2]}, row[3]
 
 
 def _flag_stale_edit(
@@ -252,7 +273,11 @@ def _flag_stale_edit(
 
 def _register(db: Database, op: Operation, device: dict[str, Any], user_id: int) -> None:
     p = op.payload
-    household = households.get_household(str(p.get("household_code", "")))
+    code = str(p.get("household_code", ""))
+    kept = memo(db)  # nothing in a push changes a household or its plate
+    if ("household", code) not in kept:
+        kept[("household", code)] = households.get_household(code)
+    household = kept[("household", code)]
     if household is None:
         raise OperationRejected("unknown_household", "no household has this code")
     if household["village_id"] != device["village_id"]:
@@ -302,7 +327,7 @@ def _tree_event(
     if op.kind == "tree.register":
         _register(db, op, device, user_id)
         return {"version": 1}
-    tree = _tree_in_village(db, op.record_id, device["village_id"])
+    tree, registered = _tree_in_village(db, op.record_id, device["village_id"])
     if op.kind == "tree.measure":
         stems = p.get("stems_mm") or ([p["dbh_mm"]] if "dbh_mm" in p else None)
         if not isinstance(stems, list) or not all(type(d) is int for d in stems):
@@ -321,6 +346,7 @@ def _tree_event(
             user_id=user_id,
             device_id=device["id"],
             clock_offset_s=offset,
+            registered_client_time=registered,
         )
         _flag_stale_edit(db, op, tree, p.get("measurement_id"))
     else:  # tree.status
@@ -331,6 +357,7 @@ def _tree_event(
             op.client_time,
             reason=p.get("reason"),
             photo_sha256=p.get("photo_sha256"),
+            registered_client_time=registered,
         )
         raised = []
         latest = db.execute(

@@ -10,6 +10,10 @@ nothing behind; the caller wraps the whole push in one transaction.
 Given `optimistic` (a context manager), a push first runs inside it without a savepoint per
 operation; the first operation refused, or any error, rolls that run back and the push runs
 again one savepoint per operation, so the results and rows are the same either way.
+
+Each run of a push has a `memo` the apply function may keep things in that no operation of
+the push can change (rows it only reads, or a row found present by a read, which only undoing
+the whole run could remove); a run that is undone takes its memo with it.
 """
 
 import hashlib
@@ -187,6 +191,12 @@ def _held(row: dict[str, Any]) -> Operation:
     )
 
 
+def memo(db: Database) -> dict[Any, Any]:
+    """The current run's memo (see above); outside a push, a new empty dict each call."""
+    kept = db.__dict__.get("_push_memo")
+    return {} if kept is None else kept
+
+
 def _rows(db: Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     cursor = db.conn.execute(sql, params)
     keys = [d[0] for d in cursor.description]
@@ -226,6 +236,21 @@ def push(
 
 
 def _push(
+    db: Database,
+    device_id: str,
+    operations: list[Operation],
+    apply: Apply,
+    now: str,
+    guarded: bool,
+) -> list[dict[str, Any]]:
+    db._push_memo = {}  # type: ignore[attr-defined]  # a fresh one for every run
+    try:
+        return _run(db, device_id, operations, apply, now, guarded)
+    finally:
+        del db._push_memo  # type: ignore[attr-defined]
+
+
+def _run(
     db: Database,
     device_id: str,
     operations: list[Operation],

@@ -14,11 +14,17 @@ from server.carbon.flags import blocking, write_flags
 from server.carbon.method import Method, canonical_json, load_method
 from server.clock import now_iso
 from server.db import first, insert
+from sync.engine import memo
 
 
 def register_method(db: Database, method: Method) -> None:
     """Keep the parameter set in the database, so stored figures name what made them."""
-    if first(db, "SELECT 1 FROM methods WHERE version = ?", [method.version]) is None:
+    kept = memo(db)  # a row found present stays for the rest of a push
+    if ("method", method.version) in kept:
+        return
+    if first(db, "SELECT 1 FROM methods WHERE version = ?", [method.version]) is not None:
+        kept[("method", method.version)] = True
+    else:
         db["methods"].insert(
             {
                 "version": method.version,
@@ -110,8 +116,19 @@ def _neighbours(db: Database, row: dict[str, Any], radius_m: float) -> list[dict
     return [dict(zip(keys, found, strict=True)) for found in dict.fromkeys(cursor)]
 
 
-def _growth_flags(db, method, species, row, current: dict, current_g: int) -> list[dict]:
-    anchor = tree_anchors.tree_anchor(db, row["tree_id"], exclude=row["id"])
+def _anchor(db: Database, row: dict[str, Any], registration: dict | None) -> dict | None:
+    """tree_anchors.tree_anchor, given the tree's registration reading already read."""
+    line = tree_anchors.last_issued_line(db, row["tree_id"])
+    if line is not None:
+        end = first(db, "SELECT * FROM measurements WHERE id = ?", [line["end_measurement_id"]])
+        return end | {"issued": True, "period_end": line["period_end"]}
+    return None if registration is None else registration | {"issued": False, "period_end": None}
+
+
+def _growth_flags(
+    db, method, species, row, current: dict, current_g: int, registration: dict | None
+) -> list[dict]:
+    anchor = _anchor(db, row, registration)
     if anchor is None or anchor["id"] == row["id"]:
         return []
     flags = []
@@ -161,14 +178,18 @@ def assess_measurement(
     if stored:
         flags += stored["flags"]
         flags += plausibility.size_flags(species, current, row["planting_year"])
-        flags += _growth_flags(db, method, species, row, current, stored["co2e_g"])
-        first_reading = (
-            tree_anchors.registration_reading(db, row["tree_id"], exclude=row["id"]) is None
-        )
+        registration = tree_anchors.registration_reading(db, row["tree_id"], exclude=row["id"])
+        flags += _growth_flags(db, method, species, row, current, stored["co2e_g"], registration)
+        first_reading = registration is None
         if first_reading and row["latitude"] is not None:
             radius = max(rules.DUPLICATE_RADIUS_M[1], rules.OTHER_SPECIES_RADIUS_M[1])
             flags += plausibility.duplicate_flags(current, _neighbours(db, row, radius))
-    village = first(db, "SELECT * FROM villages WHERE id = ?", [row["village_id"]])
+    kept = memo(db)  # nothing in a push changes a village
+    if ("village", row["village_id"]) not in kept:
+        kept[("village", row["village_id"])] = first(
+            db, "SELECT * FROM villages WHERE id = ?", [row["village_id"]]
+        )
+    village = kept[("village", row["village_id"])]
     flags += plausibility.location_flags(current, village)
     flags += plausibility.record_flags(current, row["server_time"], clock_offset_s)
     if row["photo_sha256"]:
