@@ -64,15 +64,13 @@ export async function call(method, path, {
     throw new ApiError(`${what}: ${error?.message ?? error}`);
   }
   onAnswer?.(response);
-  if (RETRYABLE.has(response.status) || response.status >= 500) {
-    throw new ApiError(`${what}: HTTP ${response.status}`, {
-      status: response.status, retryAfterMs: retryAfterMs(response.headers.get("Retry-After")),
-    });
-  }
-  if (response.status >= 400) {
+  if (response.status >= 400) { // the one error shape when the server sent it (a proxy may not)
     const parsed = parse(data);
-    throw new ApiError(parsed?.error?.message ?? `${what}: HTTP ${response.status}`, {
-      status: response.status, code: parsed?.error?.code ?? null, body: parsed, permanent: true,
+    const { code, message } = isObject(parsed?.error) ? parsed.error : {};
+    const retry = RETRYABLE.has(response.status) || response.status >= 500;
+    throw new ApiError(typeof message === "string" ? message : `${what}: HTTP ${response.status}`, {
+      status: response.status, code: typeof code === "string" ? code : null, body: parsed, permanent: !retry,
+      retryAfterMs: retry ? retryAfterMs(response.headers.get("Retry-After")) : null,
     });
   }
   return { response, data };

@@ -3,7 +3,7 @@
 // works with no signal at all.
 
 import { $, link, notice } from "./dom.js";
-import { language, loadLanguage, t } from "./i18n.js";
+import { errorText, language, loadLanguage, t } from "./i18n.js";
 import { getMeta, pendingRemeasurements as verifierPending, status } from "./outbox.js";
 import { SyncScheduler } from "./scheduler.js";
 import { screenEnrol, screenHousehold } from "./screens.js";
@@ -158,7 +158,7 @@ async function route(event) {
     node = await screen(ctx, ...hash.match(pattern).slice(1));
   } catch (error) {
     console.error(error);
-    node = notice("app.error", { message: error.message }, link("#/village", "common.back_village"));
+    node = notice("app.error", { message: errorText(error) }, link("#/village", "common.back_village"));
   }
   if (token !== renders) return ctx.leave(); // another route started meanwhile
   current?.leave();

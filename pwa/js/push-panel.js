@@ -2,7 +2,7 @@
 // (permission is asked only when it is tapped), and what happened, "denied" included.
 
 import { h, say } from "./dom.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 import { enablePush, pushPermission } from "./push.js";
 
 const MESSAGES = {
@@ -25,7 +25,7 @@ export function pushPanel({ explain, token, kinds }) {
       say(status, "push.enabling", {}, "info");
       const result = await enablePush({ token, kinds });
       const [key, tone] = MESSAGES[result.state];
-      say(status, key, { message: result.error ?? "" }, tone);
+      say(status, key, { message: result.error ? errorText(result.error) : "" }, tone);
       button.disabled = result.state === "subscribed" || result.state === "unsupported";
     },
   }, t("push.enable"));

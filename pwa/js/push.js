@@ -7,7 +7,7 @@
 //   "unsupported" no service worker / Push API (e.g. WeChat's web-view)
 //   "denied"      notifications are blocked for this site (only the browser settings undo it)
 //   "dismissed"   the permission prompt was closed without an answer
-//   "failed"      the browser's push service or our server refused ({ error } says why)
+//   "failed"      the browser's push service or our server refused ({ error }: the Error)
 
 import { callJson } from "./api.js";
 
@@ -67,7 +67,7 @@ export async function enablePush({ owner = {}, token = null, csrf = null, kinds,
     const saved = await send("POST", body, { token, csrf });
     return { state: "subscribed", subscription: saved.subscription };
   } catch (error) {
-    return { state: "failed", error: error.message };
+    return { state: "failed", error };
   }
 }
 

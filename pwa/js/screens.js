@@ -1,7 +1,7 @@
 // The measurer's screens: enrol the phone, a household and its trees (the village: village.js).
 
 import { h, heading, link, notice, say } from "./dom.js";
-import { number, t } from "./i18n.js";
+import { errorText, number, t } from "./i18n.js";
 import { recordOperation } from "./outbox.js";
 import { parseCode } from "./scan.js";
 import {
@@ -40,7 +40,7 @@ export async function screenEnrol(ctx) {
         const key = error.code === "invalid_enrolment_code" ? "enrol.invalid"
           : error.code === "outbox_not_empty" ? "enrol.outbox_not_empty"
             : error.status ? "enrol.failed" : "enrol.offline";
-        return say(status, key, { message: error.message });
+        return say(status, key, { message: errorText(error) });
       }
       say(status, "enrol.pulling", {}, "info");
       await Promise.all([syncOnce().catch(() => null), refreshMethod({ force: true })]);
@@ -79,7 +79,7 @@ function treeCard(tree) {
         } catch (failure) {
           yes.disabled = false;
           say(error, failure.code === "photo_too_large" ? "form.photo_too_large"
-            : failure.name === "QuotaExceededError" ? "form.quota" : "form.save_failed", { message: failure.message });
+            : failure.name === "QuotaExceededError" ? "form.quota" : "form.save_failed", { message: errorText(failure) });
         }
       },
     }, t(`status.yes_${next}`));
@@ -101,7 +101,7 @@ function treeCard(tree) {
       tree.unsynced ? h("span", { class: "badge waiting" }, t("tree.unsynced")) : null,
       tree.awaiting_photo ? h("span", { class: "badge waiting" }, t("tree.awaiting_photo")) : null),
     tree.open_flags?.length
-      ? h("ul", { class: "flags" }, tree.open_flags.map((flag) => h("li", {}, t("tree.flag", { reason: flag.reason }))))
+      ? h("ul", { class: "flags" }, tree.open_flags.map((flag) => h("li", {}, t("tree.flag", { reason: errorText(flag) }))))
       : null,
     alive ? h("div", { class: "row actions" },
       link(`#/tree/${tree.id}/measure`, "tree.remeasure", {}, "button primary"),

@@ -4,7 +4,7 @@
 
 import { ApiError, call as apiCall, callJson as apiCallJson, garbled, isObject } from "./api.js";
 import { request, withStore } from "./idb.js";
-import { applyResults, getMeta, pendingOps, setMeta, status } from "./outbox.js";
+import { applyResults, getMeta, pendingOps, setMeta, sha256Hex, status } from "./outbox.js";
 
 // Push batches and photo chunks adapt to the link the same way: start small, double after an
 // answer that came quickly, halve after a failure; the size reached is kept for the next round.
@@ -18,6 +18,7 @@ const MAX_CHUNK = 256 * 1024;
 const PULL_LIMIT = 5000; // changes a pull page: over 2G a page more costs a round trip
 const QUICK_MS = 4000; // a batch or chunk answered this fast lets the next one double
 const STATUSES = new Set(["applied", "duplicate", "rejected", "held"]);
+const PHOTO_RESTARTS = 2; // a photo the server dropped as damaged is sent again from 0 this often
 const SYNC_META = ["next_seq", "cursor", "method", "gap", "village", "roster_format"]; // a new device starts these afresh
 
 // How far the server's clock is from the phone's, noted from every answer's Date.
@@ -132,6 +133,7 @@ async function uploadPhoto(ctx, photo, onProgress) {
   }
   report(offset);
   let conflicts = 0;
+  let restarts = 0;
   while (!complete) {
     const started = Date.now();
     let reply;
@@ -149,6 +151,17 @@ async function uploadPhoto(ctx, photo, onProgress) {
       if (error.status === 409 && offsetIn(held, photo.size) && ++conflicts <= 3) {
         offset = held; // the server holds a different amount: resume there (a few times)
         continue;
+      }
+      // The server dropped bytes that did not add up to the photo's sha256 (damaged on the
+      // way): if the phone's own still do, send them again from the start (sync/client.py).
+      if (error.code === "hash_mismatch") {
+        await savePhoto(photo.sha256, { offset: 0 }); // the server kept none of them
+        if (restarts < PHOTO_RESTARTS && (await sha256Hex(photo.blob)) === photo.sha256) {
+          restarts++;
+          offset = 0;
+          report(offset);
+          continue;
+        }
       }
       if (!error.permanent) ctx.chunk = Math.max(MIN_CHUNK, ctx.chunk / 2);
       throw error;

@@ -3,7 +3,7 @@
 
 import { equivalentDbh, estimateTree, needsHeight } from "./carbon.js";
 import { $, h, heading, link, notice, say, uuidv7 } from "./dom.js";
-import { number, t } from "./i18n.js";
+import { errorText, number, t } from "./i18n.js";
 import { recordOperations } from "./outbox.js";
 import { parseCode } from "./scan.js";
 import { app, householdProblem, refreshMethod, speciesName, speciesOf, villageTrees } from "./state.js";
@@ -145,7 +145,7 @@ export async function screenTreeForm(ctx, { household, treeId }) {
       save.disabled = false;
       const key = error.code === "photo_too_large" ? "form.photo_too_large"
         : error.name === "QuotaExceededError" ? "form.quota" : "form.save_failed";
-      say(formError, key, { message: error.message });
+      say(formError, key, { message: errorText(error) });
       formError.focus();
     }
   });

@@ -1,7 +1,7 @@
 // The upload screen: every record and its state, photo progress, storage, export.
 
 import { h, heading, say } from "./dom.js";
-import { number, t } from "./i18n.js";
+import { errorText, number, t } from "./i18n.js";
 import { exportOutbox, opsByState } from "./outbox.js";
 import { pushPanel } from "./push-panel.js";
 import { app, beijingTime, bytes, households, speciesName, storageUse, villageTrees } from "./state.js";
@@ -26,7 +26,7 @@ function opRow(op, names) {
   return h("li", { class: `op ${op.state}`, "data-seq": op.device_seq },
     h("p", {}, h("strong", {}, names(op)), " ", h("span", { class: `badge ${op.state}` }, t(`state.${op.state}`))),
     h("p", { class: "meta" }, t(`kind.${op.kind}`), " · ", beijingTime(op.client_time)),
-    op.state === "rejected" ? h("p", { class: "message", "data-tone": "error" }, t("outbox.reason", { reason: op.result?.reason ?? op.result?.code ?? "" })) : null,
+    op.state === "rejected" ? h("p", { class: "message", "data-tone": "error" }, t("outbox.reason", { reason: errorText(op.result) })) : null,
     op.state === "held" ? h("p", { class: "meta" }, t("outbox.held")) : null,
     photo ? h("div", { class: "progress" },
       h("label", {}, photo.state === "done" ? t("outbox.photo_done") : t("outbox.photo_progress", { pct: Math.floor((100 * sent) / (photo.size || 1)) }),
@@ -41,6 +41,10 @@ export async function screenOutbox(ctx) {
   // One "waiting" count, as the banner's: held operations wait too, behind a missing one.
   const waiting = [...groups.pending, ...groups.held].sort((a, b) => a.device_seq - b.device_seq);
   const syncStatus = h("p", { class: "message", role: "status", id: "sync-status" });
+  const lastError = app.scheduler?.snapshot().lastError; // why the banner says it did not go through
+  if (lastError && navigator.onLine) {
+    say(syncStatus, "outbox.last_error", { message: errorText(lastError) }, lastError.permanent ? "error" : "warn");
+  }
   const storage = h("p", { class: "message", id: "storage", role: "status" });
   const exportStatus = h("p", { class: "message", role: "status" });
   storageUse().then(async (use) => {
@@ -65,7 +69,7 @@ export async function screenOutbox(ctx) {
         setTimeout(() => URL.revokeObjectURL(a.href), 60000);
         say(exportStatus, "outbox.exported", { size: bytes(blob.size) }, "ok");
       } catch (error) {
-        say(exportStatus, "outbox.export_failed", { message: error.message });
+        say(exportStatus, "outbox.export_failed", { message: errorText(error) });
       }
     },
   }, t("outbox.export"));

@@ -5,7 +5,7 @@
 import { ApiError, call, callBlob, callJson } from "./api.js";
 import { h, heading, link, notice, say } from "./dom.js";
 import { drawMap, mapLegend, watchPosition, wayText } from "./geo.js";
-import { number, t } from "./i18n.js";
+import { errorText, number, t } from "./i18n.js";
 import { forgetVerifier, getMeta, keepReport, keptReport, pendingRemeasurements, remeasurements,
   setMeta, settleRemeasurement } from "./outbox.js";
 import { pushPanel } from "./push-panel.js";
@@ -39,7 +39,9 @@ async function flush() {
         outcome = { state: "sent" };
       } catch (failure) {
         if (!failure.permanent) throw failure;
-        outcome = { state: failure.code === "already_remeasured" ? "sent" : "refused", error: failure.code ?? failure.message };
+        // kept as the server said it; errorText turns it into words when it is shown
+        const reason = { code: failure.code, message: failure.body?.error?.message ?? null };
+        outcome = { state: failure.code === "already_remeasured" ? "sent" : "refused", error: reason };
       }
       await settleRemeasurement(item.client_id, outcome);
       onChange();
@@ -240,7 +242,7 @@ export async function screenSample(ctx, id) {
         if (!isBaseline(sample.id)) decision.after(reportLink(ctx, account, sample)); // then its report
         await refreshSamples().catch(() => {});
       } catch (failure) {
-        say(decision, failure.status === 0 ? "verify.offline" : "verify.decide_failed", { message: failure.message });
+        say(decision, failure.status === 0 ? "verify.offline" : "verify.decide_failed", { message: errorText(failure) });
       }
     },
   }, h("label", { for: "note" }, t("verify.note")), note,
@@ -284,7 +286,7 @@ export async function screenSample(ctx, id) {
         ways.get(tree.tree_id),
         h("p", {}, h("span", { class: `badge ${{ sent: "done", pending: "pending", refused: "rejected", todo: "waiting" }[state]}` }, t(`verify.state_${state}`)),
           item?.outcome && item.outcome !== "measured" ? ` ${t(`verify.outcome.${item.outcome}`)}` : "",
-          item?.error ? ` ${t("verify.refused_reason", { reason: item.error })}` : ""),
+          item?.error ? ` ${t("verify.refused_reason", { reason: errorText(item.error) })}` : ""),
         state === "todo" || state === "refused" ? link(`#/verify/${sample.id}/${tree.tree_id}`, "verify.measure", {}, "button primary") : null);
     })),
     sample.decided ? h("p", { class: "message", "data-tone": "info", id: "decided" },

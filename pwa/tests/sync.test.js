@@ -60,9 +60,16 @@ function fakeServer({ fault = () => null, pages = [] } = {}) {
       if (offset !== have.length) {
         return json({ error: { status: 409, code: "offset_mismatch", details: { offset: have.length } } }, { status: 409 });
       }
-      const joined = Buffer.concat([have, Buffer.from(await init.body.arrayBuffer())]);
+      const sent = Buffer.from(await init.body.arrayBuffer());
+      const joined = Buffer.concat([have, server.mangle?.(sent, call) ?? sent]);
       server.blobs.set(sha, joined);
-      return json({ offset: joined.length, complete: joined.length === Number(headers.get("Upload-Length")) });
+      const whole = joined.length === Number(headers.get("Upload-Length"));
+      if (whole && createHash("sha256").update(joined).digest("hex") !== sha) {
+        server.blobs.delete(sha); // as server/photos.py: bytes that do not add up are dropped
+        const error = { status: 422, code: "hash_mismatch", message: "The bytes do not match their sha256; send again." };
+        return json({ error }, { status: 422 });
+      }
+      return json({ offset: joined.length, complete: whole });
     }
     if (pathname === "/api/v1/sync/pull") {
       const cursor = Number(searchParams.get("cursor"));
@@ -375,4 +382,62 @@ test("a photo's first try goes straight to PUT at offset 0; a retry asks the ser
   const again = server.requests.filter((r) => r.path.startsWith("/api/v1/blobs/")).map((r) => r.method);
   assert.deepEqual(again, ["HEAD", "PUT", "PUT"]);
   assert.equal((await status()).photosPending, 0);
+});
+
+// A photo whose bytes were damaged on the way: the server drops them (422 hash_mismatch).
+// As sync/client.py: when the phone's own bytes still hash to the photo's name, send it again
+// from offset 0, at most twice; otherwise (or a third time) leave it pending and say why.
+async function photoOp(size) {
+  await enrolled();
+  const bytes = randomBytes(size);
+  const op = await recordOperation({ kind: "tree.measure", recordId: "t", payload: { stems_mm: [100] }, photo: new Blob([bytes]) });
+  return { bytes, sha: op.payload.photo_sha256 };
+}
+const putOffsets = (server) => server.requests.filter((r) => r.method === "PUT").map((r) => r.headers.get("Upload-Offset"));
+const flipFirstByte = (sent) => Buffer.concat([Buffer.from([sent[0] ^ 0xff]), sent.subarray(1)]);
+
+test("a photo the server dropped as hash_mismatch is sent again from offset 0 in the same round", async () => {
+  const { bytes, sha } = await photoOp(100_000);
+  const server = fakeServer();
+  let damaged = 0;
+  server.mangle = (sent, { headers }) => (headers.get("Upload-Offset") === "32768" && !damaged++ ? flipFirstByte(sent) : sent);
+  const progress = [];
+  const result = await syncOnce({ fetchImpl: server.fetch, onProgress: (p) => progress.push(p.sent) });
+  assert.equal(result.photosPending, 0);
+  assert.deepEqual(server.blobs.get(sha), bytes);
+  // Chunks of 32 and 64 KB, the rest refused at the end; then the whole photo in one 128 KB chunk.
+  assert.deepEqual(putOffsets(server), ["0", "32768", "98304", "0"]);
+  assert.ok(progress.includes(0) && progress.indexOf(0, 1) > 0, "the progress bar goes back to 0");
+  assert.equal(progress.at(-1), 100_000);
+  const [stored] = await withStore("photos", "readonly", (s) => s.getAll());
+  assert.equal(stored.state, "done");
+});
+
+test("a photo damaged on every try is restarted twice, then left pending with the server's code", async () => {
+  const { sha } = await photoOp(20_000);
+  const server = fakeServer();
+  server.mangle = flipFirstByte;
+  await assert.rejects(syncOnce({ fetchImpl: server.fetch }), { code: "hash_mismatch", status: 422, permanent: true });
+  assert.deepEqual(putOffsets(server), ["0", "0", "0"]); // the first try and two restarts
+  assert.equal(server.blobs.has(sha), false);
+  assert.equal((await status()).photosPending, 1);
+  const [stored] = await withStore("photos", "readonly", (s) => s.getAll());
+  assert.equal(stored.offset, 0);
+
+  server.requests.length = 0; // the next round tries again (twice more at most), and may get through
+  server.mangle = null;
+  await syncOnce({ fetchImpl: server.fetch });
+  assert.equal((await status()).photosPending, 0);
+});
+
+test("a photo whose bytes on the phone no longer hash to its name is not sent again", async () => {
+  const { sha } = await photoOp(20_000);
+  await withStore("photos", "readwrite", async (s) => {
+    const photo = await request(s.get(sha));
+    s.put({ ...photo, blob: new Blob([randomBytes(photo.size)]) }); // the phone's copy went bad
+  });
+  const server = fakeServer();
+  await assert.rejects(syncOnce({ fetchImpl: server.fetch }), { code: "hash_mismatch" });
+  assert.deepEqual(putOffsets(server), ["0"]);
+  assert.equal((await status()).photosPending, 1);
 });
