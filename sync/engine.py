@@ -272,18 +272,24 @@ def _run(
     has_held = conn.execute(
         "SELECT 1 FROM sync_held WHERE device_id = ? LIMIT 1", [device_id]
     ).fetchone()
+    answered: set[str] = set()  # the op_ids in `results`
+
+    def answer(result: dict[str, Any]) -> None:
+        results.append(result)
+        answered.add(result["op_id"])
+
     for op in sorted(operations, key=lambda o: o.device_seq):
-        if any(r["op_id"] == op.op_id for r in results):
+        if op.op_id in answered:
             continue  # held before and applied just now, behind the one that filled the gap
         stored = known.get(op.op_id)
         if stored is not None:
             if _same_content(stored, device_id, op):
-                results.append(_stored_result(stored, "duplicate"))
+                answer(_stored_result(stored, "duplicate"))
             else:
-                results.append(_replay_conflict(db, stored, device_id, op, now))
+                answer(_replay_conflict(db, stored, device_id, op, now))
             continue
         if op.device_seq <= last_seq:
-            results.append(
+            answer(
                 {
                     "op_id": op.op_id,
                     "device_seq": op.device_seq,
@@ -313,7 +319,7 @@ def _run(
                 ],
             )
             has_held = True
-            results.append(
+            answer(
                 {
                     "op_id": op.op_id,
                     "device_seq": op.device_seq,
@@ -322,7 +328,7 @@ def _run(
                 }
             )
             continue
-        results.append(_process(db, device_id, op, apply, now, now, guarded))
+        answer(_process(db, device_id, op, apply, now, now, guarded))
         last_seq = op.device_seq
         while has_held and (
             held := next(
@@ -338,7 +344,8 @@ def _run(
         ):
             conn.execute("DELETE FROM sync_held WHERE op_id = ?", [held["op_id"]])
             result = _process(db, device_id, _held(held), apply, held["received_at"], now, guarded)
-            results = [r for r in results if r["op_id"] != held["op_id"]] + [result]
+            results[:] = [r for r in results if r["op_id"] != held["op_id"]] + [result]
+            answered.add(result["op_id"])
             last_seq += 1
     conn.execute("UPDATE devices SET last_seq = ? WHERE id = ?", [last_seq, device_id])
     return results

@@ -76,6 +76,7 @@ def _reading(method: Method, species_id: str, sizes: dict[str, Any]) -> dict[str
         return stem_biomass(species, [stem], h)[2]
 
     total = model_sd = dbh_var = dc_dh = 0.0
+    height_slope = height is not None and needs_height(species)
     for stem in stems:
         c = carbon(stem, height)
         total += c
@@ -83,7 +84,7 @@ def _reading(method: Method, species_id: str, sizes: dict[str, Any]) -> dict[str
         step = min(STEP_CM, stem / 10)
         slope = (carbon(stem + step, height) - carbon(stem - step, height)) / (2 * step)
         dbh_var += (slope * _dbh_sd(method, stem)) ** 2
-        if height is not None and needs_height(species):
+        if height_slope:
             dc_dh += (carbon(stem, height + STEP_CM) - carbon(stem, height - STEP_CM)) / (
                 2 * STEP_CM
             )
