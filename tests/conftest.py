@@ -17,6 +17,10 @@ from server.carbon import records as carbon_records
 from server.db import connect, get_db
 from tests.helpers_snapshot import Snapshot, Snapshots
 
+# Fixtures every browser test may take: `playwright`, `browser` (the PWA's Chromium) and `site`
+# (tests/helpers_pwa.py); `paid_household`, a farmer's door plate with money (tests/plate_world.py).
+pytest_plugins = ("tests.helpers_pwa", "tests.plate_world")
+
 # No test passes or fails on wall-clock time: Hypothesis's per-example deadline (200 ms by
 # default) would fail a property test on a busy machine or a parallel run.
 settings.register_profile("sipang", deadline=None)

@@ -1,11 +1,14 @@
 """Orders as the tests need them: reserved and paid through the registry's real services, or
-bought through the public pages as a buyer does."""
+bought through the public pages as a buyer does; and the farmers' share paid out (T+1)."""
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 from sqlite_utils import Database
 
+from server import units
+from server.payouts import settlement
 from server.registry import orders
 from tests import registry_world as rw
 from tests.helpers_auth import csrf_token
@@ -61,3 +64,17 @@ def counts(db) -> tuple[int, int, int]:
         db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
         for table in ("certificates", "accruals", "refunds")
     )
+
+
+def later(days: int) -> str:
+    """Beijing's date `days` from today, as ISO text."""
+    return (date.fromisoformat(units.today()) + timedelta(days=days)).isoformat()
+
+
+def pay_everyone(db, settle_on: str) -> list[dict]:
+    """A T+1 batch settled on `settle_on`, every transfer in it recorded as sent."""
+    batch, _ = settlement.create_batch(db, settle_on, 1, "user:1")
+    rows = list(db.query("SELECT * FROM settlements WHERE batch_id = ?", [batch["id"]]))
+    for row in rows:
+        settlement.record_transfer(db, row["id"], f"TRF-{row['id']:06d}-9876", "user:1")
+    return rows

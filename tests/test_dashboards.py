@@ -4,12 +4,10 @@ real sales through the registry and payouts services."""
 import csv
 import io
 import random
-from datetime import date, timedelta
 
 import pytest
 from openpyxl import load_workbook
 
-from server import units
 from server.dashboards import figures, money
 from server.db import first, get_db
 from server.extensions import socketio
@@ -17,7 +15,7 @@ from server.payouts import settlement
 from tests import registry_world as rw
 from tests.conftest import PHONE, bearer
 from tests.helpers_auth import signed_in
-from tests.helpers_orders import paid_order
+from tests.helpers_orders import later, paid_order, pay_everyone
 
 
 @pytest.fixture
@@ -55,18 +53,6 @@ def sold(world, ctx) -> dict:
 
 def county_id(db, code: str = "360423") -> int:
     return first(db, "SELECT id FROM counties WHERE code = ?", [code])["id"]
-
-
-def later(days: int) -> str:
-    return (date.fromisoformat(units.today()) + timedelta(days=days)).isoformat()
-
-
-def pay_everyone(db, settle_on: str) -> list[dict]:
-    batch, _ = settlement.create_batch(db, settle_on, 1, "user:1")
-    rows = list(db.query("SELECT * FROM settlements WHERE batch_id = ?", [batch["id"]]))
-    for row in rows:
-        settlement.record_transfer(db, row["id"], f"TRF-{row['id']:06d}-9876", "user:1")
-    return rows
 
 
 # --- figures ------------------------------------------------------------------------------

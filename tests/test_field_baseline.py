@@ -6,15 +6,14 @@ from server.db import connect, get_db
 from tests import registry_world as rw
 from tests.browser import serving
 from tests.conftest import PASSWORD, bearer
-from tests.test_pwa_bad_input import browser, phone, playwright  # noqa: F401 — fixtures
-from tests.test_pwa_journey import check_accessible, ready
+from tests.helpers_pwa import check_accessible, phone, ready
 
 
 def test_the_verifier_checks_a_villages_baselines_from_the_phone(
     app,
     client,
     world,
-    browser,  # noqa: F811
+    browser,
 ):
     with app.app_context():
         rw.grow_village(get_db(), world.village_b, households_count=1, trees_per_household=3)

@@ -15,16 +15,15 @@ from server.db import connect, get_db
 from tests.browser import CHROMIUM_ARGS, serving
 from tests.conftest import bearer
 from tests.fake_camera import printed_codes, write_video
-from tests.test_pwa_bad_input import (  # noqa: F401 — fixtures
-    browser,
+from tests.helpers_pwa import (
+    check_accessible,
     enrolled,
     fill_tree,
     open_tree_form,
     phone,
-    playwright,
-    site,
+    ready,
+    wait_until,
 )
-from tests.test_pwa_journey import check_accessible, ready, wait_until
 
 NEIGHBOURS = [  # head of household, door number, phone
     ("王小三", "长水村12号", "13800001201"),
@@ -56,7 +55,7 @@ def phone_roster(page) -> list[dict]:
     )
 
 
-def test_a_household_is_found_offline_by_part_of_its_head_name(browser, site, app, world):  # noqa: F811
+def test_a_household_is_found_offline_by_part_of_its_head_name(browser, site, app, world):
     codes = add_neighbours(app)
     context = phone(browser)
     page = enrolled(context, site, app, world)
@@ -114,7 +113,7 @@ def tag_video(app, client, world, tmp_path):
 
 
 def test_a_printed_tag_is_bound_by_scanning_it_and_by_typing_it_as_printed(
-    playwright,  # noqa: F811
+    playwright,
     app,
     world,
     tag_video,
@@ -189,8 +188,8 @@ def jpeg_bytes(colour=(90, 60, 30)) -> bytes:
 
 
 def test_a_tree_marked_dead_offline_with_a_photo_shows_both_on_the_plate(
-    browser,  # noqa: F811
-    site,  # noqa: F811
+    browser,
+    site,
     app,
     client,
     world,

@@ -6,8 +6,7 @@ from server.db import connect, get_db
 from tests import registry_world as rw
 from tests.browser import serving
 from tests.conftest import PASSWORD, bearer
-from tests.test_pwa_bad_input import browser, phone, playwright  # noqa: F401 — fixtures
-from tests.test_pwa_journey import check_accessible, ready
+from tests.helpers_pwa import check_accessible, phone, ready
 
 HERE = {"latitude": 29.2611, "longitude": 115.0934, "accuracy": 6}
 # 0.0009° of latitude is 100 m: the first tree due north, the second about 150 m due east.
@@ -60,7 +59,7 @@ def test_a_sampled_tree_is_reached_by_distance_and_bearing_and_not_found(
     app,
     client,
     world,
-    browser,  # noqa: F811
+    browser,
 ):
     sample_id, trees = assign_sample(app, client, world)
     north_tree = trees[0]

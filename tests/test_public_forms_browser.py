@@ -6,15 +6,13 @@ request id); without scripts the farmer is asked to click again."""
 from tests import pay_world as pw
 from tests.browser import serving
 from tests.conftest import PHONE
-from tests.test_field_plate import paid_household  # noqa: F401 — fixture
-from tests.test_pwa_bad_input import browser, playwright  # noqa: F401 — fixtures
 
 
 def test_the_unlock_form_fetches_its_token_when_used_and_posts_once(
     app,
     world,
-    paid_household,  # noqa: F811
-    browser,  # noqa: F811
+    paid_household,
+    browser,
 ):
     code, _ = paid_household
     with serving(app) as site:
@@ -36,8 +34,8 @@ def test_the_unlock_form_fetches_its_token_when_used_and_posts_once(
 def test_without_scripts_the_unlock_form_takes_a_second_click(
     app,
     world,
-    paid_household,  # noqa: F811
-    browser,  # noqa: F811
+    paid_household,
+    browser,
 ):
     code, _ = paid_household
     with serving(app) as site:
@@ -59,7 +57,7 @@ def test_the_buy_form_gets_its_own_request_id_and_token_when_used(
     app,
     db,
     world,
-    browser,  # noqa: F811
+    browser,
 ):
     with app.app_context():
         bundle = pw.stocked(db, world)

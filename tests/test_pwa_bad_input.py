@@ -12,88 +12,19 @@ from datetime import UTC, datetime
 import pytest
 from PIL import Image
 
-from server import devices
-from server.db import connect, get_db
-from tests.browser import CHROMIUM_ARGS, InstrumentedBrowser, serious_violations, serving
-from tests.test_pwa_journey import ready, wait_until
+from server.db import connect
+from tests.browser import CHROMIUM_ARGS, serious_violations
+from tests.helpers_pwa import (
+    FIELD,
+    enrolled,
+    fill_tree,
+    open_tree_form,
+    outbox_count,
+    phone,
+    ready,
+    wait_until,
+)
 from village_kits.codes import checksum_symbol
-
-FIELD = {"latitude": 29.2611, "longitude": 115.0934, "accuracy": 8}
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as session:
-        yield session
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    import shutil
-
-    launched = playwright.chromium.launch(
-        executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-    )
-    yield InstrumentedBrowser(launched)  # the tests' predicates run beside the app's CSP
-    launched.close()
-
-
-@pytest.fixture
-def site(app):
-    with serving(app) as url:
-        yield url
-
-
-def enrolment_code(app, world) -> str:
-    with app.app_context():
-        db = get_db()
-        measurer = db["users"].get(world.measurer_id)
-        return devices.create_enrolment_code(db, measurer, world.user_ids["admin"])["code"]
-
-
-def enrolled(context, site, app, world, *, clock: datetime | None = None):
-    """A page of `context` with the app open on the village screen of an enrolled phone."""
-    page = context.new_page()
-    if clock:
-        page.clock.set_system_time(clock)  # Date only; timers run as usual
-    page.goto(f"{site}/app/")
-    ready(page, "enrol")
-    page.fill("#code", enrolment_code(app, world))
-    page.click("#enrol")
-    ready(page, "village")
-    # Offline use needs the installed service worker (every screen precached), as a phone does
-    # after its first visit; on a loaded machine installing can outlast enrolment.
-    assert page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
-    return page
-
-
-def phone(browser, **options):
-    # bypass_csp: for the tests' own polling predicates (tests/browser.py InstrumentedBrowser)
-    return browser.new_context(
-        viewport={"width": 360, "height": 740}, locale="zh-CN", bypass_csp=True, **options
-    )
-
-
-def open_tree_form(page, household: str) -> None:
-    page.goto(page.url.split("#")[0] + f"#/tree/new/{household}")
-    ready(page, "tree-new")
-
-
-def fill_tree(page, *, dbh="18.4", height="12.5") -> None:
-    page.select_option("#species", "cunninghamia_lanceolata")
-    page.check("input[name=position][value=road]")
-    page.fill("#dbh", dbh)
-    page.fill("#height", height)
-
-
-def outbox_count(page) -> int:
-    """Operations this phone has recorded, sent or not."""
-    return page.evaluate(
-        "async () => { const s = await (await import('/app/js/outbox.js')).status();"
-        " return s.pending + s.done + s.rejected; }"
-    )
 
 
 def test_mistyped_and_foreign_plates_are_refused_offline(browser, site, app, world):

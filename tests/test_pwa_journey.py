@@ -8,24 +8,20 @@ database) → the household's public page shows them. Then the same day on a `gp
 """
 
 import io
-import os
 import random
-import time
 from contextlib import suppress
 
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from server.db import connect
-from tests.browser import GPRS, kill_phone, open_phone, serious_violations, serving
+from tests.browser import GPRS, kill_phone, open_phone, serving
 from tests.conftest import bearer
 from tests.fake_camera import printed_codes, write_video
+from tests.helpers_pwa import FIELD, WAIT_MS, check_accessible, ready, wait_until
 
 # A 2G link is slow: the test waits for states (never for a clock), up to this long for each.
-WAIT_MS = int(os.environ.get("SIPANG_TEST_WAIT_MS", 420_000))
-FIELD = {"latitude": 29.2611, "longitude": 115.0934, "accuracy": 8}
 TREES = [  # species, DBH cm, height m, position
     ("cunninghamia_lanceolata", "18.4", "12.5", "house"),
     ("cinnamomum_camphora", "31.0", "11.0", "road"),
@@ -60,21 +56,6 @@ def kit_video(app, client, world, tmp_path):
     plate = next(text for text in codes if text.endswith(f"/H/{world.household_a}"))
     enrolment = next(text for text in codes if "/E/" in text)
     return write_video(tmp_path / "kit.y4m", [codes[enrolment], codes[plate]])
-
-
-def check_accessible(page, screen: str) -> None:
-    assert serious_violations(page) == [], screen
-
-
-def ready(page, screen: str) -> None:
-    """Wait for `screen`; when it never comes, fail with what the phone shows instead."""
-    try:
-        page.wait_for_selector(f"body[data-ready=true][data-screen={screen}]", timeout=WAIT_MS)
-    except PlaywrightTimeout:
-        shown = page.evaluate(
-            "document.body.dataset.screen + ': ' + document.querySelector('main').innerText"
-        )
-        pytest.fail(f"waited for the {screen} screen; the phone shows {shown!r}")
 
 
 class Signal:
@@ -122,20 +103,6 @@ def register_tree(page, index: int, species: str, dbh: str, height: str, positio
     page.wait_for_selector("#saved")
     page.click("#back-household")  # the one "返回这一户" button
     ready(page, "household")
-
-
-def wait_until(page, condition: str) -> None:
-    """Poll the outbox's status `s` until `condition` (JavaScript) holds."""
-    deadline = time.monotonic() + WAIT_MS / 1000
-    check = f"""async () => {{
-        const s = await (await import('/app/js/outbox.js')).status();
-        return {condition};
-    }}"""
-    while not page.evaluate(check):
-        assert time.monotonic() < deadline, (
-            f"the outbox never reached {condition}: {page.inner_text('#queue')}"
-        )
-        page.wait_for_timeout(500)
 
 
 def waiting_ops(page) -> list[dict]:

@@ -12,9 +12,7 @@ from server.push.kinds import KINDS
 from tests import registry_world as rw
 from tests.browser import open_phone, serving
 from tests.conftest import PASSWORD, bearer
-from tests.test_pwa_bad_input import browser, phone, playwright  # noqa: F401 — fixtures
-from tests.test_pwa_journey import WAIT_MS, ready
-from tests.test_pwa_shell import enrol
+from tests.helpers_pwa import WAIT_MS, enrol, phone, ready
 
 
 def poll(page_or_worker, script: str, what: str):
@@ -70,7 +68,7 @@ def test_a_push_shows_the_notice_and_its_click_opens_the_screen(
     app,
     world,
     tmp_path,
-    playwright,  # noqa: F811
+    playwright,
 ):
     payload = KINDS["record_flagged"].payload(
         {
@@ -126,7 +124,7 @@ def test_the_notification_button_explains_what_happened(
     app,
     world,
     tmp_path,
-    playwright,  # noqa: F811
+    playwright,
 ):
     with serving(app) as site:
         phone = open_phone(playwright, tmp_path / "phone")
@@ -166,7 +164,7 @@ def test_a_sample_notice_opens_the_sample_even_before_the_phone_has_it(
     app,
     client,
     world,
-    browser,  # noqa: F811
+    browser,
 ):
     with serving(app) as site:
         page = phone(browser).new_page()
@@ -196,7 +194,7 @@ def test_the_door_plate_page_offers_payment_notices_after_the_second_factor(
     app,
     world,
     tmp_path,
-    playwright,  # noqa: F811
+    playwright,
 ):
     with serving(app) as site:
         phone = open_phone(playwright, tmp_path / "phone")

@@ -6,8 +6,8 @@ with the last push's answer (no pull), while every record still arrives exactly 
 from pathlib import Path
 
 from server.db import connect
+from tests.helpers_pwa import enrolled, phone
 from tests.server_process import ServerProcess
-from tests.test_pwa_bad_input import browser, enrolled, phone, playwright  # noqa: F401 — fixtures
 
 SYNC_PATHS = ("/api/v1/sync/", "/api/v1/blobs/")
 
@@ -15,7 +15,7 @@ SYNC_PATHS = ("/api/v1/sync/", "/api/v1/blobs/")
 def test_a_sync_round_reuses_its_connection_and_grows_its_batches(
     app,
     world,
-    browser,  # noqa: F811
+    browser,
 ):
     with ServerProcess(Path(app.config["INSTANCE_PATH"])) as server:
         context = phone(browser)

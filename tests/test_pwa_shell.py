@@ -19,16 +19,7 @@ from playwright.sync_api import sync_playwright
 
 import server.pwa
 from tests.browser import GPRS, kill_phone, open_phone, serious_violations, serving
-from tests.test_pwa_bad_input import enrolment_code, fill_tree
-from tests.test_pwa_journey import WAIT_MS, ready, wait_until
-
-
-def enrol(page, site, app, world) -> None:
-    page.goto(f"{site}/app/")
-    ready(page, "enrol")
-    page.fill("#code", enrolment_code(app, world))
-    page.click("#enrol")
-    ready(page, "village")
+from tests.helpers_pwa import WAIT_MS, enrol, fill_tree, ready, wait_until
 
 
 def test_chromium_finds_the_app_installable(app, world, tmp_path):

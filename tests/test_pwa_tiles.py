@@ -14,8 +14,7 @@ from PIL import Image
 
 from tests.browser import serving
 from tests.helpers_auth import sign_in_form
-from tests.test_pwa_bad_input import browser, enrolled, phone, playwright  # noqa: F401 — fixtures
-from tests.test_pwa_journey import check_accessible, ready
+from tests.helpers_pwa import check_accessible, enrolled, phone, ready
 
 JSON = {"Accept": "application/json"}
 BOX = {"x", "y", "width", "height"}
@@ -107,7 +106,7 @@ def test_a_tile_service_that_fails_or_sends_no_image_is_a_502(app, client, tile_
 def test_the_village_map_draws_the_countys_tiles_and_keeps_them_for_offline(
     app,
     world,
-    browser,  # noqa: F811
+    browser,
     tile_service,
 ):
     app.config["MAP_TILE_URL"] = tile_service.url
@@ -151,7 +150,7 @@ def test_the_village_map_draws_the_countys_tiles_and_keeps_them_for_offline(
 def test_without_a_tile_service_the_map_is_drawn_from_coordinates_alone(
     app,
     world,
-    browser,  # noqa: F811
+    browser,
 ):
     with serving(app) as site:
         context = phone(browser, geolocation=HERE, permissions=["geolocation"])

@@ -5,11 +5,10 @@ from server.db import connect, get_db
 from tests import registry_world as rw
 from tests.browser import serving
 from tests.conftest import PASSWORD, bearer
-from tests.test_pwa_bad_input import browser, phone, playwright  # noqa: F401 — fixtures
-from tests.test_pwa_journey import check_accessible, ready
+from tests.helpers_pwa import check_accessible, phone, ready
 
 
-def test_a_verifier_remeasures_a_sample_offline_and_decides(app, client, world, browser):  # noqa: F811
+def test_a_verifier_remeasures_a_sample_offline_and_decides(app, client, world, browser):
     with app.app_context():
         made = rw.grow_village(get_db(), world.village_b, households_count=1, trees_per_household=3)
     assigned = client.post(

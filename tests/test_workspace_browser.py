@@ -3,49 +3,15 @@ does its main task by clicking only; every page it passes fits the screen and pa
 
 import io
 
-import pytest
 from openpyxl import load_workbook
 
 from server.db import first, get_db
 from server.registry import orders
 from tests import registry_world as rw
-from tests.browser import PHONE, chromium, serious_violations, serving
-from tests.conftest import PASSWORD
+from tests.browser import PHONE, serving
+from tests.workspace_helpers import fits_and_passes_axe, nav, signed_in
 
 CASE = "（2026）赣0423刑初12号"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as running:
-        yield running
-
-
-def signed_in(browser, url: str, role: str):
-    """A phone-sized page signed in as `role` through the form; it is on its home."""
-    # bypass_csp: only so the test can add axe-core to the page; the app's own policy holds
-    context = browser.new_context(viewport=PHONE, locale="zh-CN", has_touch=True, bypass_csp=True)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.goto(f"{url}/login")
-    page.fill("input[name=username]", role)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    return page
-
-
-def fits_and_passes_axe(page) -> None:
-    """No horizontal scroll at 360 px, no serious or critical axe finding."""
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], (page.url, width)
-    assert serious_violations(page) == [], page.url
-
-
-def nav(page, label: str) -> None:
-    page.click(f"nav.work >> text={label}")
-    page.wait_for_load_state()
-    fits_and_passes_axe(page)
 
 
 def test_admin_creates_a_bundle_issues_a_verified_period_and_publishes(app, world, browser):

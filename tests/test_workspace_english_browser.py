@@ -5,7 +5,7 @@ the choice lasts until 中文 is clicked."""
 import pytest
 
 from tests.browser import serving
-from tests.test_workspace_browser import browser, fits_and_passes_axe, signed_in  # noqa: F401
+from tests.workspace_helpers import fits_and_passes_axe, signed_in
 
 NAVIGATION = {
     "admin": ["Villages", "Households", "Phones", "To review", "Carbon calculations"],
@@ -16,7 +16,7 @@ NAVIGATION = {
 
 
 @pytest.mark.parametrize("role", sorted(NAVIGATION))
-def test_a_role_switches_to_english_and_back_by_clicking(app, browser, role):  # noqa: F811
+def test_a_role_switches_to_english_and_back_by_clicking(app, browser, role):
     with serving(app) as url:
         page = signed_in(browser, url, role)
         page.click("header >> text=English")

@@ -5,10 +5,10 @@ the screen and passes axe."""
 from server.db import first, get_db
 from tests import registry_world as rw
 from tests.browser import PHONE, serving
-from tests.test_workspace_browser import browser, fits_and_passes_axe, nav, signed_in  # noqa: F401
+from tests.workspace_helpers import fits_and_passes_axe, nav, signed_in
 
 
-def test_admin_moves_a_household_to_another_village_by_clicking(app, world, browser):  # noqa: F811
+def test_admin_moves_a_household_to_another_village_by_clicking(app, world, browser):
     with app.app_context():
         db = get_db()
         _, _, grown = rw.stocked_bundle(db, world.user_ids["verifier"], trees_per_household=6)
