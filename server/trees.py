@@ -113,11 +113,13 @@ def record_measurement(
     device_id: str | None = None,
     clock_offset_s: float | None = None,
     registered_client_time: Any = _UNREAD,
+    tree: dict[str, Any] | None = None,
 ) -> list[dict[str, str]]:
     """Record one measurement of a tree (DBH of each stem in mm, height in cm).
 
     The carbon estimate and plausibility flags are stored with it; returns the flags.
-    `registered_client_time`: the tree's, when the caller has just read it.
+    `registered_client_time`, `tree` (its species_id, household_id, planting_year and
+    village_id): the tree's, when the caller has just read them.
     """
     if not valid_client_id(measurement_id):
         raise ApiError(422, "validation_failed", "The measurement id must be a UUID or a ULID.")
@@ -132,28 +134,54 @@ def record_measurement(
             [{"field": "height_cm", "problem": "at least 130 when a DBH is given"}],
         )
     _not_before_registration(db, tree_id, client_time, registered_client_time)
+    row = {
+        "id": measurement_id,
+        "tree_id": tree_id,
+        "dbh_mm": equivalent_dbh_mm(stems_mm),
+        "stems_mm": json.dumps(stems_mm) if len(stems_mm) > 1 else None,
+        "height_cm": height_cm,
+        "latitude": latitude,
+        "longitude": longitude,
+        "gps_accuracy_m": gps_accuracy_m,
+        "photo_sha256": photo_sha256,
+        "measured_by": user_id,
+        "device_id": device_id,
+        "client_time": client_time,
+        "server_time": "",
+    }
     with transaction(db):
-        insert(
-            db,
-            "measurements",
-            {
-                "id": measurement_id,
-                "tree_id": tree_id,
-                "dbh_mm": equivalent_dbh_mm(stems_mm),
-                "stems_mm": json.dumps(stems_mm) if len(stems_mm) > 1 else None,
-                "height_cm": height_cm,
-                "latitude": latitude,
-                "longitude": longitude,
-                "gps_accuracy_m": gps_accuracy_m,
-                "photo_sha256": photo_sha256,
-                "measured_by": user_id,
-                "device_id": device_id,
-                "client_time": client_time,
-                "server_time": now_iso(),
-            },
-        )
+        row["server_time"] = now_iso()
+        insert(db, "measurements", row)
         audit.record(db, "tree.measured", f"tree:{tree_id}", {"measurement": measurement_id})
-        return assessment.assess_measurement(db, measurement_id, clock_offset_s)
+        # The row as just written, when reading it back could give nothing else.
+        written = row | tree if tree is not None and _read_back_as_given(db, row) else None
+        return assessment.assess_measurement(db, measurement_id, clock_offset_s, written)
+
+
+_AS_STORED = {  # a column's declared type: the Python values SQLite returns unchanged
+    "TEXT": lambda value: type(value) is str,
+    "INTEGER": lambda value: type(value) is int,
+    "REAL": lambda value: type(value) is float and math.isfinite(value),
+}
+
+
+def _read_back_as_given(db: Database, row: dict[str, Any]) -> bool:
+    """Whether a measurement row, once inserted, reads back as exactly these values (each
+    column named, each value already of the type its column's affinity stores it as): then
+    it need not be read again."""
+    kept = memo(db)
+    if "measurement_columns" not in kept:
+        kept["measurement_columns"] = [
+            (column[1], column[2]) for column in db.execute("PRAGMA table_info(measurements)")
+        ]
+    columns = kept["measurement_columns"]
+    if [name for name, _ in columns] != list(row):
+        return False
+    for name, declared in columns:
+        value = row[name]
+        if value is not None and not _AS_STORED.get(declared, lambda _: False)(value):
+            return False
+    return True
 
 
 def client_moment(field: str, text: Any) -> str:
@@ -240,11 +268,12 @@ def set_status(
     return loss
 
 
-def _tree_in_village(db: Database, tree_id: str, village_id: int) -> tuple[dict[str, Any], Any]:
-    """The tree with its version and village (and its registration time, for the date check
-    that follows: one read instead of two)."""
+def _tree_in_village(db: Database, tree_id: str, village_id: int) -> tuple[dict, Any, dict]:
+    """The tree with its version and village, and what the checks that follow read of it:
+    its registration time, species, household and planting year (one read, not three)."""
     cursor = db.execute(
-        "SELECT t.id, t.version, h.village_id, t.registered_client_time FROM trees t "
+        "SELECT t.id, t.version, h.village_id, t.registered_client_time, t.species_id, "
+        "t.household_id, t.planting_year FROM trees t "
         "JOIN households h ON h.id = t.household_id WHERE t.id = ?",
         [tree_id],
     )
@@ -253,7 +282,8 @@ def _tree_in_village(db: Database, tree_id: str, village_id: int) -> tuple[dict[
         raise OperationRejected("unknown_tree", f"no tree {tree_id[:40]}")
     if row[2] != village_id:
         raise OperationRejected("out_of_scope", "the tree is in another village")
-    return {"id": row[0], "version": row[1], "village_id": row[2]}, row[3]
+    about = {"species_id": row[4], "household_id": row[5], "planting_year": row[6]}
+    return {"id": row[0], "version": row[1], "village_id": row[2]}, row[3], about
 
 
 def _flag_stale_edit(
@@ -327,7 +357,7 @@ def _tree_event(
     if op.kind == "tree.register":
         _register(db, op, device, user_id)
         return {"version": 1}
-    tree, registered = _tree_in_village(db, op.record_id, device["village_id"])
+    tree, registered, about = _tree_in_village(db, op.record_id, device["village_id"])
     if op.kind == "tree.measure":
         stems = p.get("stems_mm") or ([p["dbh_mm"]] if "dbh_mm" in p else None)
         if not isinstance(stems, list) or not all(type(d) is int for d in stems):
@@ -347,6 +377,7 @@ def _tree_event(
             device_id=device["id"],
             clock_offset_s=offset,
             registered_client_time=registered,
+            tree=about | {"village_id": tree["village_id"]},
         )
         _flag_stale_edit(db, op, tree, p.get("measurement_id"))
     else:  # tree.status

@@ -8,8 +8,9 @@ later, status changes) goes through the real push route into a world built with 
 source seeded and the clock frozen. The answers and a dump of every table (rows sorted) are
 hashed, and the digest must be the one the code made before ingestion was optimised.
 
-How DIGEST was produced: this file was written first and run against the code of commit
-d35e339 (before the optimisation), `SIPANG_PRINT_INGESTION_DIGEST=1 pytest -s` printing it;
+How DIGEST was produced: this file was run against the code of commit d35e339 (before the
+optimisation: `git archive d35e339 | tar -x -C OLD`, this file copied into OLD/tests, and
+`SIPANG_PRINT_INGESTION_DIGEST=1 pytest -s tests/test_ingestion_identical.py` run in OLD);
 it is the same on every run (the test runs the scenario twice to check that, after a first
 run that lets imports draw their random bytes once). A change that
 alters what a push writes or answers changes the digest: find out why before updating it.
@@ -31,7 +32,7 @@ from conftest import bearer, seed
 from server import create_app, households, villages
 from server.db import connect, get_db
 
-DIGEST = "5386e49ec1c513b83152f10d4b1113231bd388d0b67d13f9a28d44087e174ad4"
+DIGEST = "88bbbb4e67f4339f9807f1eb9c666530d5120f71529ce25787c3bba3e34d7e84"
 FROZEN = datetime(2026, 11, 21, 1, 0, 0, 123000, tzinfo=UTC)
 FIR, CAMPHOR, GINKGO, BAMBOO = (
     "cunninghamia_lanceolata",
@@ -181,7 +182,17 @@ def _scenario(world, second: str, other_c: str) -> list[list[dict[str, Any]]]:
     ]
     filler = register(trees[10], world.household_a, CAMPHOR, at="2026-11-20T07:00:00+08:00")
     filler["device_seq"] = gap_at
-    return [first, refused, replayed, after_gap, [filler, after_gap[1]]]
+    # Values SQLite stores as another type than sent (whole-number coordinates, a height
+    # with a fraction part, coordinates as text): what the checks read is what was stored.
+    odd = [
+        measure(trees[10], "2026-11-20T18:00:00+08:00", latitude=29, longitude=115),
+        measure(trees[11], "2026-11-20T18:10:00+08:00", height=1250.0, gps_accuracy_m=5),
+        measure(trees[1], "2026-11-20T18:20:00+08:00", height=1300.5, photo_sha256="ab" * 32),
+        measure(trees[4], "2026-11-20T18:30:00+08:00", latitude="29.2603", longitude="115.1"),
+    ]
+    for number, late in enumerate(odd, start=gap_at + 3):  # right after the gap's two
+        late["device_seq"] = number
+    return [first, refused, replayed, after_gap, [filler, after_gap[1]], odd]
 
 
 def _dump(db) -> list[tuple[str, list[str]]]:
@@ -232,5 +243,6 @@ def test_pushes_write_and_answer_exactly_what_they_did_before(tmp_path, determin
     assert "rejected" in statuses[1] and "applied" in statuses[1]  # the one-by-one run
     assert statuses[2] == ["duplicate", "duplicate", "rejected"]
     assert statuses[3] == ["held", "held"]
+    assert statuses[5] == ["applied"] * 4
     assert counts["flags"] > 20 and counts["push_messages"] > 5 and counts["audit_log"] > 40
     assert digest == DIGEST

@@ -159,12 +159,17 @@ def _growth_flags(
 
 
 def assess_measurement(
-    db: Database, measurement_id: str, clock_offset_s: float | None = None
+    db: Database,
+    measurement_id: str,
+    clock_offset_s: float | None = None,
+    row: dict[str, Any] | None = None,
 ) -> list[dict[str, str]]:
     """Estimate a new measurement's stock and raise its flags (inside the caller's
-    transaction); returns the flags that hold it for review."""
+    transaction); returns the flags that hold it for review. `row`: the measurement as
+    stored with its tree's species_id, household_id, planting_year and village_id, when the
+    caller knows it exactly (else it is read)."""
     method = load_method()
-    row = _measurement(db, measurement_id)
+    row = row if row is not None else _measurement(db, measurement_id)
     species = method.species[row["species_id"]]
     current = tree_anchors.sizes(row) | {"species_id": row["species_id"]}
     current["household_id"] = row["household_id"]
