@@ -4,8 +4,10 @@ Runs a real server process (`sipang serve`) on a fresh instance and the Python r
 client, directly and through the weak-network proxy. Ingestion is printed beside the rate at
 which SQLite itself inserts the same rows (the same batches, bare); each network beside its
 byte floor (the bytes sent over the profile's rates) and the round trips made and the fewest
-possible. Prints a table, then one JSON line. `--profile-ingestion` runs the server's side
-of ingestion in this process under cProfile and prints the top lines instead.
+possible. Prints a table, then one JSON line. Ingestion also gives the CPU the server's
+processes used per record (`server_cpu_ms_per_record`, Linux): on a busy machine it moves
+less than the rate. `--profile-ingestion` runs the server's side of ingestion in this process
+under cProfile and prints the top lines instead.
 
     .venv/bin/python bench/sync.py [--quick] [--networks edge,3g-slow] [--profile-ingestion]
     .venv/bin/python bench/sync.py --ingestion-only [--repeat 3]
@@ -16,6 +18,7 @@ import cProfile
 import io
 import json
 import math
+import os
 import pstats
 import random
 import secrets
@@ -112,8 +115,36 @@ def phone(url: str, device: tuple[str, str], batch_ops: int | None = None) -> Sy
     return client
 
 
-def ingestion(server: ServerProcess, households, phones, trees_per_phone: int) -> float:
-    """Tree records applied per second with several phones pushing batches of 25 at once."""
+def _process_tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its descendants (Linux's
+    /proc; None elsewhere): the server's cost, which a busy machine's wall clock hides."""
+    try:
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    except OSError:
+        return None
+    if pid not in stats:
+        return None
+    tree, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        children = [p for p, (ppid, _) in stats.items() if ppid == parent and p not in tree]
+        tree.update(children)
+        todo += children
+    return sum(stats[p][1] for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def ingestion(
+    server: ServerProcess, households, phones, trees_per_phone: int, cpu: dict | None = None
+) -> float:
+    """Tree records applied per second with several phones pushing batches of 25 at once;
+    `cpu` gets the server's CPU milliseconds per record (`server_cpu_ms_per_record`)."""
     clients = []
     for n, device in enumerate(phones):
         client = phone(server.url, device, batch_ops=25)
@@ -125,12 +156,17 @@ def ingestion(server: ServerProcess, households, phones, trees_per_phone: int) -
             pass
 
     threads = [threading.Thread(target=push_all, args=(c,)) for c in clients]
+    server_cpu = _process_tree_cpu_s(server.process.pid)
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    used = _process_tree_cpu_s(server.process.pid)
+    if cpu is not None and server_cpu is not None and used is not None:
+        records = len(clients) * trees_per_phone
+        cpu["server_cpu_ms_per_record"] = round((used - server_cpu) * 1000 / records, 3)
     assert all(c.status()["pending"] == 0 for c in clients)
     for client in clients:
         client.close()
@@ -314,12 +350,14 @@ def ingestion_only(phones: int, trees_per_phone: int) -> None:
         instance = Path(folder) / "instance"
         households, enrolled = prepare(instance, phones)
         with ServerProcess(instance) as server:
-            rate = ingestion(server, households, enrolled, trees_per_phone)
+            cpu: dict = {}
+            rate = ingestion(server, households, enrolled, trees_per_phone, cpu)
         bare = bare_sqlite(instance / "sipang.db")
     print(
         json.dumps(
             {
                 "ingest_records_per_s": round(rate),
+                "server_cpu_ms_per_record": cpu.get("server_cpu_ms_per_record"),
                 "bare_sqlite_records_per_s": round(bare),
                 "ratio": round(bare / rate, 1),
                 "phones": phones,
@@ -356,8 +394,9 @@ def main() -> None:
         instance = Path(folder) / "instance"
         households, phones = prepare(instance, phones_for_ingest + 2 * len(profiles))
         with ServerProcess(instance) as server:
+            cpu: dict = {}
             rate = ingestion(
-                server, households, phones[:phones_for_ingest], 50 if args.quick else 500
+                server, households, phones[:phones_for_ingest], 50 if args.quick else 500, cpu
             )
             bare = bare_sqlite(instance / "sipang.db")
             rows = {}
@@ -400,6 +439,7 @@ def main() -> None:
         json.dumps(
             {
                 "ingest_records_per_s": round(rate),
+                "server_cpu_ms_per_record": cpu.get("server_cpu_ms_per_record"),
                 "bare_sqlite_records_per_s": round(bare),
                 "bytes_per_record_gzip": round(json_bytes),
                 "openrosa_bytes_per_record": round(openrosa),
