@@ -1,6 +1,6 @@
 """Sync over weak networks, as HTTP routes: push, pull and resumable photo uploads.
 
-The protocol lives in `sync/` (no Flask); operations become tree events in `server.trees`,
+The protocol lives in `sync/` (no Flask); operations become tree events in `server.tree_events`,
 pulls are built by `server.sync_pull`, photos are kept by `server.photos`.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from server import audit, events, live, photos, sync_openapi, sync_pull, trees
+from server import audit, events, live, photos, sync_openapi, sync_pull, tree_events
 from server.access import allow
 from server.clock import iso, now_iso
 from server.db import get_db, transaction, unguarded
@@ -111,7 +111,7 @@ def push():
             db,
             device["id"],
             batch.operations,
-            lambda op: trees.apply_operation(db, op, device, user_id, offset),
+            lambda op: tree_events.apply_operation(db, op, device, user_id, offset),
             now_iso(),
             optimistic=lambda: _all_at_once(db),
         )
