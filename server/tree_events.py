@@ -42,8 +42,8 @@ def _flag_stale_edit(
         return
     stale = {
         "code": "stale_edit",
-        "reason": f"made on version {op.base_version} of the tree, but the "
-        f"server had version {tree['version']}: review both",
+        "reason": f"这条记录是在这棵树的第 {op.base_version} 版上修改的，服务器上已是第 "
+        f"{tree['version']} 版：请对照两者复核。",
     }
     flags.write_flags(db, {**tree, "id": measurement, "tree_id": tree["id"]}, [stale])
     triggers.record_flagged(db, measurement, [stale])

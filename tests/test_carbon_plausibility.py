@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.carbon import rules
-from server.carbon.estimate import estimate_tree
+from server.carbon.estimate import estimate_tree, shape_flags
 from server.carbon.method import load_method
 from server.carbon.plausibility import (
     allowed_dbh_growth_cm,
@@ -237,3 +237,18 @@ def test_a_photo_used_twice_is_flagged_once_per_kind():
     assert [f["code"] for f in photo_flags(other, [])] == ["photo_reused"]
     assert [f["code"] for f in photo_flags(other, other)] == ["photo_reused", "photo_reused"]
     assert photo_flags([], []) == []
+
+
+def test_the_reasons_a_reviewer_reads_are_chinese():
+    """The admin's review screen and the measurer's phone show a flag's reason as written."""
+    fir = SPECIES[FIR]
+    low, high = fir["limits"]["dbh_cm"]
+    odd = shape_flags(fir, high + 10, fir["limits"]["height_m"][1] + 5) + shape_flags(fir, 30, 2)
+    assert [flag["code"] for flag in odd] == [
+        "dbh_implausible",
+        "height_implausible",
+        "shape_implausible",
+    ]
+    assert odd[0]["reason"] == f"胸径 {high + 10:g} 厘米超出杉木的范围 {low}–{high} 厘米"
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in flag["reason"]) for flag in odd), odd
+    assert all(not any(word in flag["reason"] for word in ("DBH", "height", " cm")) for flag in odd)

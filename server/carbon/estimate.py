@@ -90,7 +90,7 @@ def shape_flags(species: dict[str, Any], dbh: float, height: float | None) -> li
         flags.append(
             {
                 "code": "dbh_implausible",
-                "reason": f"DBH {dbh:g} cm is outside {low}–{high} cm for {species['name_zh']}",
+                "reason": f"胸径 {dbh:g} 厘米超出{species['name_zh']}的范围 {low}–{high} 厘米",
             }
         )
     if height is None:
@@ -100,7 +100,7 @@ def shape_flags(species: dict[str, Any], dbh: float, height: float | None) -> li
         flags.append(
             {
                 "code": "height_implausible",
-                "reason": f"height {height:g} m is above {max_height} m for {species['name_zh']}",
+                "reason": f"树高 {height:g} 米超过{species['name_zh']}的最大树高 {max_height} 米",
             }
         )
     slender_low, slender_high = species["limits"]["height_per_dbh_m_per_cm"]
@@ -109,8 +109,8 @@ def shape_flags(species: dict[str, Any], dbh: float, height: float | None) -> li
         flags.append(
             {
                 "code": "shape_implausible",
-                "reason": f"height/DBH {ratio:.2f} m per cm is outside "
-                f"{slender_low}–{slender_high} for {species['name_zh']}",
+                "reason": f"树高与胸径之比每厘米 {ratio:.2f} 米，超出{species['name_zh']}的范围 "
+                f"{slender_low}–{slender_high}",
             }
         )
     return flags
