@@ -443,7 +443,9 @@ def test_a_stale_edit_is_applied_and_flagged_for_review(client, world, db):
     assert [(f["measurement_id"], f["tree_id"], f["decision"]) for f in flags] == [
         (stale, tree_id, None)
     ]
-    assert flags[0]["reason"] == "这条记录是在这棵树的第 1 版上修改的，服务器上已是第 2 版：请对照两者复核。"
+    assert flags[0]["reason"] == (
+        "这条记录是在这棵树的第 1 版上修改的，服务器上已是第 2 版：请对照两者复核。"
+    )
     assert db["trees"].get(tree_id)["version"] == 3
 
 
