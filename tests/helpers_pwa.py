@@ -80,12 +80,25 @@ def enrolment_code(app, world) -> str:
 
 
 def enrol(page, site, app, world) -> None:
-    """Open the app on `page` and enrol it with a new code for the seeded measurer."""
+    """Open the app on `page` and enrol it with a new code for the seeded measurer; return once
+    the phone has what it keeps after a first visit: the app installed for offline use (every
+    screen precached by the service worker) and the village's households pulled. On a loaded
+    machine either can outlast enrolment, and a test that goes offline at once would find
+    neither (the tree form's screen opened without its module or its household)."""
     page.goto(f"{site}/app/")
     ready(page, "enrol")
     page.fill("#code", enrolment_code(app, world))
     page.click("#enrol")
     ready(page, "village")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    installed = """async (code) => {
+        await navigator.serviceWorker.ready;
+        const state = await import('/app/js/state.js');
+        return (await state.households()).some((row) => row.code === code);
+    }"""
+    while not page.evaluate(installed, world.household_a):
+        assert time.monotonic() < deadline, "the phone never pulled its village's households"
+        page.wait_for_timeout(200)
 
 
 def enrolled(context, site, app, world, *, clock: datetime | None = None):
@@ -94,9 +107,6 @@ def enrolled(context, site, app, world, *, clock: datetime | None = None):
     if clock:
         page.clock.set_system_time(clock)  # Date only; timers run as usual
     enrol(page, site, app, world)
-    # Offline use needs the installed service worker (every screen precached), as a phone does
-    # after its first visit; on a loaded machine installing can outlast enrolment.
-    assert page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
     return page
 
 
