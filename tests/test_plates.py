@@ -120,12 +120,13 @@ def invalid_cases(app, world) -> dict[str, tuple[str, str]]:
     typo = changed(code, 14, "9" if code[14] != "9" else "8")
     with app.app_context():
         secret = households.code_secret("360423")
-    other = [s for s in codes.CHECK_SYMBOLS if s != code[-2]][0]
+    other = [s for s in codes.CHECK_SYMBOLS if s != code[-2]][0]  # not the keyed check
+    not_checksum = [s for s in codes.CHECK_SYMBOLS if s != code[-1]][0]
     return {
         "unknown household number": (codes.make_code(secret, world.village_a, 77), UNKNOWN),
         "unknown village": (codes.make_code(secret, "360423999999", 1), UNKNOWN),
         "one character changed": (typo, MISTYPED),
-        "check character changed": (changed(code, len(code) - 1, other), MISTYPED),
+        "check character changed": (changed(code, len(code) - 1, not_checksum), MISTYPED),
         "forged check": (forged_code(world.village_a, 1, other), UNKNOWN),
         "not a code": ("hello", MISTYPED),
         "html": ("<img src=x onerror=alert(1)>", MISTYPED),
