@@ -25,11 +25,19 @@ def test_a_verifier_remeasures_a_sample_offline_and_decides(app, client, world, 
         page.goto(f"{site}/app/#/verify")
         ready(page, "verify")
         check_accessible(page, "verifier sign-in")
+        page.fill("#username", "v" * 70)  # longer than any account name: the server says 422
+        page.fill("#password", "any password")
+        page.click("#signin")
+        page.wait_for_selector("#signin-status[data-tone=error]")
+        refused = page.inner_text("#signin-status")
+        assert "没有登录成功：填写的内容有误" in refused and "密码" not in refused  # not a password
         page.fill("#username", "verifier")
         page.fill("#password", "wrong password")
         page.click("#signin")
-        page.wait_for_selector("#signin-status[data-tone=error]")
-        assert "密码不对" in page.inner_text("#signin-status")
+        page.wait_for_function(
+            "document.querySelector('#signin-status').innerText.includes('密码')"
+        )
+        assert page.inner_text("#signin-status") == "用户名或密码不对。"
         page.fill("#password", PASSWORD)
         page.click("#signin")
         page.wait_for_selector("#samples li")

@@ -133,8 +133,9 @@ export async function signIn() {
         submit.disabled = false;
         const key = failure.status === 0 ? "verify.offline"
           : failure.code === "not_verifier" ? "verify.not_verifier"
-            : failure.status === 429 ? "verify.too_many" : "verify.bad_password";
-        say(status, key);
+            : failure.status === 429 ? "verify.too_many"
+              : failure.code === "invalid_credentials" ? "verify.bad_password" : "verify.sign_in_failed";
+        say(status, key, { message: errorText(failure) });
       }
     },
   }, h("label", { for: "username" }, t("verify.username")), username,
