@@ -148,12 +148,15 @@ class SyncClient:
         oldest = self.db.execute(
             "SELECT min(created_at) FROM ops WHERE state IN ('pending', 'held')"
         ).fetchone()[0]
-        photos = self.db.execute("SELECT count(*) FROM photos WHERE state = 'pending'")
+        photos = dict(
+            self.db.execute("SELECT state, count(*) FROM photos GROUP BY state").fetchall()
+        )
         return {
             "pending": counts.get("pending", 0) + counts.get("held", 0),
             "done": counts.get("done", 0),
             "rejected": counts.get("rejected", 0),
-            "photos_pending": photos.fetchone()[0],
+            "photos_pending": photos.get("pending", 0),
+            "photos_damaged": photos.get("damaged", 0),  # to be taken again
             "oldest_pending_s": None if oldest is None else time.time() - oldest,
         }
 
@@ -285,10 +288,26 @@ class SyncClient:
 
     # --- photos -------------------------------------------------------------------------
 
+    def _photo_bytes(self, sha256: str) -> bytes | None:
+        """The photo as kept on the phone; None, and the photo set aside as damaged, when its
+        bytes are gone or no longer hash to its name (the phone's storage failed): the server
+        could never accept them, so they are not sent, and the other photos and the pull go on
+        while the measurer takes it again."""
+        try:
+            data = (self.folder / "photos" / sha256).read_bytes()
+        except OSError:
+            data = None
+        if data is not None and hashlib.sha256(data).hexdigest() == sha256:
+            return data
+        self.db.execute("UPDATE photos SET state = 'damaged' WHERE sha256 = ?", [sha256])
+        return None
+
     def upload_photo(self, sha256: str) -> None:
         """Send a photo from where the server's copy ends: its chunks pipelined over the
         kept connection (one round trip when all goes well), their size adapted to the link."""
-        data = (self.folder / "photos" / sha256).read_bytes()
+        data = self._photo_bytes(sha256)
+        if data is None:
+            return
         path = f"/api/v1/blobs/{sha256}"
         offset, complete, restarts = 0, False, 0
         if sha256 in self._photos_tried:  # a first try starts at 0; a 409 would correct it
@@ -329,9 +348,8 @@ class SyncClient:
                 if error.status == 409:  # the server holds a different amount: resume there
                     offset = int(error.body["error"]["details"]["offset"])
                     continue
-                # The server dropped bytes that did not add up; if ours do, send them again.
-                ours_whole = hashlib.sha256(data).hexdigest() == sha256
-                if error.code == "hash_mismatch" and ours_whole and restarts < 2:
+                # The server dropped bytes that did not add up (ours do): send them again.
+                if error.code == "hash_mismatch" and restarts < 2:
                     offset, restarts = 0, restarts + 1
                     continue
                 raise

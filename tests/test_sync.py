@@ -1225,6 +1225,43 @@ def test_the_reference_client_syncs_an_outbox_over_http(app, world, db, tmp_path
     )
 
 
+def test_a_photo_damaged_on_the_phone_is_set_aside_and_the_rest_syncs(app, world, db, tmp_path):
+    """A photo whose bytes on the phone no longer hash to its name can never be accepted:
+    it is not sent (not even once), the other photo arrives and the pull still runs."""
+    good, bad = random.Random(151).randbytes(40_000), random.Random(152).randbytes(40_000)
+    with serving(app) as url:
+        phone = SyncClient(url, world.tokens["measurer"], world.device_id, tmp_path / "phone")
+        for photo in (bad, good):
+            tree_id = new_id()
+            phone.record(
+                "tree.register",
+                tree_id,
+                {"household_code": world.household_a, "species_id": SPECIES, "position": "road"},
+                client_time=CLIENT_TIME,
+            )
+            phone.record(
+                "tree.measure",
+                tree_id,
+                {"measurement_id": new_id(), "stems_mm": [120], "height_cm": 900},
+                client_time=CLIENT_TIME,
+                photo=photo,
+            )
+        bad_sha, good_sha = (hashlib.sha256(photo).hexdigest() for photo in (bad, good))
+        (tmp_path / "phone" / "photos" / bad_sha).write_bytes(bad[:-1] + b"?")  # storage fault
+
+        status = phone.sync()
+
+        assert (status["pending"], status["done"], status["rejected"]) == (0, 4, 0)
+        assert (status["photos_pending"], status["photos_damaged"]) == (0, 1)
+        assert phone.village["households"][world.household_a]["seq"] == 1  # pulled
+        phone.db.close()
+    blobs = Path(app.config["INSTANCE_PATH"]) / "blobs"
+    assert (blobs / good_sha[:2] / good_sha).read_bytes() == good
+    assert not (blobs / bad_sha[:2] / bad_sha).exists()
+    assert not (blobs / "partial" / f"{bad_sha}.part").exists()  # no byte of it sent
+    assert [b["sha256"] for b in db["blobs"].rows] == [good_sha]
+
+
 def test_the_reference_client_resends_after_a_lost_answer_without_doubling(
     app, world, db, tmp_path
 ):
