@@ -77,6 +77,7 @@ async function refreshBanner() {
     ? t("banner.pending", { count: s.pending, age: ago(s.oldestPendingMs) })
     : t("banner.synced")];
   if (s.photosPending) parts.push(t("banner.photos", { count: s.photosPending }));
+  if (s.photosDamaged) parts.push(t("banner.photos_damaged", { count: s.photosDamaged }));
   if (s.rejected) parts.push(t("banner.rejected", { count: s.rejected }));
   if ((await storageUse())?.nearlyFull) parts.push(t("banner.storage_full"));
   const offset = await clockOffsetMs();
@@ -87,7 +88,7 @@ async function refreshBanner() {
   if (snap?.state === "running") parts.push(t("banner.syncing"));
   else if (syncProblem(snap?.lastError)) parts.push(t(syncProblem(snap.lastError)));
   queue.textContent = parts.join(" · ");
-  $("#banner").dataset.tone = s.pending || s.photosPending ? "waiting" : "ok";
+  $("#banner").dataset.tone = s.pending || s.photosPending || s.photosDamaged ? "waiting" : "ok";
 }
 
 let updateRequested = false;

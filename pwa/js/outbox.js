@@ -96,13 +96,14 @@ export function applyResults(results) {
 export function status() {
   return withStore(["ops", "photos"], "readonly", async ({ ops, photos }) => {
     const byState = ops.index("state");
-    const [pending, held, done, rejected, photosPending, firstPending, firstHeld] =
+    const [pending, held, done, rejected, photosPending, photosDamaged, firstPending, firstHeld] =
       await Promise.all([
         request(byState.count("pending")),
         request(byState.count("held")),
         request(byState.count("done")),
         request(byState.count("rejected")),
         request(photos.index("state").count("pending")),
+        request(photos.index("state").count("damaged")), // to be taken again (sync.js)
         request(byState.get("pending")), // lowest device_seq in that state, so the oldest
         request(byState.get("held")),
       ]);
@@ -112,6 +113,7 @@ export function status() {
       done,
       rejected,
       photosPending,
+      photosDamaged,
       oldestPendingMs: created.length ? Date.now() - Math.min(...created) : null,
     };
   });

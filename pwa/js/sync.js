@@ -117,8 +117,14 @@ function savePhoto(sha256, changes) {
   });
 }
 
-// Send one photo from where the server's copy ends, in chunks that adapt to the link.
+// Send one photo from where the server's copy ends, in chunks that adapt to the link. A photo
+// whose bytes on the phone no longer hash to its name (the phone's storage failed) could never
+// be accepted: it is set aside as damaged, for the measurer to take again, and never sent.
 async function uploadPhoto(ctx, photo, onProgress) {
+  if (!(photo.blob instanceof Blob) || (await sha256Hex(photo.blob)) !== photo.sha256) {
+    await savePhoto(photo.sha256, { state: "damaged" });
+    return;
+  }
   const path = `/api/v1/blobs/${photo.sha256}`;
   const report = (sent) => onProgress?.({ sha256: photo.sha256, sent, size: photo.size });
   let offset = 0;
@@ -153,10 +159,10 @@ async function uploadPhoto(ctx, photo, onProgress) {
         continue;
       }
       // The server dropped bytes that did not add up to the photo's sha256 (damaged on the
-      // way): if the phone's own still do, send them again from the start (sync/client.py).
+      // way; the phone's own do): send them again from the start (sync/client.py).
       if (error.code === "hash_mismatch") {
         await savePhoto(photo.sha256, { offset: 0 }); // the server kept none of them
-        if (restarts < PHOTO_RESTARTS && (await sha256Hex(photo.blob)) === photo.sha256) {
+        if (restarts < PHOTO_RESTARTS) {
           restarts++;
           offset = 0;
           report(offset);

@@ -28,9 +28,10 @@ function opRow(op, names) {
     h("p", { class: "meta" }, t(`kind.${op.kind}`), " · ", beijingTime(op.client_time)),
     op.state === "rejected" ? h("p", { class: "message", "data-tone": "error" }, t("outbox.reason", { reason: errorText(op.result) })) : null,
     op.state === "held" ? h("p", { class: "meta" }, t("outbox.held")) : null,
-    photo ? h("div", { class: "progress" },
-      h("label", {}, photo.state === "done" ? t("outbox.photo_done") : t("outbox.photo_progress", { pct: Math.floor((100 * sent) / (photo.size || 1)) }),
-        h("progress", { max: photo.size, value: photo.state === "done" ? photo.size : sent }))) : null);
+    photo?.state === "damaged" ? h("p", { class: "message", "data-tone": "error" }, t("outbox.photo_damaged"))
+      : photo ? h("div", { class: "progress" },
+        h("label", {}, photo.state === "done" ? t("outbox.photo_done") : t("outbox.photo_progress", { pct: Math.floor((100 * sent) / (photo.size || 1)) }),
+          h("progress", { max: photo.size, value: photo.state === "done" ? photo.size : sent }))) : null);
 }
 
 export async function screenOutbox(ctx) {

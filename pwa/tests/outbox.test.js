@@ -143,7 +143,7 @@ test("applyResults stores each answer and counts what it settled", async () => {
 });
 
 test("status counts operations and photos and ages the oldest waiting one", async (t) => {
-  assert.deepEqual(await status(), { pending: 0, done: 0, rejected: 0, photosPending: 0, oldestPendingMs: null });
+  assert.deepEqual(await status(), { pending: 0, done: 0, rejected: 0, photosPending: 0, photosDamaged: 0, oldestPendingMs: null });
   let clock = 1_000_000;
   t.mock.method(Date, "now", () => clock);
   const a = await recordOperation(measure({ photo: jpeg("x") }));
@@ -153,7 +153,7 @@ test("status counts operations and photos and ages the oldest waiting one", asyn
   await recordOperation(measure());
   clock += 60_000;
   await applyResults([{ op_id: a.op_id, status: "applied" }, { op_id: b.op_id, status: "held" }]);
-  assert.deepEqual(await status(), { pending: 2, done: 1, rejected: 0, photosPending: 1, oldestPendingMs: 65_000 });
+  assert.deepEqual(await status(), { pending: 2, done: 1, rejected: 0, photosPending: 1, photosDamaged: 0, oldestPendingMs: 65_000 });
 });
 
 test("opsByState groups operations for the sync screen with their photo's progress", async () => {

@@ -430,14 +430,21 @@ test("a photo damaged on every try is restarted twice, then left pending with th
   assert.equal((await status()).photosPending, 0);
 });
 
-test("a photo whose bytes on the phone no longer hash to its name is not sent again", async () => {
+test("a photo whose bytes on the phone no longer hash to its name is set aside, never sent, and the round goes on", async () => {
   const { sha } = await photoOp(20_000);
   await withStore("photos", "readwrite", async (s) => {
     const photo = await request(s.get(sha));
     s.put({ ...photo, blob: new Blob([randomBytes(photo.size)]) }); // the phone's copy went bad
   });
+  const good = randomBytes(5_000);
+  const op = await recordOperation({ kind: "tree.measure", recordId: "t2", payload: { stems_mm: [120] }, photo: new Blob([good]) });
   const server = fakeServer();
-  await assert.rejects(syncOnce({ fetchImpl: server.fetch }), { code: "hash_mismatch" });
-  assert.deepEqual(putOffsets(server), ["0"]);
-  assert.equal((await status()).photosPending, 1);
+  const result = await syncOnce({ fetchImpl: server.fetch });
+  assert.equal(server.requests.some((r) => r.path.endsWith(sha)), false); // not a byte of it
+  assert.deepEqual(server.blobs.get(op.payload.photo_sha256), good);
+  assert.ok(server.requests.some((r) => r.path === "/api/v1/sync/pull"), "the pull still runs");
+  assert.equal(result.photosPending, 0);
+  assert.equal(result.photosDamaged, 1);
+  const stored = await withStore("photos", "readonly", (s) => request(s.get(sha)));
+  assert.equal(stored.state, "damaged");
 });
