@@ -12,7 +12,7 @@ from server.carbon import flags
 from server.db import transaction
 from server.errors import ApiError
 from server.push import triggers
-from sync.engine import OperationRejected, memo
+from sync.engine import OperationRejected, remembered
 from sync.protocol import Operation
 
 
@@ -52,10 +52,8 @@ def _flag_stale_edit(
 def _register(db: Database, op: Operation, device: dict[str, Any], user_id: int) -> None:
     p = op.payload
     code = str(p.get("household_code", ""))
-    kept = memo(db)  # nothing in a push changes a household or its plate
-    if ("household", code) not in kept:
-        kept[("household", code)] = households.get_household(code)
-    household = kept[("household", code)]
+    # nothing in a push changes a household or its plate
+    household = remembered(db, ("household", code), lambda: households.get_household(code))
     if household is None:
         raise OperationRejected("unknown_household", "no household has this code")
     if household["village_id"] != device["village_id"]:

@@ -16,7 +16,7 @@ from server.clock import iso, iso_after, now_iso, parse_client_time
 from server.db import first, get_db, insert, transaction
 from server.errors import ApiError
 from server.registry import losses
-from sync.engine import memo
+from sync.engine import remembered
 
 POSITIONS = {"house": "宅旁", "village": "村旁", "road": "路旁", "water": "水旁"}
 STATUSES = ("alive", "dead", "felled")
@@ -86,12 +86,13 @@ def register_tree(
 
 def _species_known(db: Database, species_id: str) -> bool:
     """Whether the species exists (kept for the push: nothing in one changes species)."""
-    kept = memo(db)
-    key = ("species", species_id)
-    if key not in kept:
-        found = db.execute("SELECT 1 FROM species WHERE id = ?", [species_id]).fetchone()
-        kept[key] = found is not None
-    return kept[key]
+    return remembered(
+        db,
+        ("species", species_id),
+        lambda: (
+            db.execute("SELECT 1 FROM species WHERE id = ?", [species_id]).fetchone() is not None
+        ),
+    )
 
 
 def record_measurement(
@@ -166,12 +167,11 @@ def _read_back_as_given(db: Database, row: dict[str, Any]) -> bool:
     """Whether a measurement row, once inserted, reads back as exactly these values (each
     column named, each value already of the type its column's affinity stores it as): then
     it need not be read again."""
-    kept = memo(db)
-    if "measurement_columns" not in kept:
-        kept["measurement_columns"] = [
-            (column[1], column[2]) for column in db.execute("PRAGMA table_info(measurements)")
-        ]
-    columns = kept["measurement_columns"]
+    columns = remembered(
+        db,
+        "measurement_columns",
+        lambda: [(c[1], c[2]) for c in db.execute("PRAGMA table_info(measurements)")],
+    )
     if [name for name, _ in columns] != list(row):
         return False
     for name, declared in columns:

@@ -197,6 +197,14 @@ def memo(db: Database) -> dict[Any, Any]:
     return {} if kept is None else kept
 
 
+def remembered(db: Database, key: Any, compute: Callable[[], Any]) -> Any:
+    """`compute()`, once per run of a push for `key` (every call outside a push)."""
+    kept = memo(db)
+    if key not in kept:
+        kept[key] = compute()
+    return kept[key]
+
+
 def _rows(db: Database, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     cursor = db.conn.execute(sql, params)
     keys = [d[0] for d in cursor.description]

@@ -14,7 +14,7 @@ from server.carbon.flags import blocking, write_flags
 from server.carbon.method import Method, canonical_json, load_method
 from server.clock import now_iso
 from server.db import first, insert
-from sync.engine import memo
+from sync.engine import memo, remembered
 
 
 def register_method(db: Database, method: Method) -> None:
@@ -116,19 +116,10 @@ def _neighbours(db: Database, row: dict[str, Any], radius_m: float) -> list[dict
     return [dict(zip(keys, found, strict=True)) for found in dict.fromkeys(cursor)]
 
 
-def _anchor(db: Database, row: dict[str, Any], registration: dict | None) -> dict | None:
-    """tree_anchors.tree_anchor, given the tree's registration reading already read."""
-    line = tree_anchors.last_issued_line(db, row["tree_id"])
-    if line is not None:
-        end = first(db, "SELECT * FROM measurements WHERE id = ?", [line["end_measurement_id"]])
-        return end | {"issued": True, "period_end": line["period_end"]}
-    return None if registration is None else registration | {"issued": False, "period_end": None}
-
-
 def _growth_flags(
     db, method, species, row, current: dict, current_g: int, registration: dict | None
 ) -> list[dict]:
-    anchor = _anchor(db, row, registration)
+    anchor = tree_anchors.tree_anchor(db, row["tree_id"], registration=registration)
     if anchor is None or anchor["id"] == row["id"]:
         return []
     flags = []
@@ -189,12 +180,11 @@ def assess_measurement(
         if first_reading and row["latitude"] is not None:
             radius = max(rules.DUPLICATE_RADIUS_M[1], rules.OTHER_SPECIES_RADIUS_M[1])
             flags += plausibility.duplicate_flags(current, _neighbours(db, row, radius))
-    kept = memo(db)  # nothing in a push changes a village
-    if ("village", row["village_id"]) not in kept:
-        kept[("village", row["village_id"])] = first(
-            db, "SELECT * FROM villages WHERE id = ?", [row["village_id"]]
-        )
-    village = kept[("village", row["village_id"])]
+    village = remembered(  # nothing in a push changes a village
+        db,
+        ("village", row["village_id"]),
+        lambda: first(db, "SELECT * FROM villages WHERE id = ?", [row["village_id"]]),
+    )
     flags += plausibility.location_flags(current, village)
     flags += plausibility.record_flags(current, row["server_time"], clock_offset_s)
     if row["photo_sha256"]:

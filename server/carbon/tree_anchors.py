@@ -46,6 +46,9 @@ def last_issued_line(db: Database, tree_id: str) -> dict[str, Any] | None:
     )
 
 
+_UNREAD = object()  # a reading the caller has not read
+
+
 def registration_reading(db: Database, tree_id: str, exclude: str | None = None) -> dict | None:
     """The first usable reading the server received for the tree."""
     return first(
@@ -56,14 +59,17 @@ def registration_reading(db: Database, tree_id: str, exclude: str | None = None)
     )
 
 
-def tree_anchor(db: Database, tree_id: str, exclude: str | None = None) -> dict | None:
+def tree_anchor(
+    db: Database, tree_id: str, exclude: str | None = None, registration: Any = _UNREAD
+) -> dict | None:
     """The reading a tree's next period starts from, with `issued` True when it ends an
-    issued period (and `period_end` then)."""
+    issued period (and `period_end` then). `registration`: the tree's registration reading
+    (or None), when the caller has already read it."""
     line = last_issued_line(db, tree_id)
     if line is not None:
         row = first(db, "SELECT * FROM measurements WHERE id = ?", [line["end_measurement_id"]])
         return row | {"issued": True, "period_end": line["period_end"]}
-    row = registration_reading(db, tree_id, exclude)
+    row = registration_reading(db, tree_id, exclude) if registration is _UNREAD else registration
     return None if row is None else row | {"issued": False, "period_end": None}
 
 
